@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` and `make test`. Each builds .venv when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+# Editable installs of every distribution in the repo, plus the dev tools.
+PACKAGES := -e core -e examples/third_party_backend
+SOURCES := pyproject.toml core/pyproject.toml examples/third_party_backend/pyproject.toml
+
+.PHONY: demo test bench lint clean
+
+$(STAMP): $(SOURCES)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet $(PACKAGES) --group dev
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/dspy-turbo demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_core.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check core examples tests bench
+
+clean:
+	rm -rf $(VENV)

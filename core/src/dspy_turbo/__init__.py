@@ -1,0 +1,49 @@
+"""dspy-turbo: a caching and performance layer for DSPy programs.
+
+    import dspy_turbo
+    turbo = dspy_turbo.load("turbo.yaml").install()   # every dspy.LM call now goes through it
+    ...
+    print(turbo.stats())
+    turbo.close()
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("dspy-turbo")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0+local"
+
+from .backend import BackendOptions, CacheBackend
+from .cached import cached
+from .codec import Codec, DecodeError, EncodeError, register_codec
+from .components import Component, Options
+from .config import ConfigError, ConfigIssue
+from .entry import Entry
+from .events import Event
+from .hookspecs import hookimpl
+from .plugins import PluginError
+from .turbo import Turbo, load
+
+__all__ = [
+    "BackendOptions",
+    "CacheBackend",
+    "Codec",
+    "Component",
+    "ConfigError",
+    "ConfigIssue",
+    "DecodeError",
+    "EncodeError",
+    "Entry",
+    "Event",
+    "Options",
+    "PluginError",
+    "Turbo",
+    "__version__",
+    "cached",
+    "hookimpl",
+    "load",
+    "register_codec",
+]

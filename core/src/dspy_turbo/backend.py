@@ -1,0 +1,83 @@
+"""The cache backend contract: what a tier must do. Third-party tiers implement this.
+
+A backend stores :class:`~dspy_turbo.entry.Entry` objects under string keys. In-process
+tiers may keep the objects; tiers that hold bytes use ``entry.to_bytes()`` and
+``Entry.from_bytes()`` (never pickle). The conformance suite in ``dspy_turbo.testing``
+checks every rule below.
+
+Rules:
+
+- ``get`` returns ``None`` for a missing or expired key and for a stored value that cannot
+  be decoded (which it also deletes); it raises only when the backend itself is broken
+  (connection lost, disk gone). The engine turns those raises into error events and a
+  circuit breaker, never into an exception in the user's program.
+- ``set(key, entry, ttl)`` stores for at most ``ttl`` seconds (``None``: until evicted);
+  it never keeps an entry past ``entry.expires_at``.
+- ``delete`` of a missing key is not an error. ``clear(prefix)`` removes the keys that
+  start with ``prefix`` and returns how many it removed.
+- ``get_many`` returns a dict of the keys found; the default loops over ``get``.
+- All methods are safe to call from several threads at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import ClassVar
+
+from .components import Component, Options
+from .entry import Entry
+from .units import Duration
+
+
+class BackendOptions(Options):
+    """Options every tier understands (a backend's own ``Options`` subclasses this)."""
+
+    name: str | None = None
+    """The tier's name in stats and events; defaults to its type."""
+    ttl: Duration | None = None
+    """How long this tier keeps an entry (``7d``); ``None`` keeps until evicted."""
+
+
+class CacheBackend(Component):
+    kind: ClassVar[str] = "cache_backend"
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
+    on_evict = None
+    """Set by the engine: call ``on_evict(key)`` when the backend drops an entry to make room."""
+
+    @property
+    def tier_name(self) -> str:
+        return getattr(self.options, "name", None) or self.name
+
+    def get(self, key: str) -> Entry | None:
+        raise NotImplementedError
+
+    def set(self, key: str, entry: Entry, ttl: float | None = None) -> None:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    def clear(self, prefix: str = "") -> int:
+        raise NotImplementedError
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
+        found = {}
+        for key in keys:
+            entry = self.get(key)
+            if entry is not None:
+                found[key] = entry
+        return found
+
+    def close(self) -> None:
+        """Release connections and files; the default has nothing to release."""
+
+
+def effective_ttl(tier_ttl: float | None, entry: Entry, now: float | None = None) -> float | None:
+    """The TTL to store ``entry`` with in a tier: the tier's, never past the entry's own expiry."""
+    remaining = entry.remaining_ttl(now if now is not None else time.time())
+    if tier_ttl is None:
+        return remaining
+    if remaining is None:
+        return tier_ttl
+    return min(tier_ttl, remaining)

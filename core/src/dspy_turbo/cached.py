@@ -1,0 +1,86 @@
+"""``@dspy_turbo.cached``: any sync or async function (a retriever, a tool) through the tiers.
+
+    @dspy_turbo.cached(ttl="1h", ignore=["client"])
+    def search(query: str, k: int = 5, client=None) -> list[str]: ...
+
+The key is the function's qualified name and its bound arguments (defaults applied, so
+``search("q")`` and ``search("q", k=5)`` share an entry). Concurrent identical calls run
+once (single-flight). Without an explicit ``turbo=``, the installed Turbo is used at call
+time; with none installed, the function simply runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .keys import function_request
+from .units import parse_duration
+
+if TYPE_CHECKING:
+    from .turbo import Turbo
+
+
+def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = (),
+           turbo: Turbo | None = None):
+    seconds = parse_duration(ttl) if ttl is not None else None
+    ignored = frozenset(ignore)
+    tag_tuple = tuple(tags)
+
+    def current() -> Turbo | None:
+        if turbo is not None:
+            return turbo
+        from .dspy_integration import active
+
+        return active()
+
+    def decorate(func):
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*args, **kwargs):
+                t = current()
+                if t is None:
+                    return await func(*args, **kwargs)
+                key = t.key(function_request(func, args, kwargs, ignore=ignored))
+                hit = t.lookup(key)
+                if hit is not None:
+                    return hit
+
+                async def run():
+                    value = await func(*args, **kwargs)
+                    t.store(key, value, ttl=seconds, tags=tag_tuple)
+                    return value
+
+                value, shared = await t.singleflight.ado(key, run)
+                return (t.lookup(key) if shared else None) or value
+
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            t = current()
+            if t is None:
+                return func(*args, **kwargs)
+            key = t.key(function_request(func, args, kwargs, ignore=ignored))
+            hit = t.lookup(key)
+            if hit is not None:
+                return hit
+
+            def run():
+                value = func(*args, **kwargs)
+                t.store(key, value, ttl=seconds, tags=tag_tuple)
+                return value
+
+            value, shared = t.singleflight.do(key, run)
+            # a waiter gets its own copy when the leader's value was stored
+            return (t.lookup(key) if shared else None) or value
+
+        return wrapper
+
+    if fn is not None and callable(fn):
+        return decorate(fn)
+    return decorate
+
+

@@ -1,0 +1,316 @@
+"""YAML (or a dict) -> validated, typed settings.
+
+Validation happens up front, in two passes: the document's own shape, then every
+component's options against the class that a plugin registered for its ``type``. All
+problems are collected and reported together; each names its YAML path
+(``cache.tiers[1].ttl``), suggests the closest valid name, lists what is available and,
+for a well-known component that is not installed, names the package that provides it.
+
+``${VAR}`` and ``${VAR:-default}`` in any string are replaced from the environment
+before validation; a missing variable without a default is an error at its path. The
+values themselves are never echoed in messages (they are often secrets).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+
+from .components import Component, Options
+from .plugins import KNOWN_PROVIDERS, Registry
+from .units import Duration
+
+# -- the document's shape ------------------------------------------------------------------
+
+
+class KeySettings(Options):
+    include_endpoint: bool = True
+    """Two endpoints (``api_base``) serving one model name never share entries. Off: they do."""
+    ignore_fields: list[str] = []
+    """Request fields that never count for identity (e.g. ``user``, a tracing id)."""
+
+
+class AdmissionSettings(Options):
+    """Which responses are stored. By default only complete, non-empty answers are."""
+
+    store_errors: bool = False
+    store_empty: bool = False
+    store_truncated: bool = False
+    """A response cut off by ``max_tokens`` (``finish_reason == "length"``)."""
+
+
+class BreakerSettings(Options):
+    failures: int = Field(default=3, ge=1)
+    """Consecutive failures after which a tier is skipped."""
+    cooldown: Duration = 30.0
+    """How long a tripped tier is skipped before one trial call."""
+
+
+class SingleFlightSettings(Options):
+    enabled: bool = True
+
+
+class SemanticSettings(Options):
+    index: dict[str, Any]
+    embedder: dict[str, Any]
+    threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+
+
+class CacheSettings(Options):
+    tiers: list[dict[str, Any]] = Field(default_factory=lambda: [{"type": "memory"}])
+    ttl: Duration | None = None
+    """Default lifetime of an entry, across tiers (a tier's own ``ttl`` may be shorter)."""
+    admission: AdmissionSettings = AdmissionSettings()
+    breaker: BreakerSettings = BreakerSettings()
+    singleflight: SingleFlightSettings = SingleFlightSettings()
+    semantic: SemanticSettings | None = None
+
+
+class MetricsSettings(Options):
+    sinks: list[dict[str, Any]] = []
+
+
+class Settings(Options):
+    namespace: str = Field(default="dspy-turbo", pattern=r"^[A-Za-z0-9_.\-]+$", max_length=64)
+    key: KeySettings = KeySettings()
+    cache: CacheSettings = CacheSettings()
+    batching: dict[str, Any] | None = None
+    routing: dict[str, Any] | None = None
+    metrics: MetricsSettings = MetricsSettings()
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One ``type: ...`` block, resolved to its class and validated options."""
+
+    kind: str
+    cls: type[Component]
+    options: Options
+    path: str
+
+
+@dataclass(frozen=True)
+class Config:
+    """What ``load`` assembles a Turbo from."""
+
+    settings: Settings
+    tiers: tuple[ComponentSpec, ...]
+    sinks: tuple[ComponentSpec, ...]
+    batching: ComponentSpec | None
+    routing: ComponentSpec | None
+    semantic_index: ComponentSpec | None
+    semantic_embedder: ComponentSpec | None
+    source: str
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '<top>'}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """One or more problems in a config; ``issues`` has each with its YAML path."""
+
+    def __init__(self, issues: list[ConfigIssue], source: str = "<config>"):
+        self.issues = issues
+        self.source = source
+        lines = "\n".join(f"  - {issue}" for issue in issues)
+        super().__init__(f"{source}: {len(issues)} problem{'s' if len(issues) != 1 else ''} in the configuration:\n{lines}")
+
+
+def _path(loc: tuple[Any, ...], prefix: str = "") -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _closest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _issues_from(exc: ValidationError, model: type[Options], prefix: str = "") -> list[ConfigIssue]:
+    issues = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path = _path(loc, prefix)
+        if err["type"] == "extra_forbidden":
+            owner = model
+            for part in loc[:-1]:  # walk to the model that owns the unknown key
+                field = owner.model_fields.get(part) if isinstance(part, str) else None
+                ann = getattr(field, "annotation", None) if field else None
+                owner = ann if isinstance(ann, type) and issubclass(ann, Options) else owner
+            valid = sorted(owner.model_fields)
+            issues.append(ConfigIssue(path, f"unknown key {loc[-1]!r}; {_closest(str(loc[-1]), valid)}valid keys: {', '.join(valid)}"))
+        else:
+            msg = err["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            issues.append(ConfigIssue(path, msg))
+    return issues
+
+
+# -- environment ---------------------------------------------------------------------------
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(node: Any, path: str, issues: list[ConfigIssue], environ=os.environ) -> Any:
+    if isinstance(node, dict):
+        return {k: interpolate(v, _path((k,), path), issues, environ) for k, v in node.items()}
+    if isinstance(node, list):
+        return [interpolate(v, _path((i,), path), issues, environ) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+        def sub(match: re.Match) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            issues.append(ConfigIssue(path, f"environment variable {name} is not set (use ${{{name}:-default}} for a fallback)"))
+            return ""
+        return _ENV.sub(sub, node)
+    return node
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+def read_source(source: str | os.PathLike | dict | None) -> tuple[dict[str, Any], str]:
+    """The raw document and a name for messages."""
+    if source is None:
+        return {}, "<default>"
+    if isinstance(source, dict):
+        return source, "<dict>"
+    path = Path(source).expanduser()
+    name = str(source)
+    if not path.is_file():
+        raise ConfigError([ConfigIssue("", f"config file not found: {path}")], name)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([ConfigIssue("", f"malformed YAML at {where}: {problem}")], name) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigIssue("", f"cannot read the file: {exc}")], name) from None
+    if raw is None:
+        return {}, name
+    if not isinstance(raw, dict):
+        raise ConfigError([ConfigIssue("", f"the top level must be a mapping of settings, not a {type(raw).__name__}")], name)
+    return raw, name
+
+
+def _component(raw: Any, kind: str, path: str, registry: Registry, issues: list[ConfigIssue]) -> ComponentSpec | None:
+    if not isinstance(raw, dict):
+        issues.append(ConfigIssue(path, f"expected a mapping with a 'type' key, got {type(raw).__name__}"))
+        return None
+    available = registry.names(kind)
+    label = kind.replace("_", " ")
+    if "type" not in raw:
+        issues.append(ConfigIssue(path, f"missing 'type'; available {label} types: {', '.join(available) or 'none installed'}"))
+        return None
+    name = raw["type"]
+    cls = registry.get(kind, name) if isinstance(name, str) else None
+    if cls is None:
+        hint = _closest(str(name), available)
+        package = KNOWN_PROVIDERS.get((kind, name))
+        install = f"it is provided by {package}: pip install {package}; " if package else ""
+        issues.append(ConfigIssue(f"{path}.type", f"unknown {label} type {name!r}; {install}{hint}"
+                                                  f"available: {', '.join(available) or 'none installed'}"))
+        return None
+    options = {k: v for k, v in raw.items() if k != "type"}
+    try:
+        opts = cls.Options.model_validate(options)
+    except ValidationError as exc:
+        issues.extend(_issues_from(exc, cls.Options, path))
+        return None
+    return ComponentSpec(kind, cls, opts, path)
+
+
+def default_document(registry: Registry) -> dict[str, Any]:
+    """The embedded default: memory, plus a local disk tier when one is installed."""
+    tiers: list[dict[str, Any]] = [{"type": "memory"}]
+    if registry.get("cache_backend", "file") is not None:
+        tiers.append({"type": "file"})
+    return {"cache": {"tiers": tiers}}
+
+
+def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=os.environ) -> Config:
+    raw, name = read_source(source)
+    if source is None:
+        raw = default_document(registry)
+    issues: list[ConfigIssue] = []
+    raw = interpolate(raw, "", issues, environ)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(issues + _issues_from(exc, Settings), name) from None
+
+    tiers = []
+    names: dict[str, str] = {}
+    if not settings.cache.tiers:
+        issues.append(ConfigIssue("cache.tiers", "at least one tier is needed (e.g. - type: memory)"))
+    for i, tier in enumerate(settings.cache.tiers):
+        spec = _component(tier, "cache_backend", f"cache.tiers[{i}]", registry, issues)
+        if spec is None:
+            continue
+        tier_name = getattr(spec.options, "name", None) or spec.cls.name
+        if tier_name in names:
+            issues.append(ConfigIssue(f"cache.tiers[{i}]", f"tier name {tier_name!r} is already used by {names[tier_name]}; "
+                                                            "give one of them a distinct 'name'"))
+        names[tier_name] = f"cache.tiers[{i}]"
+        tiers.append(spec)
+    sinks = [s for i, sink in enumerate(settings.metrics.sinks)
+             if (s := _component(sink, "metric_sink", f"metrics.sinks[{i}]", registry, issues))]
+    batching = _component(settings.batching, "batch_strategy", "batching", registry, issues) if settings.batching else None
+    routing = _component(settings.routing, "model_selector", "routing", registry, issues) if settings.routing else None
+    index = embedder = None
+    if settings.cache.semantic is not None:
+        index = _component(settings.cache.semantic.index, "similarity_index", "cache.semantic.index", registry, issues)
+        embedder = _component(settings.cache.semantic.embedder, "embedder", "cache.semantic.embedder", registry, issues)
+    if issues:
+        raise ConfigError(issues, name)
+    return Config(settings, tuple(tiers), tuple(sinks), batching, routing, index, embedder, name)
+
+
+def json_schema(registry: Registry) -> dict[str, Any]:
+    """A JSON Schema of the document with every installed component's options."""
+    schema = Settings.model_json_schema()
+
+    def one_of(kind: str) -> dict[str, Any]:
+        variants = []
+        for comp_name in registry.names(kind):
+            cls = registry.get(kind, comp_name)
+            opts = cls.Options.model_json_schema()
+            opts.setdefault("properties", {})["type"] = {"const": comp_name}
+            opts["required"] = ["type", *opts.get("required", [])]
+            opts["title"] = f"{kind}:{comp_name}"
+            variants.append(opts)
+        return {"oneOf": variants} if variants else {"not": {}, "description": f"no {kind} installed"}
+
+    schema["$defs"] = schema.get("$defs", {})
+    schema["$defs"]["CacheSettings"]["properties"]["tiers"] = {"type": "array", "items": one_of("cache_backend")}
+    schema["$defs"]["MetricsSettings"]["properties"]["sinks"] = {"type": "array", "items": one_of("metric_sink")}
+    schema["properties"]["batching"] = {"anyOf": [one_of("batch_strategy"), {"type": "null"}]}
+    schema["properties"]["routing"] = {"anyOf": [one_of("model_selector"), {"type": "null"}]}
+    return schema

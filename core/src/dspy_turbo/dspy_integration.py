@@ -1,0 +1,233 @@
+"""Making a Turbo DSPy's cache.
+
+``install()`` does two things:
+
+1. ``dspy.cache`` becomes a :class:`DSPyCache` adapter, so everything DSPy caches (LM
+   calls on every managed path: sync, ``acall``, streaming; ``dspy.Embedder``; any
+   ``request_cache`` function) reads and writes the Turbo's tiers.
+2. DSPy's LM execution (``dspy.clients.execution.execute``/``aexecute``) is wrapped, so
+   that concurrent identical misses make one LM call (single-flight) and every LM call is
+   reported with its latency, tokens and cost. ``cache=False`` calls pass straight through,
+   as in DSPy; ``rollout_id`` is part of the request, so it separates entries as in DSPy.
+
+If the program later calls ``dspy.configure_cache()``, that replaces ``dspy.cache``. The
+next LM call notices, logs a warning and puts the Turbo back: while a Turbo is installed
+it stays in charge. ``turbo.uninstall()`` (or leaving ``with dspy_turbo.load(...)``) is
+the way to hand caching back to DSPy; it restores the cache DSPy had before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dspy.clients.cache import Cache as _DSPyCache
+
+from . import costs
+
+if TYPE_CHECKING:
+    from .turbo import Turbo
+
+logger = logging.getLogger("dspy_turbo")
+_lock = threading.RLock()
+_active: Turbo | None = None
+_MISSING = object()
+
+
+class DSPyCache(_DSPyCache):
+    """DSPy's ``Cache`` interface over a Turbo (a subclass, so isinstance checks hold)."""
+
+    def __init__(self, turbo: Turbo):  # noqa: D107 - DSPy's __init__ would open its own disk cache
+        self.turbo = turbo
+        self.enable_memory_cache = True
+        self.enable_disk_cache = True
+        self._lock = threading.RLock()
+
+    def cache_key(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None) -> str:
+        return self.turbo.key(request, ignored_args_for_cache_key)
+
+    def get(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None) -> Any:
+        try:
+            key = self.turbo.key(request, ignored_args_for_cache_key)
+        except Exception:
+            logger.debug("request cannot be keyed; not cached", exc_info=True)
+            return None
+        return self.turbo.lookup(key)
+
+    def put(self, request: dict[str, Any], value: Any, ignored_args_for_cache_key: list[str] | None = None,
+            enable_memory_cache: bool = True) -> None:
+        try:
+            key = self.turbo.key(request, ignored_args_for_cache_key)
+        except Exception:
+            logger.debug("request cannot be keyed; not cached", exc_info=True)
+            return
+        self.turbo.store(key, value, request=request)
+
+    def __contains__(self, key: str) -> bool:
+        return any(t.backend.get(key) is not None for t in self.turbo.cache.tiers if t.breaker.allow())
+
+    def reset_memory_cache(self) -> None:
+        for tier in self.turbo.cache.tiers:
+            if tier.backend.name == "memory":
+                tier.backend.clear()
+
+    def save_memory_cache(self, filepath: str) -> None:
+        raise NotImplementedError("dspy-turbo does not pickle its cache; a file or redis tier already persists it")
+
+    def load_memory_cache(self, filepath: str, allow_pickle: bool = False) -> None:
+        raise NotImplementedError("dspy-turbo never loads pickles; use a file or redis tier to persist the cache")
+
+    def __repr__(self) -> str:
+        return f"<dspy_turbo.DSPyCache for {self.turbo!r}>"
+
+
+@dataclass
+class Installation:
+    adapter: DSPyCache
+    previous_cache: Any
+    execute: Any
+    aexecute: Any
+
+
+def _ensure_in_charge(turbo: Turbo) -> None:
+    import dspy
+
+    adapter = turbo.integration.adapter
+    if dspy.__dict__.get("cache") is not adapter:
+        logger.warning("dspy.cache was replaced (dspy.configure_cache?) while dspy-turbo is installed; "
+                       "putting dspy-turbo back. Call turbo.uninstall() to hand caching back to DSPy.")
+        with dspy._cache_lock:
+            dspy.cache = adapter
+
+
+def _lm_model(lm: Any) -> str | None:
+    return getattr(lm, "model", None)
+
+
+def _report(turbo: Turbo, lm: Any, started: float, result: Any = None, error: BaseException | None = None) -> None:
+    latency = time.perf_counter() - started
+    if error is not None:
+        turbo.report_lm_call(_lm_model(lm), latency, None, None, error)
+        return
+    if getattr(result, "cache_hit", False):
+        return
+    usage = dict(getattr(result, "usage", None) or {})
+    cost = getattr(result, "cost", None)
+    if cost is None and usage:
+        cost = costs.estimate(_lm_model(lm), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    turbo.report_lm_call(_lm_model(lm), latency, usage, cost)
+
+
+def _wrap(original_execute, original_aexecute, execution):
+    def execute(lm, call):
+        turbo = _active
+        if turbo is None or not call.cache:
+            return original_execute(lm, call)
+        _ensure_in_charge(turbo)
+        key = turbo.key(call.key(lm, False), execution.IGNORED_CACHE_KEYS)
+
+        def run():
+            started = time.perf_counter()
+            try:
+                result = original_execute(lm, call)
+            except BaseException as exc:
+                _report(turbo, lm, started, error=exc)
+                raise
+            _report(turbo, lm, started, result)
+            return result
+
+        if not turbo.singleflight_enabled:
+            return run()
+        result, shared = turbo.singleflight.do(key, run)
+        if not shared:
+            return result
+        turbo.bus.emit(_coalesced(turbo, key))
+        # Our own copy from the cache when the leader stored it; else the leader's result.
+        return execution._cached(lm, call, False) or result
+
+    async def aexecute(lm, call):
+        turbo = _active
+        if turbo is None or not call.cache:
+            return await original_aexecute(lm, call)
+        _ensure_in_charge(turbo)
+        key = turbo.key(call.key(lm, True), execution.IGNORED_CACHE_KEYS)
+
+        async def run():
+            started = time.perf_counter()
+            try:
+                result = await original_aexecute(lm, call)
+            except BaseException as exc:
+                if not isinstance(exc, asyncio.CancelledError):
+                    _report(turbo, lm, started, error=exc)
+                raise
+            _report(turbo, lm, started, result)
+            return result
+
+        if not turbo.singleflight_enabled:
+            return await run()
+        result, shared = await turbo.singleflight.ado(key, run)
+        if not shared:
+            return result
+        turbo.bus.emit(_coalesced(turbo, key))
+        return await asyncio.to_thread(execution._cached, lm, call, True) or result
+
+    execute.__wrapped__ = original_execute
+    aexecute.__wrapped__ = original_aexecute
+    return execute, aexecute
+
+
+def _coalesced(turbo: Turbo, key: str):
+    from .events import COALESCED, Event
+
+    return Event(COALESCED, key=key, namespace=turbo.namespace)
+
+
+def install(turbo: Turbo) -> None:
+    global _active
+    import dspy
+    import dspy.clients.execution as execution
+
+    with _lock:
+        if turbo.closed:
+            raise RuntimeError("this Turbo is closed; load a new one")
+        if _active is turbo:
+            return
+        if _active is not None:
+            uninstall(_active)
+        previous = dspy.__dict__.get("cache", _MISSING)
+        adapter = DSPyCache(turbo)
+        wrapped_execute, wrapped_aexecute = _wrap(execution.execute, execution.aexecute, execution)
+        turbo.integration = Installation(adapter, previous, execution.execute, execution.aexecute)
+        with dspy._cache_lock:
+            dspy.cache = adapter
+        execution.execute, execution.aexecute = wrapped_execute, wrapped_aexecute
+        _active = turbo
+
+
+def uninstall(turbo: Turbo) -> None:
+    global _active
+    import dspy
+    import dspy.clients.execution as execution
+
+    with _lock:
+        installation = turbo.integration
+        if installation is None:
+            return
+        execution.execute, execution.aexecute = installation.execute, installation.aexecute
+        with dspy._cache_lock:
+            if installation.previous_cache is _MISSING:
+                dspy.__dict__.pop("cache", None)  # DSPy builds its default again on next use
+            else:
+                dspy.cache = installation.previous_cache
+        turbo.integration = None
+        if _active is turbo:
+            _active = None
+
+
+def active() -> Turbo | None:
+    """The installed Turbo, if any."""
+    return _active

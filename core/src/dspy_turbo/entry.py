@@ -1,0 +1,107 @@
+"""The cache entry envelope and its wire format.
+
+An entry carries the value and what a hit needs to report honestly: when it was made,
+when it expires, the usage and dollar cost of the original call (a hit *saves* those),
+the model, and tags for invalidation.
+
+Wire format (what byte-oriented tiers such as Redis and disk store)::
+
+    b"DT" + FORMAT_VERSION byte + orjson({"t": tag, "d": data, "c": created_at,
+                                          "e": expires_at, "u": usage, "$": cost,
+                                          "m": model, "g": tags})
+
+Anything else under our prefix (a foreign value, a truncated write, a pickle someone
+planted) fails :meth:`Entry.from_bytes` with ``DecodeError`` and is treated as a miss.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .codec import DecodeError, copy_value, decode_value, encode_value
+
+MAGIC = b"DT"
+FORMAT_VERSION = 1
+_HEADER = MAGIC + bytes([FORMAT_VERSION])
+
+
+@dataclass
+class Entry:
+    value: Any
+    tag: str = "json"
+    created_at: float = field(default_factory=time.time)
+    expires_at: float | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    cost: float | None = None
+    model: str | None = None
+    tags: tuple[str, ...] = ()
+    _blob: bytes | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def create(cls, value: Any, *, ttl: float | None = None, usage=None, cost=None, model=None, tags=()) -> Entry:
+        """An entry for a fresh value; raises ``EncodeError`` when the value cannot be stored."""
+        now = time.time()
+        entry = cls(value, "", now, now + ttl if ttl else None, dict(usage or {}), cost, model, tuple(tags))
+        entry.to_bytes()  # encode now: a value that cannot be stored fails here, before any tier sees it
+        return entry
+
+    def to_bytes(self) -> bytes:
+        if self._blob is None:
+            tag, data = encode_value(self.value)
+            self.tag = tag
+            self._blob = _HEADER + orjson.dumps(
+                {"t": tag, "d": data, "c": self.created_at, "e": self.expires_at, "u": self.usage,
+                 "$": self.cost, "m": self.model, "g": list(self.tags)},
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            )
+        return self._blob
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> Entry:
+        if not isinstance(blob, (bytes, bytearray, memoryview)):
+            raise DecodeError(f"expected bytes, got {type(blob).__name__}")
+        blob = bytes(blob)
+        if blob[:2] != MAGIC:
+            raise DecodeError("not a dspy-turbo entry (bad magic)")
+        if blob[2:3] != bytes([FORMAT_VERSION]):
+            raise DecodeError(f"entry format version {blob[2:3]!r} is not {FORMAT_VERSION}")
+        try:
+            raw = orjson.loads(blob[3:])
+            tag, data = raw["t"], raw["d"]
+            entry = cls(
+                decode_value(tag, data), tag, float(raw["c"]),
+                None if raw.get("e") is None else float(raw["e"]),
+                dict(raw.get("u") or {}), raw.get("$"), raw.get("m"), tuple(raw.get("g") or ()),
+            )
+        except DecodeError:
+            raise
+        except Exception as exc:
+            raise DecodeError(f"corrupt entry: {exc}") from exc
+        entry._blob = blob
+        return entry
+
+    @property
+    def size(self) -> int:
+        return len(self.to_bytes())
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and (now if now is not None else time.time()) >= self.expires_at
+
+    def remaining_ttl(self, now: float | None = None) -> float | None:
+        """Seconds left, or None for no expiry (promotion keeps what is left, never more)."""
+        if self.expires_at is None:
+            return None
+        return max(0.0, self.expires_at - (now if now is not None else time.time()))
+
+    def copy_value(self) -> Any:
+        """The caller's own copy of the value (see ``codec``)."""
+        return copy_value(self.tag, self.value)
+
+    @property
+    def total_tokens(self) -> int:
+        u = self.usage
+        return int(u.get("total_tokens") or (u.get("prompt_tokens", 0) or 0) + (u.get("completion_tokens", 0) or 0))

@@ -1,0 +1,151 @@
+"""Every hook a dspy-turbo plugin can implement. This file is the plugin author's reference.
+
+A plugin is a module (or object) with functions named after these specs and decorated
+with ``dspy_turbo.hookimpl``; it is found through the ``dspy_turbo`` entry-point group::
+
+    [project.entry-points.dspy_turbo]
+    myname = "my_package.plugin"
+
+A misspelt ``dspy_turbo_*`` function is an error at start-up (``check_pending``), not a
+hook that silently never runs. Arguments may be omitted from an implementation (pluggy
+passes only the ones it names), so new arguments can be added here without breaking
+existing plugins.
+
+There are two kinds of hook:
+
+**Registration hooks** (one per area) return component classes: subclasses of
+:class:`dspy_turbo.components.Component` with a short ``name`` (the YAML ``type:``) and a
+pydantic ``Options`` model. The host calls every implementation and merges the results;
+two plugins registering the same name in one area is a start-up error naming both.
+The core's own components (``memory``) register through the same hooks.
+
+**Policy and observation hooks** run around the components: choose a model, veto or
+force a store, wrap a backend, receive metric events, start up and shut down. Hot paths
+(a cache read) never go through pluggy; policy hooks run on the miss path only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .backend import CacheBackend
+    from .components import Component
+    from .entry import Entry
+    from .events import Event
+    from .turbo import Turbo
+
+PROJECT = "dspy_turbo"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# -- registration hooks (results: every implementation's list, concatenated) -------------------
+
+
+@hookspec
+def dspy_turbo_cache_backends() -> list[type[CacheBackend]]:
+    """Cache backend classes (tiers) this plugin provides, e.g. ``[RedisBackend]``.
+
+    Called once when a Turbo is assembled. Each class subclasses
+    :class:`dspy_turbo.backend.CacheBackend` and must pass the conformance suite in
+    :mod:`dspy_turbo.testing`. Results of all implementations are merged; a duplicate
+    ``name`` is a start-up error naming both plugins.
+    """
+
+
+@hookspec
+def dspy_turbo_similarity_search() -> list[type[Component]]:
+    """Similarity-search components: vector indexes (``kind = "similarity_index"``) and
+    embedders (``kind = "embedder"``) for the semantic cache.
+
+    Called once at assembly; results are merged as for ``dspy_turbo_cache_backends``.
+    Names are unique per kind (an index and an embedder may share a name).
+    """
+
+
+@hookspec
+def dspy_turbo_batch_strategies() -> list[type[Component]]:
+    """Batch strategy classes (``kind = "batch_strategy"``), chosen by ``batching: {type: ...}``.
+
+    Called once at assembly; results are merged; duplicate names are an error.
+    """
+
+
+@hookspec
+def dspy_turbo_model_selectors() -> list[type[Component]]:
+    """Model selector classes (``kind = "model_selector"``), chosen by ``routing: {type: ...}``.
+
+    Called once at assembly; results are merged; duplicate names are an error.
+    """
+
+
+@hookspec
+def dspy_turbo_metric_sinks() -> list[type[Component]]:
+    """Metric sink classes (``kind = "metric_sink"``), listed under ``metrics: {sinks: [...]}``.
+
+    A sink instance is called with every :class:`~dspy_turbo.events.Event` (its
+    ``__call__``). Called once at assembly; results are merged; duplicate names are an error.
+    """
+
+
+# -- policy hooks ------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def dspy_turbo_select_model(request: dict[str, Any], models: list[str], turbo: Turbo) -> str | None:
+    """Choose the model for one request, before any cache lookup.
+
+    ``request`` is the LM request (model, messages, parameters); ``models`` the candidates
+    from the routing config. Return a model name, or ``None`` to leave the decision to the
+    next implementation and finally to the configured model selector.
+    **First non-None result wins.**
+    """
+
+
+@hookspec(firstresult=True)
+def dspy_turbo_should_store(request: dict[str, Any], value: Any, entry: Entry, reason: str | None, turbo: Turbo) -> bool | None:
+    """Veto or force storing one response, after the admission policy has decided.
+
+    ``reason`` is why the admission policy would refuse (``"error"``, ``"empty"``,
+    ``"truncated"``), or ``None`` when it would store. Return ``False`` to refuse,
+    ``True`` to store anyway, ``None`` to keep the policy's decision.
+    **First non-None result wins.** Called on the miss path only.
+    """
+
+
+@hookspec
+def dspy_turbo_wrap_backend(backend: CacheBackend, turbo: Turbo) -> CacheBackend | None:
+    """Wrap a tier (tracing, compression, encryption) when a Turbo is assembled.
+
+    Each implementation is called in turn with the backend as wrapped so far and may
+    return a wrapper (an object with the ``CacheBackend`` methods) or ``None`` to leave it.
+    The wrapper that the last implementation returns is the tier the engine calls.
+    """
+
+
+# -- observation hooks -------------------------------------------------------------------------
+
+
+@hookspec
+def dspy_turbo_metric_event(event: Event) -> None:
+    """Receive every metric event (hit, miss, store, evict, error, lm_call, coalesced, ...).
+
+    **Broadcast**: every implementation is called; one that raises is counted and logged
+    once and never stops the others or the user's program. Keep it fast: it runs on the
+    caller's thread. Events carry no request text and no secrets.
+    """
+
+
+@hookspec
+def dspy_turbo_startup(turbo: Turbo) -> None:
+    """Called once when a Turbo has been assembled, before it serves any call. Broadcast;
+    an exception here is a start-up error (the Turbo is not returned)."""
+
+
+@hookspec
+def dspy_turbo_shutdown(turbo: Turbo) -> None:
+    """Called once from ``turbo.close()``, before tiers and sinks are closed. Broadcast;
+    exceptions are logged, never raised, so every implementation runs."""

@@ -1,0 +1,172 @@
+"""The plugin host: one pluggy PluginManager per Turbo, and the component registry.
+
+Load order: the core's built-ins, then every installed distribution's entry point in the
+``dspy_turbo`` group. ``DSPY_TURBO_PLUGINS=a,b`` loads only the named entry points
+(``DSPY_TURBO_PLUGINS=`` loads none: built-ins only). Hook implementations whose names
+start with ``dspy_turbo_`` but match no spec are a start-up error.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import builtin, hookspecs
+from .components import KINDS, Component
+
+ENTRY_POINT_GROUP = "dspy_turbo"
+ENV_FILTER = "DSPY_TURBO_PLUGINS"
+
+# Registration hook -> the kinds its classes may have.
+REGISTRATION_HOOKS = {
+    "dspy_turbo_cache_backends": ("cache_backend",),
+    "dspy_turbo_similarity_search": ("similarity_index", "embedder"),
+    "dspy_turbo_batch_strategies": ("batch_strategy",),
+    "dspy_turbo_model_selectors": ("model_selector",),
+    "dspy_turbo_metric_sinks": ("metric_sink",),
+}
+
+# Where a well-known component lives, for "install X" hints in config errors.
+KNOWN_PROVIDERS = {
+    ("cache_backend", "redis"): "dspy-turbo-redis",
+    ("cache_backend", "file"): "dspy-turbo-file",
+    ("similarity_index", "faiss"): "dspy-turbo-faiss",
+    ("embedder", "sentence-transformers"): "dspy-turbo-faiss",
+    ("batch_strategy", "thread"): "dspy-turbo-batching",
+    ("batch_strategy", "async"): "dspy-turbo-batching",
+    ("metric_sink", "prometheus"): "dspy-turbo-prometheus",
+    ("metric_sink", "log"): "dspy-turbo-logsink",
+}
+
+
+class PluginError(RuntimeError):
+    """A plugin could not be loaded or registers something invalid."""
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str | None
+    hooks: list[str]
+    components: dict[str, list[str]] = field(default_factory=dict)
+    distribution: str | None = None
+
+
+@dataclass
+class Registry:
+    """Component classes by kind and name, each with the plugin that registered it."""
+
+    classes: dict[str, dict[str, type[Component]]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    owners: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def add(self, kind: str, cls: type[Component], owner: str) -> None:
+        if kind not in self.classes:
+            raise PluginError(f"plugin {owner!r} registers {cls.__qualname__} with unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+        if not cls.name:
+            raise PluginError(f"plugin {owner!r} registers {cls.__qualname__} without a name")
+        previous = self.owners.get((kind, cls.name))
+        if previous is not None:
+            raise PluginError(f"{kind} {cls.name!r} is registered twice: by plugin {previous!r} and by plugin {owner!r}")
+        self.classes[kind][cls.name] = cls
+        self.owners[(kind, cls.name)] = owner
+
+    def get(self, kind: str, name: str) -> type[Component] | None:
+        return self.classes[kind].get(name)
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.classes[kind])
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _allowed(name: str) -> bool:
+    raw = os.environ.get(ENV_FILTER)
+    if raw is None:
+        return True
+    return name in {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def make_plugin_manager(extra_plugins: Iterable[Any] = (), *, entry_points: bool = True) -> pluggy.PluginManager:
+    """Built-ins, then entry points (filtered by ``DSPY_TURBO_PLUGINS``), then ``extra_plugins``."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(builtin, name="dspy_turbo.builtin")
+    if entry_points:
+        for ep in _entry_points():
+            if not _allowed(ep.name) or pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                dist = ep.dist.name if ep.dist else "its distribution"
+                raise PluginError(f"plugin {ep.name!r} ({ep.value}) from {dist} failed to import: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            pm.register(plugin, name=ep.name)
+            if ep.dist is not None:
+                _DISTRIBUTIONS[ep.name] = (ep.dist.name, ep.dist.version)
+    for plugin in extra_plugins:
+        if pm.is_registered(plugin):
+            continue
+        pm.register(plugin, name=getattr(plugin, "__name__", None) or type(plugin).__name__)
+    check(pm)
+    return pm
+
+
+_DISTRIBUTIONS: dict[str, tuple[str, str]] = {}
+
+
+def check(pm: pluggy.PluginManager) -> None:
+    """Misspelt hook implementations are errors, with the closest spec name suggested."""
+    import difflib
+
+    specs = [name for name in dir(hookspecs) if name.startswith("dspy_turbo_")]
+    for plugin in pm.get_plugins():
+        for attr in dir(plugin):
+            if attr.startswith("dspy_turbo_") and attr not in specs and callable(getattr(plugin, attr, None)):
+                close = difflib.get_close_matches(attr, specs, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise PluginError(f"plugin {pm.get_name(plugin)!r} implements unknown hook {attr!r}{hint}")
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(str(exc)) from exc
+
+
+def build_registry(pm: pluggy.PluginManager) -> Registry:
+    registry = Registry()
+    for hook_name, kinds in REGISTRATION_HOOKS.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            classes = impl.function() or []
+            for cls in classes:
+                kind = getattr(cls, "kind", "")
+                if kind not in kinds:
+                    raise PluginError(f"plugin {impl.plugin_name!r}: {hook_name} returned {getattr(cls, '__qualname__', cls)!r} "
+                                      f"of kind {kind!r}; this hook takes {' or '.join(kinds)}")
+                registry.add(kind, cls, impl.plugin_name)
+    return registry
+
+
+def describe(pm: pluggy.PluginManager, registry: Registry) -> list[PluginInfo]:
+    """What ``dspy-turbo plugins`` prints: each plugin, its version, hooks and components."""
+    from . import __version__
+
+    infos = []
+    for plugin in pm.get_plugins():
+        name = pm.get_name(plugin)
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        comps: dict[str, list[str]] = {}
+        for (kind, comp), owner in sorted(registry.owners.items()):
+            if owner == name:
+                comps.setdefault(kind, []).append(comp)
+        dist, version = _DISTRIBUTIONS.get(name, (None, None))
+        if name == "dspy_turbo.builtin":
+            dist, version = "dspy-turbo", __version__
+        infos.append(PluginInfo(name, version, hooks, comps, dist))
+    return infos

@@ -1,0 +1,111 @@
+"""The in-process aggregator behind ``turbo.stats()``: a metric sink like any other."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from typing import Any
+
+from . import events as ev
+from .events import Event
+
+_SAMPLES = 20_000  # latency reservoir per kind: enough for stable p99, bounded memory
+
+
+def _percentiles(samples: deque) -> dict[str, float | int | None]:
+    if not samples:
+        return {"count": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None}
+    ordered = sorted(samples)
+    n = len(ordered)
+
+    def at(q: float) -> float:
+        return round(ordered[min(n - 1, int(q * n))] * 1000, 3)
+
+    return {"count": n, "p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99)}
+
+
+class StatsAggregator:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.hits: Counter[str] = Counter()
+            self.misses = 0
+            self.stores: Counter[str] = Counter()
+            self.skipped: Counter[str] = Counter()
+            self.evictions: Counter[str] = Counter()
+            self.errors: Counter[str] = Counter()
+            self.lm_calls = 0
+            self.lm_errors = 0
+            self.coalesced = 0
+            self.tokens_spent = 0
+            self.tokens_saved = 0
+            self.dollars_spent = 0.0
+            self.dollars_saved = 0.0
+            self.by_model: dict[str, Counter] = {}
+            self.hit_latency: deque[float] = deque(maxlen=_SAMPLES)
+            self.miss_latency: deque[float] = deque(maxlen=_SAMPLES)
+            self.other: Counter[str] = Counter()
+
+    def __call__(self, event: Event) -> None:
+        kind = event.kind
+        with self._lock:
+            if kind == ev.HIT:
+                self.hits[event.tier or "?"] += 1
+                self.tokens_saved += event.tokens
+                self.dollars_saved += event.cost or 0.0
+                if event.latency is not None:
+                    self.hit_latency.append(event.latency)
+            elif kind == ev.MISS:
+                self.misses += 1
+            elif kind == ev.LM_CALL:
+                model = self.by_model.setdefault(event.model or "?", Counter())
+                if event.error:
+                    self.lm_errors += 1
+                    model["errors"] += 1
+                    return
+                self.lm_calls += 1
+                self.tokens_spent += event.tokens
+                self.dollars_spent += event.cost or 0.0
+                model["lm_calls"] += 1
+                model["tokens"] += event.tokens
+                model["dollars"] += event.cost or 0.0
+                if event.latency is not None:
+                    self.miss_latency.append(event.latency)
+            elif kind == ev.COALESCED:
+                self.coalesced += 1
+            elif kind == ev.STORE:
+                self.stores[event.tier or "?"] += 1
+            elif kind == ev.SKIP_STORE:
+                self.skipped[event.reason or "?"] += 1
+            elif kind == ev.EVICT:
+                self.evictions[event.tier or "?"] += 1
+            elif kind == ev.ERROR:
+                self.errors[event.tier or event.extra.get("component", "?")] += 1
+            else:
+                self.other[kind] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            hits = sum(self.hits.values())
+            lookups = hits + self.misses
+            return {
+                "hits": dict(self.hits),
+                "hits_total": hits,
+                "misses": self.misses,
+                "hit_rate": round(hits / lookups, 4) if lookups else None,
+                "lm_calls": self.lm_calls,
+                "lm_errors": self.lm_errors,
+                "coalesced": self.coalesced,
+                "stores": dict(self.stores),
+                "skipped_stores": dict(self.skipped),
+                "evictions": dict(self.evictions),
+                "errors": dict(self.errors),
+                "tokens": {"spent": self.tokens_spent, "saved": self.tokens_saved},
+                "dollars": {"spent": round(self.dollars_spent, 6), "saved": round(self.dollars_saved, 6)},
+                "by_model": {m: dict(c) for m, c in self.by_model.items()},
+                "latency": {"hit": _percentiles(self.hit_latency), "miss": _percentiles(self.miss_latency)},
+                **({"other_events": dict(self.other)} if self.other else {}),
+            }

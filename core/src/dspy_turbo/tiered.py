@@ -1,0 +1,164 @@
+"""The tiered exact cache: tiers read in config order, hits promoted, writes through.
+
+A tier that raises, or answers slower than its ``timeout``, is skipped with an error
+event and counts against its circuit breaker; an open breaker skips the tier until its
+cool-down has passed. Nothing a tier does ever raises into the caller.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from . import events as ev
+from .backend import CacheBackend, effective_ttl
+from .breaker import CircuitBreaker
+from .entry import Entry
+from .events import Event, EventBus, describe_error
+
+
+@dataclass
+class Tier:
+    backend: CacheBackend
+    breaker: CircuitBreaker
+    name: str
+    ttl: float | None
+    timeout: float | None
+
+
+class TieredCache:
+    def __init__(self, tiers: Iterable[Tier], bus: EventBus, namespace: str | None = None):
+        self.tiers = list(tiers)
+        self.bus = bus
+        self.namespace = namespace
+
+    # -- failure bookkeeping -------------------------------------------------------------
+
+    def _failed(self, tier: Tier, op: str, exc: BaseException | None, reason: str | None = None) -> None:
+        opened = tier.breaker.failure()
+        self.bus.emit(Event(ev.ERROR, tier=tier.name, error=describe_error(exc) if exc else reason,
+                            reason=op, namespace=self.namespace))
+        if opened:
+            self.bus.emit(Event(ev.BREAKER, tier=tier.name, reason="open", namespace=self.namespace,
+                                extra={"cooldown": tier.breaker.cooldown}))
+
+    def _done(self, tier: Tier, op: str, started: float) -> None:
+        if tier.timeout is not None and time.perf_counter() - started > tier.timeout:
+            self._failed(tier, op, None, f"slower than its timeout of {tier.timeout:g}s")
+        else:
+            tier.breaker.success()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | None:
+        started = time.perf_counter()
+        for index, tier in enumerate(self.tiers):
+            if not tier.breaker.allow():
+                continue
+            t0 = time.perf_counter()
+            try:
+                entry = tier.backend.get(key)
+            except Exception as exc:
+                self._failed(tier, "get", exc)
+                continue
+            self._done(tier, "get", t0)
+            if entry is None:
+                continue
+            if entry.expired():
+                self._safe_delete(tier, key)
+                continue
+            if index:
+                self._promote(key, entry, self.tiers[:index])
+            if self.bus:
+                self.bus.emit(Event(ev.HIT, tier=tier.name, latency=time.perf_counter() - started, model=entry.model,
+                                    tokens=entry.total_tokens, cost=entry.cost, key=key, namespace=self.namespace))
+            return entry
+        if self.bus:
+            self.bus.emit(Event(ev.MISS, latency=time.perf_counter() - started, key=key, namespace=self.namespace))
+        return None
+
+    def get_many(self, keys: list[str]) -> dict[str, Entry]:
+        """Bulk lookup for the batch path: one ``get_many`` per tier for what is still missing."""
+        found: dict[str, Entry] = {}
+        missing = list(dict.fromkeys(keys))
+        for index, tier in enumerate(self.tiers):
+            if not missing:
+                break
+            if not tier.breaker.allow():
+                continue
+            t0 = time.perf_counter()
+            try:
+                got = tier.backend.get_many(missing)
+            except Exception as exc:
+                self._failed(tier, "get_many", exc)
+                continue
+            self._done(tier, "get_many", t0)
+            for key, entry in got.items():
+                if entry.expired():
+                    continue
+                found[key] = entry
+                if index:
+                    self._promote(key, entry, self.tiers[:index])
+                self.bus.emit(Event(ev.HIT, tier=tier.name, model=entry.model, tokens=entry.total_tokens,
+                                    cost=entry.cost, key=key, namespace=self.namespace))
+            missing = [k for k in missing if k not in found]
+        for key in missing:
+            self.bus.emit(Event(ev.MISS, key=key, namespace=self.namespace))
+        return found
+
+    def _promote(self, key: str, entry: Entry, tiers: list[Tier]) -> None:
+        for tier in tiers:
+            self._set_one(tier, key, entry, promote=True)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _set_one(self, tier: Tier, key: str, entry: Entry, promote: bool = False) -> bool:
+        if not tier.breaker.allow():
+            return False
+        ttl = effective_ttl(tier.ttl, entry)
+        if ttl is not None and ttl <= 0:
+            return False
+        t0 = time.perf_counter()
+        try:
+            tier.backend.set(key, entry, ttl)
+        except Exception as exc:
+            self._failed(tier, "set", exc)
+            return False
+        self._done(tier, "set", t0)
+        if self.bus:
+            self.bus.emit(Event(ev.STORE, tier=tier.name, key=key, reason="promote" if promote else "write",
+                                namespace=self.namespace))
+        return True
+
+    def put(self, key: str, entry: Entry) -> int:
+        """Write through to every tier; returns how many tiers took it."""
+        return sum(self._set_one(tier, key, entry) for tier in self.tiers)
+
+    def _safe_delete(self, tier: Tier, key: str) -> None:
+        try:
+            tier.backend.delete(key)
+        except Exception as exc:
+            self._failed(tier, "delete", exc)
+
+    def delete(self, key: str) -> None:
+        for tier in self.tiers:
+            self._safe_delete(tier, key)
+
+    def clear(self, prefix: str = "", tier_name: str | None = None) -> dict[str, int]:
+        removed = {}
+        for tier in self.tiers:
+            if tier_name is not None and tier.name != tier_name:
+                continue
+            try:
+                removed[tier.name] = tier.backend.clear(prefix)
+            except Exception as exc:
+                self._failed(tier, "clear", exc)
+        return removed
+
+    def close(self) -> None:
+        for tier in self.tiers:
+            try:
+                tier.backend.close()
+            except Exception as exc:
+                self._failed(tier, "close", exc)

@@ -1,0 +1,228 @@
+"""``Turbo``: one assembled cache layer (tiers, keys, single-flight, events, stats)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import pluggy
+
+from . import admission, events as ev
+from .breaker import CircuitBreaker
+from .codec import EncodeError
+from .config import Config, parse
+from .entry import Entry
+from .events import Event, EventBus, describe_error
+from .keys import KeyBuilder
+from .plugins import Registry, build_registry, make_plugin_manager
+from .singleflight import SingleFlight
+from .stats import StatsAggregator
+from .tiered import Tier, TieredCache
+
+logger = logging.getLogger("dspy_turbo")
+
+
+class Turbo:
+    """Build with :func:`dspy_turbo.load`. ``install()`` makes it DSPy's cache."""
+
+    def __init__(self, config: Config, pm: pluggy.PluginManager, registry: Registry):
+        self.config = config
+        self.settings = config.settings
+        self.pm = pm
+        self.registry = registry
+        self.namespace = self.settings.namespace
+        self.keys = KeyBuilder(self.namespace, self.settings.key.include_endpoint, frozenset(self.settings.key.ignore_fields))
+        self.singleflight = SingleFlight()
+        self.singleflight_enabled = self.settings.cache.singleflight.enabled
+        self.default_ttl = self.settings.cache.ttl
+        self._stats = StatsAggregator()
+        self.bus = EventBus([("stats", self._stats)])
+        self.sinks = []
+        for spec in config.sinks:
+            sink = spec.cls.from_options(spec.options, self)
+            self.sinks.append(sink)
+            self.bus.add(f"{spec.path}:{spec.cls.name}", sink)
+        for impl in pm.hook.dspy_turbo_metric_event.get_hookimpls():
+            self.bus.add(f"hook:{impl.plugin_name}", _event_hook(impl.function))
+        self._should_store = pm.hook.dspy_turbo_should_store
+        self._has_store_hooks = bool(self._should_store.get_hookimpls())
+        self.cache = TieredCache(self._build_tiers(config), self.bus, self.namespace)
+        self.integration = None  # set by install()
+        self.closed = False
+        pm.hook.dspy_turbo_startup(turbo=self)
+
+    def _build_tiers(self, config: Config) -> list[Tier]:
+        breaker = self.settings.cache.breaker
+        tiers = []
+        for spec in config.tiers:
+            backend = spec.cls.from_options(spec.options, self)
+            for impl in self.pm.hook.dspy_turbo_wrap_backend.get_hookimpls():
+                wrapped = _call_impl(impl, backend=backend, turbo=self)
+                if wrapped is not None:
+                    backend = wrapped
+            name = getattr(spec.options, "name", None) or spec.cls.name
+            backend.on_evict = _evict_reporter(self.bus, name, self.namespace)
+            tiers.append(Tier(backend, CircuitBreaker(breaker.failures, breaker.cooldown), name,
+                              getattr(spec.options, "ttl", None), getattr(spec.options, "timeout", None)))
+        return tiers
+
+    # -- requests ------------------------------------------------------------------------
+
+    def key(self, request: dict[str, Any], ignored: Iterable[str] | None = None) -> str:
+        return self.keys.key(request, tuple(ignored) if ignored else None)
+
+    def explain_key(self, request: dict[str, Any], ignored: Iterable[str] | None = None) -> dict[str, Any]:
+        """What went into the key of ``request``: fields, what was left out and why, the key."""
+        return self.keys.explain(request, tuple(ignored) if ignored else None)
+
+    def lookup(self, key: str) -> Any:
+        """The caller's own copy of the cached value, or None."""
+        entry = self.cache.get(key)
+        return None if entry is None else entry.copy_value()
+
+    def store(self, key: str, value: Any, *, request: dict[str, Any] | None = None, model: str | None = None,
+              ttl: float | None = None, tags: Iterable[str] = ()) -> bool:
+        """Admit and write ``value`` through every tier. Never raises; False when not stored."""
+        reason = admission.refusal_reason(value)
+        allowed = {
+            None: True,
+            "error": self.settings.cache.admission.store_errors,
+            "empty": self.settings.cache.admission.store_empty,
+            "truncated": self.settings.cache.admission.store_truncated,
+        }.get(reason, False)
+        try:
+            usage, cost, model = admission.usage_and_cost(value, model or (request or {}).get("model"))
+            entry = Entry.create(value, ttl=ttl if ttl is not None else self.default_ttl, usage=usage, cost=cost,
+                                 model=model, tags=tags)
+        except EncodeError as exc:
+            self.bus.emit(Event(ev.SKIP_STORE, reason="unencodable", error=str(exc), key=key, namespace=self.namespace))
+            return False
+        except Exception as exc:  # never let bookkeeping break the user's call
+            self.bus.emit(Event(ev.ERROR, error=describe_error(exc), reason="store", key=key, namespace=self.namespace,
+                                extra={"component": "core"}))
+            return False
+        if self._has_store_hooks:
+            try:
+                verdict = self._should_store(request=request or {}, value=value, entry=entry, reason=reason, turbo=self)
+            except Exception as exc:
+                self.bus.emit(Event(ev.ERROR, error=describe_error(exc), reason="dspy_turbo_should_store", key=key,
+                                    namespace=self.namespace, extra={"component": "hook"}))
+                verdict = None
+            if verdict is not None:
+                allowed, reason = bool(verdict), reason if not verdict else None
+                if not verdict and reason is None:
+                    reason = "vetoed"
+        if not allowed:
+            self.bus.emit(Event(ev.SKIP_STORE, reason=reason, key=key, namespace=self.namespace))
+            return False
+        return self.cache.put(key, entry) > 0
+
+    def report_lm_call(self, model: str | None, latency: float, usage: dict | None, cost: float | None,
+                       error: BaseException | None = None) -> None:
+        tokens = 0
+        if usage:
+            tokens = int(usage.get("total_tokens") or (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0))
+        self.bus.emit(Event(ev.LM_CALL, model=model, latency=latency, tokens=tokens, cost=cost,
+                            error=describe_error(error) if error else None, namespace=self.namespace))
+
+    # -- DSPy ----------------------------------------------------------------------------
+
+    def install(self) -> Turbo:
+        """Make this Turbo ``dspy.cache`` for every managed LM path; returns self."""
+        from .dspy_integration import install
+
+        install(self)
+        return self
+
+    def uninstall(self) -> None:
+        """Give DSPy back the cache it had before ``install()``."""
+        from .dspy_integration import uninstall
+
+        uninstall(self)
+
+    def cached(self, fn=None, *, ttl: float | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = ()):
+        """Cache any sync or async function through this Turbo's tiers (see ``dspy_turbo.cached``)."""
+        from .cached import cached
+
+        return cached(fn, ttl=ttl, ignore=ignore, tags=tags, turbo=self)
+
+    # -- management ----------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        snap = self._stats.snapshot()
+        snap["namespace"] = self.namespace
+        snap["tiers"] = {
+            t.name: {"type": t.backend.name, "breaker": t.breaker.state,
+                     **({"entries": len(t.backend), "bytes": t.backend.bytes_used} if hasattr(t.backend, "bytes_used") else {})}
+            for t in self.cache.tiers
+        }
+        if self.bus.sink_errors:
+            snap["sink_errors"] = dict(self.bus.sink_errors)
+        return snap
+
+    def reset_stats(self) -> None:
+        self._stats.reset()
+
+    def clear(self, tier: str | None = None) -> dict[str, int]:
+        """Remove this namespace's entries (from one tier, or all); returns counts per tier."""
+        return self.cache.clear(self.keys.prefix, tier)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.integration is not None:
+            self.uninstall()
+        try:
+            self.pm.hook.dspy_turbo_shutdown(turbo=self)
+        except Exception as exc:
+            logger.warning("a dspy_turbo_shutdown hook raised %s", describe_error(exc))
+        self.cache.close()
+        for sink in self.sinks:
+            close = getattr(sink, "close", None)
+            if close:
+                try:
+                    close()
+                except Exception as exc:
+                    logger.warning("metric sink close raised %s", describe_error(exc))
+
+    def __enter__(self) -> Turbo:
+        return self.install()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        tiers = " -> ".join(t.name for t in self.cache.tiers)
+        return f"<Turbo namespace={self.namespace!r} tiers={tiers} installed={self.integration is not None}>"
+
+
+def _call_impl(impl, **kwargs):
+    """Call one hook implementation with the arguments it names (pluggy's calling convention)."""
+    return impl.function(*[kwargs[name] for name in impl.argnames])
+
+
+def _event_hook(function):
+    return lambda event: function(event=event)
+
+
+def _evict_reporter(bus: EventBus, tier: str, namespace: str):
+    def report(key: str) -> None:
+        bus.emit(Event(ev.EVICT, tier=tier, key=key, namespace=namespace))
+    return report
+
+
+def load(source: str | os.PathLike | dict | None = None, *, plugins: Iterable[Any] = (), entry_points: bool = True) -> Turbo:
+    """Assemble a Turbo from a YAML file, a dict, or (``None``) the embedded default.
+
+    ``plugins`` registers extra plugin objects (modules or instances with hook
+    implementations) after the installed ones; handy in tests and for in-app plugins.
+    Raises ``ConfigError`` (every problem with its YAML path) or ``PluginError``.
+    """
+    pm = make_plugin_manager(plugins, entry_points=entry_points)
+    registry = build_registry(pm)
+    config = parse(source, registry)
+    return Turbo(config, pm, registry)
+
