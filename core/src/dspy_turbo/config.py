@@ -264,13 +264,26 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(issues + _issues_from(exc, Settings), name) from None
+        settings = None
+        issues.extend(_issues_from(exc, Settings))
+
+    # Components are checked from the raw document, so their problems are reported
+    # together with any problem in the document's own shape.
+    def section(*path: str) -> Any:
+        node: Any = raw
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    def listed(node: Any, default: list) -> list:
+        return node if isinstance(node, list) else default
 
     tiers = []
     names: dict[str, str] = {}
-    if not settings.cache.tiers:
+    tier_docs = listed(section("cache", "tiers"), Settings().cache.tiers)
+    if not tier_docs:
         issues.append(ConfigIssue("cache.tiers", "at least one tier is needed (e.g. - type: memory)"))
-    for i, tier in enumerate(settings.cache.tiers):
+    for i, tier in enumerate(tier_docs):
         spec = _component(tier, "cache_backend", f"cache.tiers[{i}]", registry, issues)
         if spec is None:
             continue
@@ -280,15 +293,17 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
                                                             "give one of them a distinct 'name'"))
         names[tier_name] = f"cache.tiers[{i}]"
         tiers.append(spec)
-    sinks = [s for i, sink in enumerate(settings.metrics.sinks)
+    sinks = [s for i, sink in enumerate(listed(section("metrics", "sinks"), []))
              if (s := _component(sink, "metric_sink", f"metrics.sinks[{i}]", registry, issues))]
-    batching = _component(settings.batching, "batch_strategy", "batching", registry, issues) if settings.batching else None
-    routing = _component(settings.routing, "model_selector", "routing", registry, issues) if settings.routing else None
+    batching = _component(section("batching"), "batch_strategy", "batching", registry, issues) if section("batching") else None
+    routing = _component(section("routing"), "model_selector", "routing", registry, issues) if section("routing") else None
     index = embedder = None
-    if settings.cache.semantic is not None:
-        index = _component(settings.cache.semantic.index, "similarity_index", "cache.semantic.index", registry, issues)
-        embedder = _component(settings.cache.semantic.embedder, "embedder", "cache.semantic.embedder", registry, issues)
-    if issues:
+    if isinstance(section("cache", "semantic"), dict):
+        if section("cache", "semantic", "index") is not None:
+            index = _component(section("cache", "semantic", "index"), "similarity_index", "cache.semantic.index", registry, issues)
+        if section("cache", "semantic", "embedder") is not None:
+            embedder = _component(section("cache", "semantic", "embedder"), "embedder", "cache.semantic.embedder", registry, issues)
+    if issues or settings is None:
         raise ConfigError(issues, name)
     return Config(settings, tuple(tiers), tuple(sinks), batching, routing, index, embedder, name)
 

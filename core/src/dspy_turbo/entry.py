@@ -47,6 +47,8 @@ class Entry:
         now = time.time()
         entry = cls(value, "", now, now + ttl if ttl else None, dict(usage or {}), cost, model, tuple(tags))
         entry.to_bytes()  # encode now: a value that cannot be stored fails here, before any tier sees it
+        # The cache keeps its own copy: the caller may go on mutating the value it returned.
+        entry.value = copy_value(entry.tag, value)
         return entry
 
     def to_bytes(self) -> bytes:

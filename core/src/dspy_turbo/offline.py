@@ -123,8 +123,6 @@ class OfflineEngine:
             fail = self.fail_next > 0
             if fail:
                 self.fail_next -= 1
-        if fail:
-            raise RuntimeError("offline LM: injected failure")
         text = None
         for needle, answer in self.answers.items():
             if needle in (user or ""):
@@ -133,8 +131,10 @@ class OfflineEngine:
         if text is None:
             text = render(system or "", user or "")
         digest = _hash((system or "") + (user or ""))
-        delay = self.latency * (1 + self.jitter * ((digest % 2001) / 1000 - 1))
-        return self._response(request, system or "", request.messages, text), max(0.0, delay)
+        delay = max(0.0, self.latency * (1 + self.jitter * ((digest % 2001) / 1000 - 1)))
+        if fail:  # after the latency, like a provider that times out or errors mid-call
+            return RuntimeError("offline LM: injected failure"), delay
+        return self._response(request, system or "", request.messages, text), delay
 
     def _response(self, request, system, messages, text):
         from dspy.lm15 import Message, Response, TextPart, Usage
@@ -151,6 +151,8 @@ class OfflineEngine:
         response, delay = self._prepare(request)
         if delay:
             time.sleep(delay)
+        if isinstance(response, Exception):
+            raise response
         return response
 
     def stream(self, request):
@@ -172,6 +174,8 @@ class AsyncOfflineEngine:
         response, delay = self.sync._prepare(request)
         if delay:
             await asyncio.sleep(delay)
+        if isinstance(response, Exception):
+            raise response
         return response
 
     async def stream(self, request):

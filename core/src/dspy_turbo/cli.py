@@ -1,0 +1,88 @@
+"""The ``dspy-turbo`` command.
+
+    dspy-turbo plugins          installed plugins: version, hooks, components
+    dspy-turbo check FILE       validate a config: prints OK or every problem; exit 0 or 2
+    dspy-turbo schema           JSON Schema of the config with the installed components
+    dspy-turbo demo [...]       the cold/warm demo over a DSPy question-answering program
+
+Errors are messages, never tracebacks; exit code 2 means bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .config import ConfigError, json_schema, parse
+from .plugins import PluginError, build_registry, describe, make_plugin_manager
+
+
+def _registry():
+    pm = make_plugin_manager()
+    return pm, build_registry(pm)
+
+
+def cmd_plugins(args) -> int:
+    pm, registry = _registry()
+    for info in describe(pm, registry):
+        dist = f"{info.distribution} {info.version}" if info.distribution else "(not from a distribution)"
+        print(f"{info.name}  [{dist}]")
+        print(f"  hooks: {', '.join(info.hooks) or '-'}")
+        for kind, names in sorted(info.components.items()):
+            print(f"  {kind}: {', '.join(names)}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    _, registry = _registry()
+    parse(args.file, registry)
+    print(f"OK: {args.file}")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    _, registry = _registry()
+    print(json.dumps(json_schema(registry), indent=2))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from . import demo
+
+    return demo.main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dspy-turbo", description="dspy-turbo: caching and performance for DSPy programs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("plugins", help="list installed plugins, their hooks and components").set_defaults(func=cmd_plugins)
+    check = sub.add_parser("check", help="validate a config file (exit 0 OK, 2 problems)")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check)
+    sub.add_parser("schema", help="print the config's JSON Schema").set_defaults(func=cmd_schema)
+    demo = sub.add_parser("demo", help="run the cold/warm demo", add_help=False)
+    demo.add_argument("rest", nargs=argparse.REMAINDER)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except PluginError as exc:
+        print(f"plugin error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the promise is a message, never a traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import dspy  # noqa: E402
+import pytest  # noqa: E402
+
+import dspy_turbo  # noqa: E402
+from dspy_turbo.offline import offline_lm  # noqa: E402
+
+
+@pytest.fixture
+def lm():
+    """An offline LM with no latency; ``lm.engine.calls`` counts real LM calls."""
+    model = offline_lm("openai/gpt-4o-mini")
+    with dspy.context(lm=model, adapter=None):
+        yield model
+
+
+@pytest.fixture
+def make_turbo():
+    """Build (and always close) Turbos from config dicts."""
+    made = []
+
+    def make(config=None, **kwargs):
+        turbo = dspy_turbo.load(config if config is not None else {"cache": {"tiers": [{"type": "memory"}]}}, **kwargs)
+        made.append(turbo)
+        return turbo
+
+    yield make
+    for turbo in made:
+        turbo.close()
+
+
+@pytest.fixture
+def turbo(make_turbo, lm):
+    """A memory-only Turbo installed as dspy.cache for the test."""
+    return make_turbo().install()
