@@ -111,9 +111,8 @@ class Turbo:
                                     namespace=self.namespace, extra={"component": "hook"}))
                 verdict = None
             if verdict is not None:
-                allowed, reason = bool(verdict), reason if not verdict else None
-                if not verdict and reason is None:
-                    reason = "vetoed"
+                allowed = bool(verdict)
+                reason = None if allowed else "vetoed"
         if not allowed:
             self.bus.emit(Event(ev.SKIP_STORE, reason=reason, key=key, namespace=self.namespace))
             return False

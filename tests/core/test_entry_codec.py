@@ -1,0 +1,77 @@
+import pickle
+
+import litellm
+import numpy as np
+import pytest
+
+from dspy_turbo import DecodeError, EncodeError, Entry
+
+
+def model_response():
+    return litellm.ModelResponse(
+        id="r1", model="gpt-4o-mini",
+        choices=[{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "[[ ## answer ## ]]\n4"}}],
+        usage={"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
+    )
+
+
+def test_json_roundtrip_with_metadata():
+    e = Entry.create({"a": [1, 2, {"b": "ü"}]}, ttl=60, usage={"total_tokens": 9}, cost=0.5, model="m", tags=("x",))
+    back = Entry.from_bytes(e.to_bytes())
+    assert back.value == {"a": [1, 2, {"b": "ü"}]}
+    assert back.usage == {"total_tokens": 9} and back.cost == 0.5 and back.model == "m" and back.tags == ("x",)
+    assert back.expires_at == pytest.approx(e.expires_at)
+
+
+def test_model_response_comes_back_as_the_same_type():
+    back = Entry.from_bytes(Entry.create(model_response()).to_bytes()).value
+    assert isinstance(back, litellm.ModelResponse)
+    assert back.choices[0].message.content == "[[ ## answer ## ]]\n4"
+    assert back.usage.total_tokens == 15
+
+
+def test_copies_are_independent_of_the_cached_value():
+    e = Entry.create(model_response())
+    mine = e.copy_value()
+    mine.choices[0].message.content = "changed"
+    mine.usage = {}
+    assert e.value.choices[0].message.content == "[[ ## answer ## ]]\n4"
+    assert e.value.usage.total_tokens == 15
+
+
+def test_numpy_roundtrip():
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    back = Entry.from_bytes(Entry.create(arr).to_bytes()).value
+    assert back.dtype == np.float32 and (back == arr).all()
+
+
+def test_unencodable_value_raises_encode_error():
+    with pytest.raises(EncodeError):
+        Entry.create(object())
+
+
+@pytest.mark.parametrize("blob", [
+    b"",
+    b"garbage",
+    pickle.dumps({"a": 1}),
+    b"DT\x01{not json",
+    b"DT\x09{}",
+    b'DT\x01{"t": "os.system", "d": "echo pwned"}',
+    b'DT\x01{"t": "json"}',
+])
+def test_corrupt_or_foreign_bytes_are_decode_errors(blob):
+    with pytest.raises(DecodeError):
+        Entry.from_bytes(blob)
+
+
+def test_pickle_payload_is_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, (f"touch {marker}",))
+
+    with pytest.raises(DecodeError):
+        Entry.from_bytes(pickle.dumps(Evil()))
+    assert not marker.exists()
