@@ -39,13 +39,6 @@ class Flaky(dspy_turbo.CacheBackend):
         return len(doomed)
 
 
-class FlakyOptions(dspy_turbo.BackendOptions):
-    timeout: float | None = None
-
-
-Flaky.Options = FlakyOptions
-
-
 class Plugin:
     @dspy_turbo.hookimpl
     def dspy_turbo_cache_backends(self):

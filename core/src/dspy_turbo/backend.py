@@ -17,6 +17,9 @@ Rules:
   start with ``prefix`` and returns how many it removed.
 - ``get_many`` returns a dict of the keys found; the default loops over ``get``.
 - All methods are safe to call from several threads at once.
+
+Optional: ``__len__`` and a ``bytes_used`` property make ``turbo.stats()`` report the
+tier's entries and bytes.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ class BackendOptions(Options):
     """The tier's name in stats and events; defaults to its type."""
     ttl: Duration | None = None
     """How long this tier keeps an entry (``7d``); ``None`` keeps until evicted."""
+    timeout: Duration | None = None
+    """The engine counts a call slower than this (``50ms``) as a failure of the tier, toward
+    its circuit breaker. Bounding the wait itself is the backend's job (its client's
+    socket or lock timeouts); a backend may use this value for that too."""
 
 
 class CacheBackend(Component):

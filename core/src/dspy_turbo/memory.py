@@ -52,12 +52,13 @@ class MemoryBackend(CacheBackend):
 
     def set(self, key: str, entry: Entry, ttl: float | None = None) -> None:
         ttl = effective_ttl(ttl if ttl is not None else self.options.ttl, entry)
-        if ttl is not None and ttl <= 0:
-            return
         size = entry.size
         max_bytes = self.options.max_bytes
-        if max_bytes is not None and size > max_bytes:
-            return  # would evict everything else and still not fit
+        if (ttl is not None and ttl <= 0) or (max_bytes is not None and size > max_bytes):
+            # Already expired, or would evict everything else and still not fit: not stored,
+            # and an older value under this key must not stay readable either.
+            self.delete(key)
+            return
         deadline = time.time() + ttl if ttl is not None else None
         with self._lock:
             if key in self._data:

@@ -65,7 +65,7 @@ class Turbo:
             name = getattr(spec.options, "name", None) or spec.cls.name
             backend.on_evict = _evict_reporter(self.bus, name, self.namespace)
             tiers.append(Tier(backend, CircuitBreaker(breaker.failures, breaker.cooldown), name,
-                              getattr(spec.options, "ttl", None), getattr(spec.options, "timeout", None)))
+                              spec.options.ttl, spec.options.timeout))
         return tiers
 
     # -- requests ------------------------------------------------------------------------
