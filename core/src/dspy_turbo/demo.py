@@ -1,4 +1,4 @@
-"""``dspy-turbo demo``: a real DSPy program, run cold and then warm, with and without help from the cache.
+"""``dspy-turbo demo``: a real DSPy program run twice through dspy-turbo, first cold, then warm.
 
 The program is a small retrieval-augmented question answerer (:class:`QAPipeline`): one
 ``ChainOfThought`` rewrites the question into a search query, a keyword retriever picks

@@ -9,7 +9,8 @@ from typing import Any
 
 import pluggy
 
-from . import admission, events as ev
+from . import admission
+from . import events as ev
 from .breaker import CircuitBreaker
 from .codec import EncodeError
 from .config import Config, parse

@@ -10,13 +10,14 @@ from __future__ import annotations
 import sqlite3
 import time
 
-import dspy_turbo
 import pytest
+from pydantic import ValidationError
+
+import dspy_turbo
 from dspy_turbo import Entry
 from dspy_turbo.testing import CacheBackendSuite
 from dspy_turbo_sqlite_example import SQLiteBackend
 from dspy_turbo_sqlite_example import backend as backend_module
-from pydantic import ValidationError
 
 
 def _rows(path: str) -> list[str]:

@@ -22,10 +22,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
+from pydantic import Field, field_validator
+
 from dspy_turbo import BackendOptions, CacheBackend, DecodeError, Entry
 from dspy_turbo.backend import effective_ttl
 from dspy_turbo.units import Duration
-from pydantic import Field, field_validator
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)",
