@@ -50,7 +50,7 @@ def cmd_schema(args) -> int:
 def cmd_demo(args) -> int:
     from . import demo
 
-    return demo.main(args.rest)
+    return demo.main(args.rest)  # the demo parses its own options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,14 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(func=cmd_check)
     sub.add_parser("schema", help="print the config's JSON Schema").set_defaults(func=cmd_schema)
-    demo = sub.add_parser("demo", help="run the cold/warm demo", add_help=False)
-    demo.add_argument("rest", nargs=argparse.REMAINDER)
-    demo.set_defaults(func=cmd_demo)
+    sub.add_parser("demo", help="run the cold/warm demo (dspy-turbo demo --help for its options)",
+                   add_help=False).set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, rest = build_parser().parse_known_args(argv)
+    if rest and args.command != "demo":
+        build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     try:
         return args.func(args)
     except ConfigError as exc:
