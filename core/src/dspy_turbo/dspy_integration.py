@@ -19,6 +19,7 @@ the way to hand caching back to DSPy; it restores the cache DSPy had before.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -36,6 +37,8 @@ logger = logging.getLogger("dspy_turbo")
 _lock = threading.RLock()
 _active: Turbo | None = None
 _MISSING = object()
+# Set while single-flight re-checks the cache for a request already counted as a miss.
+_RECHECK: contextvars.ContextVar[bool] = contextvars.ContextVar("dspy_turbo_recheck", default=False)
 
 
 class DSPyCache(_DSPyCache):
@@ -56,7 +59,12 @@ class DSPyCache(_DSPyCache):
         except Exception:
             logger.debug("request cannot be keyed; not cached", exc_info=True)
             return None
-        return self.turbo.lookup(key)
+        value = self.turbo.lookup(key, count_miss=not _RECHECK.get())
+        if value is not None and hasattr(value, "usage") and not isinstance(value, dict):
+            # As DSPy's own cache does: a hit made no LM call, so it reports no usage.
+            value.usage = {}
+            object.__setattr__(value, "cache_hit", True)
+        return value
 
     def put(self, request: dict[str, Any], value: Any, ignored_args_for_cache_key: list[str] | None = None,
             enable_memory_cache: bool = True) -> None:
@@ -123,57 +131,83 @@ def _report(turbo: Turbo, lm: Any, started: float, result: Any = None, error: Ba
 
 
 def _wrap(original_execute, original_aexecute, execution):
+    """Wrap DSPy's execute/aexecute: hits return at once; misses go through single-flight.
+
+    The leader's re-check inside DSPy's execute (and a waiter's read of what the leader
+    stored) runs with ``_RECHECK`` set, so a request is counted as one miss, not two.
+    """
+
     def execute(lm, call):
         turbo = _active
         if turbo is None or not call.cache:
             return original_execute(lm, call)
         _ensure_in_charge(turbo)
-        key = turbo.key(call.key(lm, False), execution.IGNORED_CACHE_KEYS)
+        hit = execution._cached(lm, call, False)
+        if hit:
+            return hit
 
         def run():
             started = time.perf_counter()
+            token = _RECHECK.set(True)
             try:
                 result = original_execute(lm, call)
             except BaseException as exc:
                 _report(turbo, lm, started, error=exc)
                 raise
+            finally:
+                _RECHECK.reset(token)
             _report(turbo, lm, started, result)
             return result
 
         if not turbo.singleflight_enabled:
             return run()
+        key = turbo.key(call.key(lm, False), execution.IGNORED_CACHE_KEYS)
         result, shared = turbo.singleflight.do(key, run)
         if not shared:
             return result
         turbo.bus.emit(_coalesced(turbo, key))
         # Our own copy from the cache when the leader stored it; else the leader's result.
-        return execution._cached(lm, call, False) or result
+        token = _RECHECK.set(True)
+        try:
+            return execution._cached(lm, call, False) or result
+        finally:
+            _RECHECK.reset(token)
 
     async def aexecute(lm, call):
         turbo = _active
         if turbo is None or not call.cache:
             return await original_aexecute(lm, call)
         _ensure_in_charge(turbo)
-        key = turbo.key(call.key(lm, True), execution.IGNORED_CACHE_KEYS)
+        hit = await asyncio.to_thread(execution._cached, lm, call, True)
+        if hit:
+            return hit
 
         async def run():
             started = time.perf_counter()
+            token = _RECHECK.set(True)
             try:
                 result = await original_aexecute(lm, call)
             except BaseException as exc:
                 if not isinstance(exc, asyncio.CancelledError):
                     _report(turbo, lm, started, error=exc)
                 raise
+            finally:
+                _RECHECK.reset(token)
             _report(turbo, lm, started, result)
             return result
 
         if not turbo.singleflight_enabled:
             return await run()
+        key = turbo.key(call.key(lm, True), execution.IGNORED_CACHE_KEYS)
         result, shared = await turbo.singleflight.ado(key, run)
         if not shared:
             return result
         turbo.bus.emit(_coalesced(turbo, key))
-        return await asyncio.to_thread(execution._cached, lm, call, True) or result
+        token = _RECHECK.set(True)
+        try:
+            return await asyncio.to_thread(execution._cached, lm, call, True) or result
+        finally:
+            _RECHECK.reset(token)
 
     execute.__wrapped__ = original_execute
     aexecute.__wrapped__ = original_aexecute

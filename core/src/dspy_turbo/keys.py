@@ -13,7 +13,6 @@ Bump ``KEY_VERSION`` whenever canonicalisation changes, so old entries are simpl
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -67,26 +66,31 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot put a {type(value).__name__} into a cache key")
 
 
-@dataclass(frozen=True)
 class KeyBuilder:
     """Turns a request dict into a key; one per Turbo (namespace and options are fixed)."""
 
-    namespace: str
-    include_endpoint: bool = True
-    ignored: frozenset[str] = field(default_factory=frozenset)
+    def __init__(self, namespace: str, include_endpoint: bool = True, ignored: frozenset[str] = frozenset()):
+        self.namespace = namespace
+        self.include_endpoint = include_endpoint
+        self.ignored = frozenset(ignored)
+        self.prefix = f"{namespace}:v{KEY_VERSION}:"
+        self._dropped = SECRET_FIELDS | self.ignored | (frozenset() if include_endpoint else ENDPOINT_FIELDS)
+        self._dropped_for: dict[tuple[str, ...], frozenset[str]] = {}
 
-    @property
-    def prefix(self) -> str:
-        return f"{self.namespace}:v{KEY_VERSION}:"
+    def _drop(self, ignored) -> frozenset[str]:
+        if not ignored:
+            return self._dropped
+        ignored = tuple(ignored)
+        dropped = self._dropped_for.get(ignored)
+        if dropped is None:
+            # DSPy asks to ignore the endpoint too; we keep it unless configured otherwise.
+            dropped = self._dropped | (frozenset(ignored) - ENDPOINT_FIELDS)
+            self._dropped_for[ignored] = dropped
+        return dropped
 
     def canonical(self, request: dict[str, Any], ignored: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
         """The request as it counts for identity: secrets out, endpoint per option, doors unified."""
-        dropped = SECRET_FIELDS | self.ignored
-        if not self.include_endpoint:
-            dropped = dropped | ENDPOINT_FIELDS
-        if ignored:
-            # DSPy asks to ignore the endpoint too; we keep it unless configured otherwise.
-            dropped = dropped | (frozenset(ignored) - ENDPOINT_FIELDS)
+        dropped = self._drop(ignored)
         out = {k: v for k, v in request.items() if k not in dropped and not (k in ENDPOINT_FIELDS and v is None)}
         ident = out.get("_fn_identifier")
         if ident in _ASYNC_TO_SYNC:

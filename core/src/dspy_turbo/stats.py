@@ -83,7 +83,7 @@ class StatsAggregator:
             elif kind == ev.EVICT:
                 self.evictions[event.tier or "?"] += 1
             elif kind == ev.ERROR:
-                self.errors[event.tier or event.extra.get("component", "?")] += 1
+                self.errors[event.tier or (event.extra or {}).get("component", "?")] += 1
             else:
                 self.other[kind] += 1
 

@@ -51,7 +51,12 @@ class TieredCache:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def get(self, key: str) -> Entry | None:
+    def get(self, key: str, count_miss: bool = True) -> Entry | None:
+        """The entry from the first tier that has it (promoted upward), or None.
+
+        ``count_miss=False`` is for a re-check right after a counted miss (single-flight),
+        so one request is not counted as two misses.
+        """
         started = time.perf_counter()
         for index, tier in enumerate(self.tiers):
             if not tier.breaker.allow():
@@ -74,7 +79,7 @@ class TieredCache:
                 self.bus.emit(Event(ev.HIT, tier=tier.name, latency=time.perf_counter() - started, model=entry.model,
                                     tokens=entry.total_tokens, cost=entry.cost, key=key, namespace=self.namespace))
             return entry
-        if self.bus:
+        if count_miss and self.bus:
             self.bus.emit(Event(ev.MISS, latency=time.perf_counter() - started, key=key, namespace=self.namespace))
         return None
 
