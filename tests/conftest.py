@@ -36,3 +36,18 @@ def make_turbo():
 def turbo(make_turbo, lm):
     """A memory-only Turbo installed as dspy.cache for the test."""
     return make_turbo().install()
+
+
+@pytest.fixture
+def run_threads():
+    """Run ``target`` in ``n`` threads at once and wait for all of them."""
+    import threading
+
+    def run(target, n):
+        threads = [threading.Thread(target=target) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    return run

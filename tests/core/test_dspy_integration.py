@@ -82,7 +82,7 @@ def test_async_then_sync_share_one_entry(turbo, lm):
     assert lm.engine.calls == 1
 
 
-def test_sixteen_threads_same_question_make_one_lm_call(make_turbo):
+def test_sixteen_threads_same_question_make_one_lm_call(make_turbo, run_threads):
     lm = offline_lm(latency=0.3)
     turbo = make_turbo().install()
     p = dspy.Predict("question -> answer")
@@ -93,11 +93,7 @@ def test_sixteen_threads_same_question_make_one_lm_call(make_turbo):
             barrier.wait()
             answers.append(p(question="same question").answer)
 
-    threads = [threading.Thread(target=ask) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(ask, 16)
     assert lm.engine.calls == 1
     assert len(set(answers)) == 1 and len(answers) == 16
     assert turbo.stats()["coalesced"] == 15
@@ -117,7 +113,7 @@ def test_asyncio_tasks_same_question_make_one_lm_call(make_turbo):
     assert len({r.answer for r in results}) == 1
 
 
-def test_failed_leader_error_reaches_waiters_and_next_call_retries(make_turbo):
+def test_failed_leader_error_reaches_waiters_and_next_call_retries(make_turbo, run_threads):
     lm = offline_lm(latency=0.3, num_retries=0)
     make_turbo().install()
     lm.engine.fail_next = 1
@@ -131,11 +127,7 @@ def test_failed_leader_error_reaches_waiters_and_next_call_retries(make_turbo):
             except Exception as exc:
                 errors.append(exc)
 
-    threads = [threading.Thread(target=ask) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(ask, 4)
     assert lm.engine.calls == 1
     assert len(errors) == 4 and all("injected failure" in str(e) for e in errors)
     assert lm("will fail")  # the next call tries again and succeeds

@@ -1,5 +1,4 @@
 import asyncio
-import threading
 import time
 
 import pytest
@@ -7,7 +6,7 @@ import pytest
 from dspy_turbo.singleflight import SingleFlight
 
 
-def test_threads_share_one_call_and_key_is_forgotten():
+def test_threads_share_one_call_and_key_is_forgotten(run_threads):
     sf, calls = SingleFlight(), []
 
     def slow():
@@ -16,11 +15,7 @@ def test_threads_share_one_call_and_key_is_forgotten():
         return "v"
 
     results = []
-    threads = [threading.Thread(target=lambda: results.append(sf.do("k", slow))) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(lambda: results.append(sf.do("k", slow)), 8)
     assert len(calls) == 1
     assert sorted(shared for _, shared in results) == [False] + [True] * 7
     assert sf.in_flight() == 0
@@ -28,7 +23,7 @@ def test_threads_share_one_call_and_key_is_forgotten():
     assert len(calls) == 2
 
 
-def test_leader_exception_reaches_waiters():
+def test_leader_exception_reaches_waiters(run_threads):
     sf = SingleFlight()
 
     def boom():
@@ -43,11 +38,7 @@ def test_leader_exception_reaches_waiters():
         except ValueError as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=call) for _ in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(call, 5)
     assert len(errors) == 5
 
 

@@ -76,7 +76,13 @@ class DSPyCache(_DSPyCache):
         self.turbo.store(key, value, request=request)
 
     def __contains__(self, key: str) -> bool:
-        return any(t.backend.get(key) is not None for t in self.turbo.cache.tiers if t.breaker.allow())
+        for tier in self.turbo.cache.tiers:
+            try:
+                if tier.breaker.allow() and tier.backend.get(key) is not None:
+                    return True
+            except Exception:  # a broken tier answers "not here", never raises into DSPy
+                continue
+        return False
 
     def reset_memory_cache(self) -> None:
         for tier in self.turbo.cache.tiers:
