@@ -1,6 +1,9 @@
 import os
+import tempfile
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# DSPy builds its default disk cache on first use of dspy.cache; keep it out of $HOME.
+os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="dspy-cache-tests-"))
 
 import dspy  # noqa: E402
 import pytest  # noqa: E402
