@@ -58,13 +58,13 @@ class Turbo:
         breaker = self.settings.cache.breaker
         tiers = []
         for spec in config.tiers:
+            name = spec.options.name or spec.cls.name
             backend = spec.cls.from_options(spec.options, self)
+            backend.on_evict = _evict_reporter(self.bus, name, self.namespace)  # on the real backend, not a wrapper
             for impl in self.pm.hook.dspy_turbo_wrap_backend.get_hookimpls():
                 wrapped = _call_impl(impl, backend=backend, turbo=self)
                 if wrapped is not None:
                     backend = wrapped
-            name = getattr(spec.options, "name", None) or spec.cls.name
-            backend.on_evict = _evict_reporter(self.bus, name, self.namespace)
             tiers.append(Tier(backend, CircuitBreaker(breaker.failures, breaker.cooldown), name,
                               spec.options.ttl, spec.options.timeout))
         return tiers
@@ -72,7 +72,7 @@ class Turbo:
     # -- requests ------------------------------------------------------------------------
 
     def key(self, request: dict[str, Any], ignored: Iterable[str] | None = None) -> str:
-        return self.keys.key(request, tuple(ignored) if ignored else None)
+        return self.keys.key(request, ignored)
 
     def explain_key(self, request: dict[str, Any], ignored: Iterable[str] | None = None) -> dict[str, Any]:
         """What went into the key of ``request``: fields, what was left out and why, the key."""
