@@ -96,7 +96,11 @@ def test_sixteen_threads_same_question_make_one_lm_call(make_turbo, run_threads)
     run_threads(ask, 16)
     assert lm.engine.calls == 1
     assert len(set(answers)) == 1 and len(answers) == 16
-    assert turbo.stats()["coalesced"] == 15
+    stats = turbo.stats()
+    assert stats["coalesced"] == 15
+    # every request counts once: 16 misses at lookup, of which 1 LM call and 15 coalesced
+    assert stats["misses"] == 16 and stats["hits_total"] == 0 and stats["lm_calls"] == 1
+    assert stats["tokens"]["saved"] == 15 * stats["tokens"]["spent"]
 
 
 def test_asyncio_tasks_same_question_make_one_lm_call(make_turbo):

@@ -37,7 +37,7 @@ logger = logging.getLogger("dspy_turbo")
 _lock = threading.RLock()
 _active: Turbo | None = None
 _MISSING = object()
-# Set while single-flight re-checks the cache for a request already counted as a miss.
+# Set while single-flight re-reads the cache for a request already counted (as a miss).
 _RECHECK: contextvars.ContextVar[bool] = contextvars.ContextVar("dspy_turbo_recheck", default=False)
 
 
@@ -59,7 +59,7 @@ class DSPyCache(_DSPyCache):
         except Exception:
             logger.debug("request cannot be keyed; not cached", exc_info=True)
             return None
-        value = self.turbo.lookup(key, count_miss=not _RECHECK.get())
+        value = self.turbo.lookup(key, count=not _RECHECK.get())
         if value is not None and hasattr(value, "usage") and not isinstance(value, dict):
             # As DSPy's own cache does: a hit made no LM call, so it reports no usage.
             value.usage = {}
@@ -122,18 +122,29 @@ def _lm_model(lm: Any) -> str | None:
     return getattr(lm, "model", None)
 
 
-def _report(turbo: Turbo, lm: Any, started: float, result: Any = None, error: BaseException | None = None) -> None:
-    latency = time.perf_counter() - started
-    if error is not None:
-        turbo.report_lm_call(_lm_model(lm), latency, None, None, error)
-        return
-    if getattr(result, "cache_hit", False):
-        return
+def _usage_cost(lm: Any, result: Any) -> tuple[dict, float | None]:
     usage = dict(getattr(result, "usage", None) or {})
     cost = getattr(result, "cost", None)
     if cost is None and usage:
         cost = costs.estimate(_lm_model(lm), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-    turbo.report_lm_call(_lm_model(lm), latency, usage, cost)
+    return usage, cost
+
+
+def _report(turbo: Turbo, lm: Any, started: float, result: Any = None, error: BaseException | None = None) -> None:
+    latency = time.perf_counter() - started
+    if error is not None:
+        turbo.report_lm_call(_lm_model(lm), latency, None, None, error)
+    elif not getattr(result, "cache_hit", False):
+        turbo.report_lm_call(_lm_model(lm), latency, *_usage_cost(lm, result))
+
+
+def _coalesced(turbo: Turbo, lm: Any, key: str, result: Any):
+    """A request served by another caller's LM call: it saved that call's tokens and cost."""
+    from .events import COALESCED, Event
+
+    usage, cost = _usage_cost(lm, result)
+    return Event(COALESCED, key=key, namespace=turbo.namespace, model=_lm_model(lm),
+                 tokens=int(usage.get("total_tokens") or 0), cost=cost)
 
 
 def _wrap(original_execute, original_aexecute, execution):
@@ -171,7 +182,7 @@ def _wrap(original_execute, original_aexecute, execution):
         result, shared = turbo.singleflight.do(key, run)
         if not shared:
             return result
-        turbo.bus.emit(_coalesced(turbo, key))
+        turbo.bus.emit(_coalesced(turbo, lm, key, result))
         # Our own copy from the cache when the leader stored it; else the leader's result.
         token = _RECHECK.set(True)
         try:
@@ -208,7 +219,7 @@ def _wrap(original_execute, original_aexecute, execution):
         result, shared = await turbo.singleflight.ado(key, run)
         if not shared:
             return result
-        turbo.bus.emit(_coalesced(turbo, key))
+        turbo.bus.emit(_coalesced(turbo, lm, key, result))
         token = _RECHECK.set(True)
         try:
             return await asyncio.to_thread(execution._cached, lm, call, True) or result
@@ -218,12 +229,6 @@ def _wrap(original_execute, original_aexecute, execution):
     execute.__wrapped__ = original_execute
     aexecute.__wrapped__ = original_aexecute
     return execute, aexecute
-
-
-def _coalesced(turbo: Turbo, key: str):
-    from .events import COALESCED, Event
-
-    return Event(COALESCED, key=key, namespace=turbo.namespace)
 
 
 def install(turbo: Turbo) -> None:

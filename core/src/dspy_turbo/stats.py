@@ -75,7 +75,10 @@ class StatsAggregator:
                 if event.latency is not None:
                     self.miss_latency.append(event.latency)
             elif kind == ev.COALESCED:
+                # counted as a miss at lookup; it made no LM call of its own
                 self.coalesced += 1
+                self.tokens_saved += event.tokens
+                self.dollars_saved += event.cost or 0.0
             elif kind == ev.STORE:
                 self.stores[event.tier or "?"] += 1
             elif kind == ev.SKIP_STORE:

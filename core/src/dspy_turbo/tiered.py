@@ -51,11 +51,11 @@ class TieredCache:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def get(self, key: str, count_miss: bool = True) -> Entry | None:
+    def get(self, key: str, count: bool = True) -> Entry | None:
         """The entry from the first tier that has it (promoted upward), or None.
 
-        ``count_miss=False`` is for a re-check right after a counted miss (single-flight),
-        so one request is not counted as two misses.
+        ``count=False`` emits no hit or miss event: for a re-read of a request that was
+        already counted (single-flight), so every request counts once.
         """
         started = time.perf_counter()
         for index, tier in enumerate(self.tiers):
@@ -75,11 +75,11 @@ class TieredCache:
                 continue
             if index:
                 self._promote(key, entry, self.tiers[:index])
-            if self.bus:
+            if count and self.bus:
                 self.bus.emit(Event(ev.HIT, tier=tier.name, latency=time.perf_counter() - started, model=entry.model,
                                     tokens=entry.total_tokens, cost=entry.cost, key=key, namespace=self.namespace))
             return entry
-        if count_miss and self.bus:
+        if count and self.bus:
             self.bus.emit(Event(ev.MISS, latency=time.perf_counter() - started, key=key, namespace=self.namespace))
         return None
 

@@ -78,9 +78,9 @@ class Turbo:
         """What went into the key of ``request``: fields, what was left out and why, the key."""
         return self.keys.explain(request, tuple(ignored) if ignored else None)
 
-    def lookup(self, key: str, count_miss: bool = True) -> Any:
-        """The caller's own copy of the cached value, or None."""
-        entry = self.cache.get(key, count_miss)
+    def lookup(self, key: str, count: bool = True) -> Any:
+        """The caller's own copy of the cached value, or None (``count``: see ``TieredCache.get``)."""
+        entry = self.cache.get(key, count)
         return None if entry is None else entry.copy_value()
 
     def store(self, key: str, value: Any, *, request: dict[str, Any] | None = None, model: str | None = None,
