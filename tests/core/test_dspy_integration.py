@@ -308,3 +308,25 @@ def test_unencodable_value_is_not_cached_but_returned(turbo):
     assert isinstance(make(), Opaque)
     assert isinstance(make(), Opaque)
     assert turbo.stats()["skipped_stores"] == {"unencodable": 2}
+
+
+def test_cached_decorator_coalesces_concurrent_calls_and_counts_each_once(turbo, run_threads):
+    calls = []
+
+    @dspy_turbo.cached
+    def slow(query):
+        calls.append(query)
+        time.sleep(0.3)
+        return {"result": query}
+
+    barrier = threading.Barrier(8)
+    results = []
+
+    def ask():
+        barrier.wait()
+        results.append(slow("same"))
+
+    run_threads(ask, 8)
+    assert calls == ["same"] and results == [{"result": "same"}] * 8
+    stats = turbo.stats()
+    assert stats["coalesced"] == 7 and stats["misses"] == 8 and stats["hits_total"] == 0

@@ -49,12 +49,15 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
                     return hit
 
                 async def run():
+                    again = t.lookup(key, count=False)  # another flight may have stored it meanwhile
+                    if again is not None:
+                        return again
                     value = await func(*args, **kwargs)
                     t.store(key, value, ttl=seconds, tags=tag_tuple)
                     return value
 
                 value, shared = await t.singleflight.ado(key, run)
-                return (t.lookup(key) if shared else None) or value
+                return _shared(t, key, value) if shared else value
 
             return async_wrapper
 
@@ -69,13 +72,15 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
                 return hit
 
             def run():
+                again = t.lookup(key, count=False)  # another flight may have stored it meanwhile
+                if again is not None:
+                    return again
                 value = func(*args, **kwargs)
                 t.store(key, value, ttl=seconds, tags=tag_tuple)
                 return value
 
             value, shared = t.singleflight.do(key, run)
-            # a waiter gets its own copy when the leader's value was stored
-            return (t.lookup(key) if shared else None) or value
+            return _shared(t, key, value) if shared else value
 
         return wrapper
 
@@ -84,3 +89,11 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
     return decorate
 
 
+
+
+def _shared(t: Turbo, key: str, value):
+    """A single-flight waiter's result: counted as coalesced (its miss was counted already);
+    its own copy when the leader's value was stored, else the leader's value."""
+    t.report_coalesced(key)
+    own = t.lookup(key, count=False)
+    return own if own is not None else value

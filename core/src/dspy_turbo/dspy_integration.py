@@ -19,6 +19,7 @@ the way to hand caching back to DSPy; it restores the cache DSPy had before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import threading
@@ -41,6 +42,15 @@ _MISSING = object()
 _RECHECK: contextvars.ContextVar[bool] = contextvars.ContextVar("dspy_turbo_recheck", default=False)
 
 
+@contextlib.contextmanager
+def _rechecking():
+    token = _RECHECK.set(True)
+    try:
+        yield
+    finally:
+        _RECHECK.reset(token)
+
+
 class DSPyCache(_DSPyCache):
     """DSPy's ``Cache`` interface over a Turbo (a subclass, so isinstance checks hold)."""
 
@@ -53,11 +63,16 @@ class DSPyCache(_DSPyCache):
     def cache_key(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None) -> str:
         return self.turbo.key(request, ignored_args_for_cache_key)
 
-    def get(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None) -> Any:
+    def _key(self, request: dict[str, Any], ignored: list[str] | None) -> str | None:
         try:
-            key = self.turbo.key(request, ignored_args_for_cache_key)
+            return self.turbo.key(request, ignored)
         except Exception:
             logger.debug("request cannot be keyed; not cached", exc_info=True)
+            return None
+
+    def get(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None) -> Any:
+        key = self._key(request, ignored_args_for_cache_key)
+        if key is None:
             return None
         value = self.turbo.lookup(key, count=not _RECHECK.get())
         if value is not None and hasattr(value, "usage") and not isinstance(value, dict):
@@ -68,12 +83,9 @@ class DSPyCache(_DSPyCache):
 
     def put(self, request: dict[str, Any], value: Any, ignored_args_for_cache_key: list[str] | None = None,
             enable_memory_cache: bool = True) -> None:
-        try:
-            key = self.turbo.key(request, ignored_args_for_cache_key)
-        except Exception:
-            logger.debug("request cannot be keyed; not cached", exc_info=True)
-            return
-        self.turbo.store(key, value, request=request)
+        key = self._key(request, ignored_args_for_cache_key)
+        if key is not None:
+            self.turbo.store(key, value, request=request)
 
     def __contains__(self, key: str) -> bool:
         for tier in self.turbo.cache.tiers:
@@ -138,15 +150,6 @@ def _report(turbo: Turbo, lm: Any, started: float, result: Any = None, error: Ba
         turbo.report_lm_call(_lm_model(lm), latency, *_usage_cost(lm, result))
 
 
-def _coalesced(turbo: Turbo, lm: Any, key: str, result: Any):
-    """A request served by another caller's LM call: it saved that call's tokens and cost."""
-    from .events import COALESCED, Event
-
-    usage, cost = _usage_cost(lm, result)
-    return Event(COALESCED, key=key, namespace=turbo.namespace, model=_lm_model(lm),
-                 tokens=int(usage.get("total_tokens") or 0), cost=cost)
-
-
 def _wrap(original_execute, original_aexecute, execution):
     """Wrap DSPy's execute/aexecute: hits return at once; misses go through single-flight.
 
@@ -165,14 +168,12 @@ def _wrap(original_execute, original_aexecute, execution):
 
         def run():
             started = time.perf_counter()
-            token = _RECHECK.set(True)
             try:
-                result = original_execute(lm, call)
+                with _rechecking():
+                    result = original_execute(lm, call)
             except BaseException as exc:
                 _report(turbo, lm, started, error=exc)
                 raise
-            finally:
-                _RECHECK.reset(token)
             _report(turbo, lm, started, result)
             return result
 
@@ -182,13 +183,10 @@ def _wrap(original_execute, original_aexecute, execution):
         result, shared = turbo.singleflight.do(key, run)
         if not shared:
             return result
-        turbo.bus.emit(_coalesced(turbo, lm, key, result))
+        turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result))
         # Our own copy from the cache when the leader stored it; else the leader's result.
-        token = _RECHECK.set(True)
-        try:
+        with _rechecking():
             return execution._cached(lm, call, False) or result
-        finally:
-            _RECHECK.reset(token)
 
     async def aexecute(lm, call):
         turbo = _active
@@ -201,15 +199,13 @@ def _wrap(original_execute, original_aexecute, execution):
 
         async def run():
             started = time.perf_counter()
-            token = _RECHECK.set(True)
             try:
-                result = await original_aexecute(lm, call)
+                with _rechecking():
+                    result = await original_aexecute(lm, call)
             except BaseException as exc:
                 if not isinstance(exc, asyncio.CancelledError):
                     _report(turbo, lm, started, error=exc)
                 raise
-            finally:
-                _RECHECK.reset(token)
             _report(turbo, lm, started, result)
             return result
 
@@ -219,12 +215,9 @@ def _wrap(original_execute, original_aexecute, execution):
         result, shared = await turbo.singleflight.ado(key, run)
         if not shared:
             return result
-        turbo.bus.emit(_coalesced(turbo, lm, key, result))
-        token = _RECHECK.set(True)
-        try:
+        turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result))
+        with _rechecking():
             return await asyncio.to_thread(execution._cached, lm, call, True) or result
-        finally:
-            _RECHECK.reset(token)
 
     execute.__wrapped__ = original_execute
     aexecute.__wrapped__ = original_aexecute

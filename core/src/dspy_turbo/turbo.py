@@ -121,11 +121,13 @@ class Turbo:
 
     def report_lm_call(self, model: str | None, latency: float, usage: dict | None, cost: float | None,
                        error: BaseException | None = None) -> None:
-        tokens = 0
-        if usage:
-            tokens = int(usage.get("total_tokens") or (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0))
-        self.bus.emit(Event(ev.LM_CALL, model=model, latency=latency, tokens=tokens, cost=cost,
+        self.bus.emit(Event(ev.LM_CALL, model=model, latency=latency, tokens=_tokens(usage), cost=cost,
                             error=describe_error(error) if error else None, namespace=self.namespace))
+
+    def report_coalesced(self, key: str, model: str | None = None, usage: dict | None = None,
+                         cost: float | None = None) -> None:
+        """A request served by another caller's call (single-flight): it saved that call's usage and cost."""
+        self.bus.emit(Event(ev.COALESCED, key=key, model=model, tokens=_tokens(usage), cost=cost, namespace=self.namespace))
 
     # -- DSPy ----------------------------------------------------------------------------
 
@@ -197,6 +199,12 @@ class Turbo:
     def __repr__(self) -> str:
         tiers = " -> ".join(t.name for t in self.cache.tiers)
         return f"<Turbo namespace={self.namespace!r} tiers={tiers} installed={self.integration is not None}>"
+
+
+def _tokens(usage: dict | None) -> int:
+    if not usage:
+        return 0
+    return int(usage.get("total_tokens") or (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0))
 
 
 def _call_impl(impl, **kwargs):
