@@ -295,14 +295,16 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
         tiers.append(spec)
     sinks = [s for i, sink in enumerate(listed(section("metrics", "sinks"), []))
              if (s := _component(sink, "metric_sink", f"metrics.sinks[{i}]", registry, issues))]
-    batching = _component(section("batching"), "batch_strategy", "batching", registry, issues) if section("batching") else None
-    routing = _component(section("routing"), "model_selector", "routing", registry, issues) if section("routing") else None
+    batching, routing = section("batching"), section("routing")
+    batching = _component(batching, "batch_strategy", "batching", registry, issues) if batching else None
+    routing = _component(routing, "model_selector", "routing", registry, issues) if routing else None
     index = embedder = None
-    if isinstance(section("cache", "semantic"), dict):
-        if section("cache", "semantic", "index") is not None:
-            index = _component(section("cache", "semantic", "index"), "similarity_index", "cache.semantic.index", registry, issues)
-        if section("cache", "semantic", "embedder") is not None:
-            embedder = _component(section("cache", "semantic", "embedder"), "embedder", "cache.semantic.embedder", registry, issues)
+    semantic = section("cache", "semantic")
+    if isinstance(semantic, dict):  # a missing index or embedder is reported by the shape check
+        if semantic.get("index") is not None:
+            index = _component(semantic["index"], "similarity_index", "cache.semantic.index", registry, issues)
+        if semantic.get("embedder") is not None:
+            embedder = _component(semantic["embedder"], "embedder", "cache.semantic.embedder", registry, issues)
     if issues or settings is None:
         raise ConfigError(issues, name)
     return Config(settings, tuple(tiers), tuple(sinks), batching, routing, index, embedder, name)
