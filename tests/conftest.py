@@ -54,3 +54,108 @@ def run_threads():
             t.join()
 
     return run
+
+
+# -- Redis ------------------------------------------------------------------------------------
+# The shared server (REDIS_URL, default 127.0.0.1:6379) serves most Redis tests; each test uses
+# its own namespace and removes only its own keys. Tests that stop or restart Redis start a
+# private `redis-server` on a free port and stop it by its process id. Without Redis the
+# tests skip, unless DSPY_TURBO_REQUIRE_REDIS=1 (set by .ci/run) makes that a failure.
+
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _no_redis(reason: str):
+    if os.environ.get("DSPY_TURBO_REQUIRE_REDIS") == "1":
+        pytest.fail(f"{reason} (DSPY_TURBO_REQUIRE_REDIS=1 makes this a failure, not a skip)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """The shared Redis server's URL; skips (or fails, see above) when it does not answer."""
+    try:
+        import redis
+    except ImportError:
+        _no_redis("redis-py is not installed")
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        _no_redis(f"no Redis server answers at {REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def namespace():
+    """A namespace of this test's own, so tests sharing one Redis never see each other's keys."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """A private `redis-server` on a free port, stopped by its pid (never the shared one)."""
+
+    def __init__(self, directory: str, port: int | None = None, *args: str):
+        self.port = port or free_port()
+        self.directory = directory
+        self.args = args
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.directory, *self.args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()  # SIGKILL: a crash, as in production, not a graceful shutdown
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """Factory: ``redis_server()`` starts a private server; all are stopped after the test."""
+    if shutil.which("redis-server") is None:
+        _no_redis("redis-server is not on PATH")
+    servers = []
+
+    def start(port: int | None = None, *args: str) -> "RedisServer":
+        directory = tmp_path / f"redis-{len(servers)}"
+        directory.mkdir()
+        server = RedisServer(str(directory), port, *args).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -19,7 +19,9 @@ Rules:
 - All methods are safe to call from several threads at once.
 
 Optional: ``__len__`` and a ``bytes_used`` property make ``turbo.stats()`` report the
-tier's entries and bytes.
+tier's entries and bytes. A backend shared by several processes (Redis) may offer a
+``coordinator()`` method returning a :class:`~dspy_turbo.coordination.Coordinator`; the
+first tier that offers one coordinates single-flight and rate limits across processes.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from . import events as ev
 from .breaker import CircuitBreaker
 from .codec import EncodeError
 from .config import Config, parse
+from .coordination import Coordinator, LocalCoordinator
 from .entry import Entry
 from .events import Event, EventBus, describe_error
 from .keys import KeyBuilder
@@ -50,6 +51,7 @@ class Turbo:
         self._should_store = pm.hook.dspy_turbo_should_store
         self._has_store_hooks = bool(self._should_store.get_hookimpls())
         self.cache = TieredCache(self._build_tiers(config), self.bus, self.namespace)
+        self.coordinator = self._find_coordinator()
         self.integration = None  # set by install()
         self.closed = False
         pm.hook.dspy_turbo_startup(turbo=self)
@@ -68,6 +70,16 @@ class Turbo:
             tiers.append(Tier(backend, CircuitBreaker(breaker.failures, breaker.cooldown), name,
                               spec.options.ttl, spec.options.timeout))
         return tiers
+
+    def _find_coordinator(self) -> Coordinator:
+        """The first tier that can coordinate processes (Redis) does; else this process alone."""
+        for tier in self.cache.tiers:
+            offer = getattr(tier.backend, "coordinator", None)
+            if offer is not None:
+                coordinator = offer()
+                if coordinator is not None:
+                    return coordinator
+        return LocalCoordinator()
 
     # -- requests ------------------------------------------------------------------------
 
@@ -182,6 +194,7 @@ class Turbo:
         except Exception as exc:
             logger.warning("a dspy_turbo_shutdown hook raised %s", describe_error(exc))
         self.cache.close()
+        self.coordinator.close()
         for sink in self.sinks:
             close = getattr(sink, "close", None)
             if close:

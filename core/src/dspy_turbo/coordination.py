@@ -1,0 +1,102 @@
+"""Coordination between callers: leases (single-flight across processes) and token buckets
+(rate limits shared by every worker).
+
+A Turbo has exactly one :class:`Coordinator`, ``turbo.coordinator``. The first tier whose
+backend offers one (``backend.coordinator()``, e.g. the Redis tier) provides it, so every
+process using the same namespace on that server coordinates; otherwise it is the
+in-process :class:`LocalCoordinator`, which coordinates the threads and tasks of this
+process only. ``coordinator.shared`` says which it is.
+
+A coordinator that fails (a down server) raises; callers treat that as "no coordination"
+(call the LM themselves, or fall back to a local bucket), never as an error in the
+user's program.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+class Coordinator:
+    """The contract. Names are plain strings; implementations add their own prefix."""
+
+    shared: bool = False
+    """True when other processes see the same leases and buckets."""
+
+    def try_lease(self, name: str, ttl: float) -> str | None:
+        """Take the lease ``name`` for ``ttl`` seconds if nobody holds it.
+
+        Returns a token to release it with, or ``None`` when another holder has it. A
+        holder that crashes loses the lease when ``ttl`` runs out.
+        """
+        raise NotImplementedError
+
+    def release(self, name: str, token: str) -> None:
+        """Give the lease back, only if ``token`` still holds it (an expired lease may
+        already belong to someone else)."""
+        raise NotImplementedError
+
+    def take(self, bucket: str, amount: float, rate: float, capacity: float) -> float:
+        """Take ``amount`` tokens from a bucket refilled at ``rate`` tokens per second up to
+        ``capacity`` (full when first used).
+
+        Returns ``0.0`` when the tokens were taken, else how many seconds to wait before
+        enough are there (nothing is taken then). ``amount`` above ``capacity`` is clipped
+        to ``capacity``, so an oversized request waits for a full bucket instead of forever.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; the default has none."""
+
+
+@dataclass
+class _Bucket:
+    level: float
+    updated: float
+
+
+class LocalCoordinator(Coordinator):
+    """This process's threads and tasks only. ``clock`` is injectable for tests."""
+
+    shared = False
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._buckets: dict[str, _Bucket] = {}
+
+    def try_lease(self, name: str, ttl: float) -> str | None:
+        now = self.clock()
+        with self._lock:
+            held = self._leases.get(name)
+            if held is not None and held[1] > now:
+                return None
+            token = uuid.uuid4().hex
+            self._leases[name] = (token, now + ttl)
+            return token
+
+    def release(self, name: str, token: str) -> None:
+        with self._lock:
+            held = self._leases.get(name)
+            if held is not None and held[0] == token:
+                del self._leases[name]
+
+    def take(self, bucket: str, amount: float, rate: float, capacity: float) -> float:
+        amount = min(amount, capacity)
+        now = self.clock()
+        with self._lock:
+            state = self._buckets.get(bucket)
+            if state is None:
+                state = self._buckets[bucket] = _Bucket(capacity, now)
+            state.level = min(capacity, state.level + (now - state.updated) * rate)
+            state.updated = now
+            if state.level >= amount:
+                state.level -= amount
+                return 0.0
+            return (amount - state.level) / rate if rate > 0 else float("inf")
