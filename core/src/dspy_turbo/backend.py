@@ -8,14 +8,16 @@ checks every rule below.
 Rules:
 
 - ``get`` returns ``None`` for a missing or expired key and for a stored value that cannot
-  be decoded (which it also deletes); it raises only when the backend itself is broken
-  (connection lost, disk gone). The engine turns those raises into error events and a
+  be decoded (which it also deletes, and reports through ``on_corrupt``); it raises only
+  when the backend itself is broken (connection lost, disk gone). The engine turns those raises into error events and a
   circuit breaker, never into an exception in the user's program.
 - ``set(key, entry, ttl)`` stores for at most ``ttl`` seconds (``None``: until evicted);
   it never keeps an entry past ``entry.expires_at``.
 - ``delete`` of a missing key is not an error. ``clear(prefix)`` removes the keys that
   start with ``prefix`` and returns how many it removed.
 - ``get_many`` returns a dict of the keys found; the default loops over ``get``.
+- ``delete_tagged(prefix, tag)`` removes the entries under ``prefix`` whose ``entry.tags``
+  contain ``tag`` and returns how many; the default scans with ``keys(prefix)``/``get``.
 - All methods are safe to call from several threads at once.
 
 Optional: ``__len__`` and a ``bytes_used`` property make ``turbo.stats()`` report the
@@ -53,6 +55,9 @@ class CacheBackend(Component):
     Options: ClassVar[type[BackendOptions]] = BackendOptions
     on_evict = None
     """Set by the engine: call ``on_evict(key)`` when the backend drops an entry to make room."""
+    on_corrupt = None
+    """Set by the engine: call ``on_corrupt(key, error)`` when a stored value fails to decode
+    (a foreign, truncated or planted value); the engine counts it as an error event."""
 
     @property
     def tier_name(self) -> str:
@@ -77,6 +82,25 @@ class CacheBackend(Component):
             if entry is not None:
                 found[key] = entry
         return found
+
+    def delete_tagged(self, prefix: str, tag: str) -> int:
+        """Remove entries under ``prefix`` tagged ``tag``. The default needs a ``keys(prefix)``
+        method; a backend with a tag index (Redis sets) overrides this."""
+        keys = getattr(self, "keys", None)
+        if keys is None:
+            raise NotImplementedError(f"the {self.name!r} backend cannot invalidate by tag")
+        removed = 0
+        for key in keys(prefix):
+            entry = self.get(key)
+            if entry is not None and tag in entry.tags:
+                self.delete(key)
+                removed += 1
+        return removed
+
+    def corrupt(self, key: str, error: BaseException) -> None:
+        """Report an undecodable value (the backend deletes it itself)."""
+        if self.on_corrupt is not None:
+            self.on_corrupt(key, error)
 
     def close(self) -> None:
         """Release connections and files; the default has nothing to release."""

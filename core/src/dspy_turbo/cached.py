@@ -48,12 +48,24 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
                 if hit is not None:
                     return hit
 
-                async def run():
+                async def call():
                     again = t.lookup(key, count=False)  # another flight may have stored it meanwhile
                     if again is not None:
                         return again
                     value = await func(*args, **kwargs)
                     t.store(key, value, ttl=seconds, tags=tag_tuple)
+                    return value
+
+                async def run():
+                    if t.shared_flight is None:
+                        return await call()
+
+                    async def recheck():
+                        return t.lookup(key, count=False)
+
+                    value, elsewhere = await t.shared_flight.ado(key, recheck, call)
+                    if elsewhere:
+                        t.report_coalesced(key)
                     return value
 
                 value, shared = await t.singleflight.ado(key, run)
@@ -71,12 +83,20 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
             if hit is not None:
                 return hit
 
-            def run():
+            def call():
                 again = t.lookup(key, count=False)  # another flight may have stored it meanwhile
                 if again is not None:
                     return again
                 value = func(*args, **kwargs)
                 t.store(key, value, ttl=seconds, tags=tag_tuple)
+                return value
+
+            def run():
+                if t.shared_flight is None:
+                    return call()
+                value, elsewhere = t.shared_flight.do(key, lambda: t.lookup(key, count=False), call)
+                if elsewhere:
+                    t.report_coalesced(key)
                 return value
 
             value, shared = t.singleflight.do(key, run)

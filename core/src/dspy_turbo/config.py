@@ -55,6 +55,12 @@ class BreakerSettings(Options):
 
 class SingleFlightSettings(Options):
     enabled: bool = True
+    lease: Duration = Field(default=30.0, gt=0)
+    """Across processes (a shared tier configured): how long a leader's lease lasts. A leader
+    that crashes blocks the others at most this long; make it longer than a slow LM call."""
+    wait: Duration = Field(default=30.0, ge=0)
+    """Across processes: how long a waiter waits for another process's call before making
+    the call itself."""
 
 
 class SemanticSettings(Options):

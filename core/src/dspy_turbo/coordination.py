@@ -100,3 +100,43 @@ class LocalCoordinator(Coordinator):
                 state.level -= amount
                 return 0.0
             return (amount - state.level) / rate if rate > 0 else float("inf")
+
+
+class CoordinationUnavailable(RuntimeError):
+    """The shared coordinator is skipped (its tier's circuit breaker is open) or failed."""
+
+
+class GuardedCoordinator(Coordinator):
+    """A shared coordinator behind its tier's circuit breaker: while the tier is down,
+    calls fail at once with ``CoordinationUnavailable`` instead of waiting on a dead server,
+    and every failure counts toward that same breaker (and is an error event)."""
+
+    shared = True
+
+    def __init__(self, inner: Coordinator, allow: Callable[[], bool], failed: Callable[[BaseException], None],
+                 succeeded: Callable[[], None]):
+        self.inner = inner
+        self._allow, self._failed, self._succeeded = allow, failed, succeeded
+
+    def _run(self, method, *args):
+        if not self._allow():
+            raise CoordinationUnavailable("the shared tier is unavailable (circuit breaker open)")
+        try:
+            result = method(*args)
+        except Exception as exc:
+            self._failed(exc)
+            raise CoordinationUnavailable(str(exc)) from exc
+        self._succeeded()
+        return result
+
+    def try_lease(self, name: str, ttl: float) -> str | None:
+        return self._run(self.inner.try_lease, name, ttl)
+
+    def release(self, name: str, token: str) -> None:
+        self._run(self.inner.release, name, token)
+
+    def take(self, bucket: str, amount: float, rate: float, capacity: float) -> float:
+        return self._run(self.inner.take, bucket, amount, rate, capacity)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -166,7 +166,7 @@ def _wrap(original_execute, original_aexecute, execution):
         if hit:
             return hit
 
-        def run():
+        def call_lm():
             started = time.perf_counter()
             try:
                 with _rechecking():
@@ -178,8 +178,22 @@ def _wrap(original_execute, original_aexecute, execution):
             return result
 
         if not turbo.singleflight_enabled:
-            return run()
+            return call_lm()
         key = turbo.key(call.key(lm, False), execution.IGNORED_CACHE_KEYS)
+
+        def run():  # this process's leader: coordinate with other processes when a tier is shared
+            if turbo.shared_flight is None:
+                return call_lm()
+
+            def recheck():
+                with _rechecking():
+                    return execution._cached(lm, call, False)
+
+            result, elsewhere = turbo.shared_flight.do(key, recheck, call_lm)
+            if elsewhere:
+                turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result))
+            return result
+
         result, shared = turbo.singleflight.do(key, run)
         if not shared:
             return result
@@ -197,7 +211,7 @@ def _wrap(original_execute, original_aexecute, execution):
         if hit:
             return hit
 
-        async def run():
+        async def call_lm():
             started = time.perf_counter()
             try:
                 with _rechecking():
@@ -210,8 +224,22 @@ def _wrap(original_execute, original_aexecute, execution):
             return result
 
         if not turbo.singleflight_enabled:
-            return await run()
+            return await call_lm()
         key = turbo.key(call.key(lm, True), execution.IGNORED_CACHE_KEYS)
+
+        async def run():
+            if turbo.shared_flight is None:
+                return await call_lm()
+
+            async def recheck():
+                with _rechecking():
+                    return await asyncio.to_thread(execution._cached, lm, call, True)
+
+            result, elsewhere = await turbo.shared_flight.ado(key, recheck, call_lm)
+            if elsewhere:
+                turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result))
+            return result
+
         result, shared = await turbo.singleflight.ado(key, run)
         if not shared:
             return result

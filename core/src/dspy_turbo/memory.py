@@ -98,9 +98,9 @@ class MemoryBackend(CacheBackend):
                 self._remove(key)
             return len(doomed)
 
-    def keys(self) -> list[str]:
+    def keys(self, prefix: str = "") -> list[str]:
         with self._lock:
-            return list(self._data)
+            return [k for k in self._data if k.startswith(prefix)]
 
     @property
     def bytes_used(self) -> int:

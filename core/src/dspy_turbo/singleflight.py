@@ -1,18 +1,29 @@
-"""In-process single-flight: concurrent identical misses make one call.
+"""Single-flight: concurrent identical misses make one call.
 
-The first caller for a key (the leader) runs the call; the others (threads or asyncio
-tasks) wait on the leader's future and get its result, or its exception. The key is
-forgotten as soon as the leader finishes, so the next call after a failure tries again.
+In one process (:class:`SingleFlight`): the first caller for a key (the leader) runs the
+call; the others (threads or asyncio tasks) wait on the leader's future and get its
+result, or its exception. The key is forgotten as soon as the leader finishes, so the
+next call after a failure tries again.
+
+Across processes (:class:`SharedFlight`, when a shared tier such as Redis coordinates):
+each process's leader asks for a lease on the key. The one that gets it makes the call
+(and stores the value before giving the lease back); the others poll the cache until the
+value is there. A leader that fails gives the lease back, one that crashes loses it when
+it expires; either way a waiter takes over. Nobody waits longer than ``wait``: then it
+makes the call itself. When the coordinator is unavailable, everyone calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import CancelledError as _FutureCancelled
 from concurrent.futures import Future
 from typing import Any, TypeVar
+
+from .coordination import CoordinationUnavailable, Coordinator
 
 T = TypeVar("T")
 
@@ -83,3 +94,66 @@ class SingleFlight:
     def in_flight(self) -> int:
         with self._lock:
             return len(self._flights)
+
+
+class SharedFlight:
+    """Single-flight across processes through a shared :class:`Coordinator` (see above).
+
+    ``recheck()`` reads the cache without counting (the request was counted already);
+    ``call()`` makes the call and stores its value. Both ``do`` and ``ado`` return
+    ``(value, served_by_another_process)``.
+    """
+
+    def __init__(self, coordinator: Coordinator, lease: float = 30.0, wait: float = 30.0, poll: float = 0.02):
+        self.coordinator = coordinator
+        self.lease, self.wait, self.poll = lease, wait, poll
+        self.max_poll = max(poll, 0.25)
+
+    def do(self, name: str, recheck: Callable[[], T | None], call: Callable[[], T]) -> tuple[T, bool]:
+        deadline = time.monotonic() + self.wait
+        delay = self.poll
+        while True:
+            try:
+                token = self.coordinator.try_lease(name, self.lease)
+            except CoordinationUnavailable:
+                return call(), False
+            if token is not None:
+                try:
+                    return call(), False
+                finally:
+                    self._release(name, token)
+            time.sleep(delay)
+            value = recheck()
+            if value is not None:
+                return value, True
+            if time.monotonic() >= deadline:
+                return call(), False  # waited long enough for a slow or stuck leader
+            delay = min(delay * 1.5, self.max_poll)
+
+    async def ado(self, name: str, recheck: Callable[[], Awaitable[T | None]],
+                  call: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+        deadline = time.monotonic() + self.wait
+        delay = self.poll
+        while True:
+            try:
+                token = await asyncio.to_thread(self.coordinator.try_lease, name, self.lease)
+            except CoordinationUnavailable:
+                return await call(), False
+            if token is not None:
+                try:
+                    return await call(), False
+                finally:
+                    await asyncio.to_thread(self._release, name, token)
+            await asyncio.sleep(delay)
+            value = await recheck()
+            if value is not None:
+                return value, True
+            if time.monotonic() >= deadline:
+                return await call(), False
+            delay = min(delay * 1.5, self.max_poll)
+
+    def _release(self, name: str, token: str) -> None:
+        try:
+            self.coordinator.release(name, token)
+        except CoordinationUnavailable:
+            pass  # the lease expires by itself

@@ -125,9 +125,23 @@ class CacheBackendSuite:
     def test_corrupt_entry_is_a_miss_not_an_exception(self, backend, corrupt):
         if corrupt is None:
             pytest.skip("no `corrupt` fixture: this backend does not store bytes")
+        reported = []
+        backend.on_corrupt = lambda key, error: reported.append(key)
         backend.set("conformance:c", _entry())
         corrupt(backend, "conformance:c")
         assert backend.get("conformance:c") is None
+        assert reported == ["conformance:c"], "an undecodable value must be reported through on_corrupt"
+        assert backend.get("conformance:c") is None and reported == ["conformance:c"], "and deleted"
+
+    def test_delete_tagged_removes_only_tagged_entries_under_the_prefix(self, backend):
+        backend.set("ns1:v1:a", _entry(tags=("faq", "v2")))
+        backend.set("ns1:v1:b", _entry(tags=("other",)))
+        backend.set("ns1:v1:c", _entry())
+        backend.set("ns2:v1:a", _entry(tags=("faq",)))
+        assert backend.delete_tagged("ns1:", "faq") == 1
+        assert backend.get("ns1:v1:a") is None
+        assert backend.get("ns1:v1:b") is not None and backend.get("ns1:v1:c") is not None
+        assert backend.get("ns2:v1:a") is not None
 
     def test_concurrent_writers_and_readers(self, backend):
         errors = []

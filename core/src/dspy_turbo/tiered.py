@@ -35,7 +35,8 @@ class TieredCache:
 
     # -- failure bookkeeping -------------------------------------------------------------
 
-    def _failed(self, tier: Tier, op: str, exc: BaseException | None, reason: str | None = None) -> None:
+    def failed(self, tier: Tier, op: str, exc: BaseException | None, reason: str | None = None) -> None:
+        """An error event for ``tier``, counted toward its circuit breaker."""
         opened = tier.breaker.failure()
         self.bus.emit(Event(ev.ERROR, tier=tier.name, error=describe_error(exc) if exc else reason,
                             reason=op, namespace=self.namespace))
@@ -45,7 +46,7 @@ class TieredCache:
 
     def _done(self, tier: Tier, op: str, started: float) -> None:
         if tier.timeout is not None and time.perf_counter() - started > tier.timeout:
-            self._failed(tier, op, None, f"slower than its timeout of {tier.timeout:g}s")
+            self.failed(tier, op, None, f"slower than its timeout of {tier.timeout:g}s")
         else:
             tier.breaker.success()
 
@@ -65,7 +66,7 @@ class TieredCache:
             try:
                 entry = tier.backend.get(key)
             except Exception as exc:
-                self._failed(tier, "get", exc)
+                self.failed(tier, "get", exc)
                 continue
             self._done(tier, "get", t0)
             if entry is None:
@@ -96,7 +97,7 @@ class TieredCache:
             try:
                 got = tier.backend.get_many(missing)
             except Exception as exc:
-                self._failed(tier, "get_many", exc)
+                self.failed(tier, "get_many", exc)
                 continue
             self._done(tier, "get_many", t0)
             for key, entry in got.items():
@@ -128,7 +129,7 @@ class TieredCache:
         try:
             tier.backend.set(key, entry, ttl)
         except Exception as exc:
-            self._failed(tier, "set", exc)
+            self.failed(tier, "set", exc)
             return False
         self._done(tier, "set", t0)
         if self.bus:
@@ -144,7 +145,7 @@ class TieredCache:
         try:
             tier.backend.delete(key)
         except Exception as exc:
-            self._failed(tier, "delete", exc)
+            self.failed(tier, "delete", exc)
 
     def delete(self, key: str) -> None:
         for tier in self.tiers:
@@ -158,7 +159,18 @@ class TieredCache:
             try:
                 removed[tier.name] = tier.backend.clear(prefix)
             except Exception as exc:
-                self._failed(tier, "clear", exc)
+                self.failed(tier, "clear", exc)
+        return removed
+
+    def delete_tagged(self, prefix: str, tag: str, tier_name: str | None = None) -> dict[str, int]:
+        removed = {}
+        for tier in self.tiers:
+            if tier_name is not None and tier.name != tier_name:
+                continue
+            try:
+                removed[tier.name] = tier.backend.delete_tagged(prefix, tag)
+            except Exception as exc:
+                self.failed(tier, "delete_tagged", exc)
         return removed
 
     def close(self) -> None:
@@ -166,4 +178,4 @@ class TieredCache:
             try:
                 tier.backend.close()
             except Exception as exc:
-                self._failed(tier, "close", exc)
+                self.failed(tier, "close", exc)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pluggy
@@ -14,16 +16,18 @@ from . import events as ev
 from .breaker import CircuitBreaker
 from .codec import EncodeError
 from .config import Config, parse
-from .coordination import Coordinator, LocalCoordinator
+from .coordination import Coordinator, GuardedCoordinator, LocalCoordinator
 from .entry import Entry
 from .events import Event, EventBus, describe_error
 from .keys import KeyBuilder
 from .plugins import Registry, build_registry, make_plugin_manager
-from .singleflight import SingleFlight
+from .singleflight import SharedFlight, SingleFlight
 from .stats import StatsAggregator
 from .tiered import Tier, TieredCache
 
 logger = logging.getLogger("dspy_turbo")
+# Tags that ``Turbo.tagged`` adds to every entry stored in its block (LM calls included).
+_TAGS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("dspy_turbo_tags", default=())
 
 
 class Turbo:
@@ -52,6 +56,8 @@ class Turbo:
         self._has_store_hooks = bool(self._should_store.get_hookimpls())
         self.cache = TieredCache(self._build_tiers(config), self.bus, self.namespace)
         self.coordinator = self._find_coordinator()
+        flight = self.settings.cache.singleflight
+        self.shared_flight = SharedFlight(self.coordinator, flight.lease, flight.wait) if self.coordinator.shared else None
         self.integration = None  # set by install()
         self.closed = False
         pm.hook.dspy_turbo_startup(turbo=self)
@@ -63,6 +69,7 @@ class Turbo:
             name = spec.options.name or spec.cls.name
             backend = spec.cls.from_options(spec.options, self)
             backend.on_evict = _evict_reporter(self.bus, name, self.namespace)  # on the real backend, not a wrapper
+            backend.on_corrupt = _corrupt_reporter(self.bus, name, self.namespace)
             for impl in self.pm.hook.dspy_turbo_wrap_backend.get_hookimpls():
                 wrapped = _call_impl(impl, backend=backend, turbo=self)
                 if wrapped is not None:
@@ -75,10 +82,11 @@ class Turbo:
         """The first tier that can coordinate processes (Redis) does; else this process alone."""
         for tier in self.cache.tiers:
             offer = getattr(tier.backend, "coordinator", None)
-            if offer is not None:
-                coordinator = offer()
-                if coordinator is not None:
-                    return coordinator
+            coordinator = offer() if offer is not None else None
+            if coordinator is not None:
+                return GuardedCoordinator(
+                    coordinator, tier.breaker.allow,
+                    lambda exc, tier=tier: self.cache.failed(tier, "coordinate", exc), tier.breaker.success)
         return LocalCoordinator()
 
     # -- requests ------------------------------------------------------------------------
@@ -98,6 +106,7 @@ class Turbo:
     def store(self, key: str, value: Any, *, request: dict[str, Any] | None = None, model: str | None = None,
               ttl: float | None = None, tags: Iterable[str] = ()) -> bool:
         """Admit and write ``value`` through every tier. Never raises; False when not stored."""
+        tags = (*tags, *_TAGS.get())
         reason = admission.refusal_reason(value)
         allowed = {
             None: True,
@@ -183,6 +192,37 @@ class Turbo:
         """Remove this namespace's entries (from one tier, or all); returns counts per tier."""
         return self.cache.clear(self.keys.prefix, tier)
 
+    @contextlib.contextmanager
+    def tagged(self, *tags: str) -> Iterator[None]:
+        """Tag every entry stored inside the block (LM calls and ``@cached`` functions), so
+        ``invalidate(tag=...)`` can remove them later::
+
+            with turbo.tagged("pricing-faq"):
+                answer = program(question=q)
+        """
+        token = _TAGS.set((*_TAGS.get(), *tags))
+        try:
+            yield
+        finally:
+            _TAGS.reset(token)
+
+    def invalidate(self, *, namespace: str | None = None, tag: str | None = None,
+                   tier: str | None = None) -> dict[str, int]:
+        """Remove entries from every tier (or one ``tier``): a whole namespace (default: this
+        one), or only the entries tagged ``tag`` in it. Returns how many each tier removed;
+        a tier that fails is skipped with an error event."""
+        names = [t.name for t in self.cache.tiers]
+        if tier is not None and tier not in names:
+            raise ValueError(f"no tier named {tier!r}; tiers: {', '.join(names)}")
+        if namespace is not None and not namespace.strip():
+            raise ValueError("namespace must not be empty (it would match every key)")
+        prefix = f"{namespace}:" if namespace else self.keys.prefix
+        if tag is not None:
+            if not tag:
+                raise ValueError("tag must not be empty")
+            return self.cache.delete_tagged(prefix, tag, tier)
+        return self.cache.clear(prefix, tier)
+
     def close(self) -> None:
         if self.closed:
             return
@@ -232,6 +272,12 @@ def _event_hook(function):
 def _evict_reporter(bus: EventBus, tier: str, namespace: str):
     def report(key: str) -> None:
         bus.emit(Event(ev.EVICT, tier=tier, key=key, namespace=namespace))
+    return report
+
+
+def _corrupt_reporter(bus: EventBus, tier: str, namespace: str):
+    def report(key: str, error: BaseException) -> None:
+        bus.emit(Event(ev.ERROR, tier=tier, key=key, reason="corrupt", error=describe_error(error), namespace=namespace))
     return report
 
 

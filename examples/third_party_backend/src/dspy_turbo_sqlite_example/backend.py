@@ -164,10 +164,11 @@ class SQLiteBackend(CacheBackend):
         """The entry in ``blob``, or None after deleting a blob that is not a valid entry."""
         try:
             return Entry.from_bytes(blob)
-        except DecodeError:
+        except DecodeError as exc:
             with self._lock:
                 # Delete only this bad blob, never a good value written since it was read.
                 self._conn().execute("DELETE FROM entries WHERE key = ? AND value = ?", (key, blob))
+            self.corrupt(key, exc)  # the engine counts it as an error event
             return None
 
     # -- writes ------------------------------------------------------------------------
@@ -194,6 +195,16 @@ class SQLiteBackend(CacheBackend):
     def delete(self, key: str) -> None:
         with self._lock:
             self._conn().execute("DELETE FROM entries WHERE key = ?", (key,))
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Keys under ``prefix`` (the base class's ``delete_tagged`` scans these)."""
+        upper = _prefix_upper_bound(prefix)
+        with self._lock:
+            if upper is None:
+                rows = self._conn().execute("SELECT key FROM entries WHERE key >= ?", (prefix,)).fetchall()
+            else:
+                rows = self._conn().execute("SELECT key FROM entries WHERE key >= ? AND key < ?", (prefix, upper)).fetchall()
+        return [row[0] for row in rows]
 
     def clear(self, prefix: str = "") -> int:
         upper = _prefix_upper_bound(prefix)
