@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
 # Editable installs of every distribution in the repo, plus the dev tools.
-PACKAGES := -e core -e examples/third_party_backend
-SOURCES := pyproject.toml core/pyproject.toml examples/third_party_backend/pyproject.toml
+PACKAGES := -e core -e examples/third_party_backend -e plugins/file -e plugins/redis
+SOURCES := pyproject.toml core/pyproject.toml examples/third_party_backend/pyproject.toml \
+	plugins/file/pyproject.toml plugins/redis/pyproject.toml
 
 .PHONY: demo test bench lint clean
 
@@ -27,7 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check core examples tests bench
+	$(BIN)/ruff check core plugins examples tests bench
 
 clean:
 	rm -rf $(VENV)

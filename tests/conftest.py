@@ -4,6 +4,8 @@ import tempfile
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # DSPy builds its default disk cache on first use of dspy.cache; keep it out of $HOME.
 os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="dspy-cache-tests-"))
+# The file tier's default directory (the embedded default config uses it): never the user's own.
+os.environ["DSPY_TURBO_CACHE_DIR"] = tempfile.mkdtemp(prefix="dspy-turbo-tests-")
 
 import dspy  # noqa: E402
 import pytest  # noqa: E402

@@ -33,6 +33,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -339,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     program = QAPipeline()
     timer = QuestionTimer(program)
 
+    scratch = None
+    if args.config is None and "DSPY_TURBO_CACHE_DIR" not in os.environ:
+        # The embedded default includes the file tier when it is installed: give the demo a
+        # directory of its own, so "cold" is really cold and the user's cache is untouched.
+        scratch = tempfile.TemporaryDirectory(prefix="dspy-turbo-demo-")
+        os.environ["DSPY_TURBO_CACHE_DIR"] = scratch.name
     try:
         turbo = load(args.config).install()
     except (ConfigError, PluginError) as exc:
@@ -358,16 +365,32 @@ def main(argv: list[str] | None = None) -> int:
             say("  warm run (same questions) ...", end=" ", flush=True)
             warm = run_once("warm", turbo, program, examples, lm, timer, args.threads)
             say(_duration(warm.wall))
+        restart = None
+        if any(t.backend.name != "memory" for t in turbo.cache.tiers):
+            # A persistent tier: a new Turbo (as in a new process) starts with an empty memory tier.
+            turbo.close()
+            turbo = load(args.config).install()
+            with dspy.context(lm=lm, callbacks=[timer]):
+                say("  restart (new Turbo, empty memory tier) ...", end=" ", flush=True)
+                restart = run_once("restart", turbo, program, examples, lm, timer, args.threads)
+                say(_duration(restart.wall))
     finally:
         turbo.close()
+        if scratch is not None:
+            os.environ.pop("DSPY_TURBO_CACHE_DIR", None)
+            scratch.cleanup()
 
     mismatches = sum(c != w or c is None for c, w in zip(cold.answers, warm.answers, strict=True))
     speedup = cold.wall / warm.wall if warm.wall > 0 else float("inf")
     if args.json:
+        if restart is not None:
+            stats_restart = {"restart": restart.stats}
+        else:
+            stats_restart = {}
         demo = {"questions": len(questions), "repeated": repeated, "latency": args.latency, "threads": args.threads,
                 "wall_s": {"cold": round(cold.wall, 4), "warm": round(warm.wall, 4)}, "speedup": round(speedup, 2),
                 "engine_calls": {"cold": cold.engine_calls, "warm": warm.engine_calls}, "mismatches": mismatches}
-        print(json.dumps({"cold": cold.stats, "warm": warm.stats, "demo": demo}, indent=2))
+        print(json.dumps({"cold": cold.stats, "warm": warm.stats, **stats_restart, "demo": demo}, indent=2))
         return 0 if mismatches == 0 else 1
 
     print()
@@ -381,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "identical" if mismatches == 0 else "DIFFERENT"
     print(f"  answers: warm {verdict} to cold ({len(questions) - mismatches}/{len(questions)} equal, "
           f"{mismatches} mismatches)")
+    if restart is not None:
+        hits = ", ".join(f"{tier} {n}" for tier, n in sorted(restart.stats["hits"].items())) or "none"
+        same = sum(c == r for c, r in zip(cold.answers, restart.answers, strict=True))
+        print(f"  restart: {_duration(restart.wall)}, {restart.stats['lm_calls']} LM calls, hits by tier: {hits}; "
+              f"{same}/{len(questions)} answers equal to cold")
     persisted = {t.name for t in turbo.cache.tiers if t.backend.name != "memory"} & set(cold.stats["hits"])
     if persisted:
         print(f"  note: the cold run found entries from an earlier run in {', '.join(sorted(persisted))}; "

@@ -1,0 +1,249 @@
+"""The ``redis`` tier: a Redis server or Cluster shared by every process and host.
+
+Values are dspy-turbo entry bytes (``Entry.to_bytes``), never pickles: anything under our
+keys that does not decode (a foreign value, a planted pickle) is a miss, an error event,
+and is deleted. Keys are the cache keys (``<namespace>:v1:<hash>``) behind an optional
+``prefix``; a tag index is a Redis set per tag.
+
+Failures never reach the program: every call is bounded by ``timeout`` (connect and
+read), with no client-side retry loop except one immediate reconnect on a dropped
+connection (after a server restart). The engine turns raised errors into error events
+and a circuit breaker; the client reconnects by itself when the server is back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+
+from dspy_turbo import BackendOptions, CacheBackend, DecodeError, Entry
+from dspy_turbo.backend import effective_ttl
+from dspy_turbo.units import Duration
+
+from .coordinator import RedisCoordinator
+
+_SCAN_COUNT = 1000
+_DELETE_CHUNK = 500
+
+
+class RedisOptions(BackendOptions):
+    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    """``redis://``, ``rediss://`` (TLS) or ``unix://`` URL; use ``${REDIS_URL}`` so a password
+    stays out of the file. Secret: never printed, logged or put in an event."""
+    cluster: bool = False
+    """Connect to a Redis Cluster (the URL or ``startup_nodes`` name any of its nodes)."""
+    startup_nodes: list[str] | None = None
+    """Cluster nodes as ``host:port``; implies ``cluster: true``."""
+    username: str | None = None
+    password: SecretStr | None = None
+    """Overrides a password in the URL."""
+    timeout: Duration | None = Field(default=0.25, gt=0)
+    """Connect and read timeout of every call: no call waits longer because of Redis."""
+    max_connections: int = Field(default=64, ge=1)
+    """Connection pool size (per process, per node)."""
+    prefix: str = ""
+    """Put before every key, to share one Redis database with other applications."""
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: SecretStr) -> SecretStr:
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"url must start with redis://, rediss:// or unix://, not {scheme + '://' if scheme else 'no scheme'}")
+        return value
+
+    @field_validator("startup_nodes")
+    @classmethod
+    def _nodes(cls, value: list[str] | None) -> list[str] | None:
+        for node in value or ():
+            host, _, port = node.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"startup node {node!r} is not host:port")
+        return value
+
+
+def _display(url: str) -> str:
+    """The URL without credentials, for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class RedisBackend(CacheBackend):
+    name: ClassVar[str] = "redis"
+    Options: ClassVar[type[RedisOptions]] = RedisOptions
+
+    def __init__(self, options: RedisOptions | None = None, namespace: str = "dspy-turbo"):
+        super().__init__(options)
+        self.namespace = namespace
+        self.prefix = self.options.prefix
+        self.is_cluster = bool(self.options.cluster or self.options.startup_nodes)
+        self._client_obj = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_options(cls, options: RedisOptions, turbo: Any = None) -> RedisBackend:
+        return cls(options, getattr(turbo, "namespace", "dspy-turbo"))
+
+    def __repr__(self) -> str:
+        return f"<RedisBackend {_display(self.options.url.get_secret_value())} cluster={self.is_cluster}>"
+
+    # -- connection ------------------------------------------------------------------------
+
+    def _client(self):
+        """The client, built on first use (a Cluster client connects when built, and a
+        server that is down at start must not stop the program from loading)."""
+        client = self._client_obj
+        if client is None:
+            with self._lock:
+                if self._client_obj is None:
+                    self._client_obj = self._connect()
+                client = self._client_obj
+        return client
+
+    def _connect(self):
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        opts = self.options
+        timeout = float(opts.timeout) if opts.timeout is not None else None
+        common: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            # One immediate retry, for a pooled connection the server dropped (a restart);
+            # a timeout is never retried, so no call waits past `timeout`.
+            "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            "max_connections": opts.max_connections,
+        }
+        if opts.username is not None:
+            common["username"] = opts.username
+        if opts.password is not None:
+            common["password"] = opts.password.get_secret_value()
+        url = opts.url.get_secret_value()
+        if not self.is_cluster:
+            return redis.Redis.from_url(url, **common)
+        from redis.cluster import ClusterNode, RedisCluster
+
+        if opts.startup_nodes:
+            nodes = [ClusterNode(host, int(port)) for host, _, port in (n.rpartition(":") for n in opts.startup_nodes)]
+            return RedisCluster(startup_nodes=nodes, **common)
+        return RedisCluster.from_url(url, **common)
+
+    def coordinator(self) -> RedisCoordinator:
+        return RedisCoordinator(self._client, f"{self.prefix}{self.namespace}:")
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _decode(self, key: str, blob: bytes) -> Entry | None:
+        try:
+            return Entry.from_bytes(blob)
+        except DecodeError as exc:
+            try:
+                self._client().delete(self.prefix + key)
+            finally:
+                self.corrupt(key, exc)
+            return None
+
+    def get(self, key: str) -> Entry | None:
+        blob = self._client().get(self.prefix + key)
+        return None if blob is None else self._decode(key, blob)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        client = self._client()
+        full = [self.prefix + k for k in keys]
+        blobs = client.mget_nonatomic(full) if self.is_cluster else client.mget(full)
+        found = {}
+        for key, blob in zip(keys, blobs, strict=True):
+            if blob is not None:
+                entry = self._decode(key, blob)
+                if entry is not None:
+                    found[key] = entry
+        return found
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _tag_key(self, namespace: str, tag: str) -> str:
+        return f"{self.prefix}{namespace}:tag:{tag}"
+
+    def set(self, key: str, entry: Entry, ttl: float | None = None) -> None:
+        ttl = effective_ttl(ttl if ttl is not None else self.options.ttl, entry)
+        client = self._client()
+        if ttl is not None and ttl <= 0:
+            client.delete(self.prefix + key)  # already expired: an older value must not stay readable either
+            return
+        px = max(1, int(ttl * 1000)) if ttl is not None else None
+        if not entry.tags:
+            client.set(self.prefix + key, entry.to_bytes(), px=px)
+            return
+        namespace = key.split(":", 1)[0]
+        pipe = client.pipeline(transaction=False)
+        pipe.set(self.prefix + key, entry.to_bytes(), px=px)
+        for tag in entry.tags:
+            tag_key = self._tag_key(namespace, tag)
+            pipe.sadd(tag_key, key)
+            if px is not None:
+                pipe.pexpire(tag_key, px, gt=True)  # the index lives as long as its longest entry
+            else:
+                pipe.persist(tag_key)
+        pipe.execute()
+
+    def delete(self, key: str) -> None:
+        self._client().delete(self.prefix + key)
+
+    def _unlink(self, keys: list[str]) -> int:
+        client = self._client()
+        removed = 0
+        for i in range(0, len(keys), _DELETE_CHUNK):
+            chunk = keys[i:i + _DELETE_CHUNK]
+            if self.is_cluster:  # keys of a chunk live in different slots
+                pipe = client.pipeline(transaction=False)
+                for key in chunk:
+                    pipe.unlink(key)
+                removed += sum(pipe.execute())
+            else:
+                removed += client.unlink(*chunk)
+        return removed
+
+    def clear(self, prefix: str = "") -> int:
+        """Remove the keys under ``prefix`` with ``SCAN`` (never ``KEYS``, never ``FLUSHDB``)."""
+        pattern = _glob_escape(self.prefix + prefix) + "*"
+        client = self._client()
+        batch, removed = [], 0
+        for key in client.scan_iter(match=pattern, count=_SCAN_COUNT):
+            batch.append(key)
+            if len(batch) >= _DELETE_CHUNK:
+                removed += self._unlink(batch)
+                batch = []
+        if batch:
+            removed += self._unlink(batch)
+        return removed
+
+    def delete_tagged(self, prefix: str, tag: str) -> int:
+        namespace = prefix.split(":", 1)[0]
+        tag_key = self._tag_key(namespace, tag)
+        client = self._client()
+        members = [m.decode() if isinstance(m, bytes) else m for m in client.sscan_iter(tag_key, count=_SCAN_COUNT)]
+        doomed = [m for m in members if m.startswith(prefix)]
+        removed = self._unlink([self.prefix + m for m in doomed]) if doomed else 0
+        if doomed:
+            client.srem(tag_key, *doomed)
+        return removed
+
+    def close(self) -> None:
+        client, self._client_obj = self._client_obj, None
+        if client is not None:
+            client.close()
+
+
+def _glob_escape(text: str) -> str:
+    """Escape SCAN MATCH's glob characters so a prefix matches literally."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

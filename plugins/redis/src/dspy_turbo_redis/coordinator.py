@@ -1,0 +1,67 @@
+"""Leases and token buckets on Redis: single-flight and rate limits across processes.
+
+Both are single-key operations (``SET NX PX``, and Lua scripts on one key), so they work
+the same on a standalone server and on a Cluster. Time comes from the server (``TIME``),
+so the clocks of the client hosts do not matter.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from dspy_turbo.coordination import Coordinator
+
+# Delete the lease only if we still hold it: an expired lease may belong to another process.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# A token bucket in one hash: level and the server time it was computed at. Returns the
+# seconds to wait as a string (Lua numbers would be truncated to integers in the reply).
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local amount, rate, capacity = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'level', 'ts')
+local level = tonumber(state[1]) or capacity
+local ts = tonumber(state[2]) or now
+level = math.min(capacity, level + math.max(0, now - ts) * rate)
+local wait = 0
+if level >= amount then level = level - amount else wait = (amount - level) / rate end
+redis.call('HSET', KEYS[1], 'level', tostring(level), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+return tostring(wait)
+"""
+
+
+class RedisCoordinator(Coordinator):
+    shared = True
+
+    def __init__(self, client_factory, prefix: str):
+        """``client_factory()`` returns the backend's client (built lazily, shared pool)."""
+        self._client = client_factory
+        self.prefix = prefix
+        self._release = self._take = None
+
+    def _scripts(self):
+        if self._take is None:
+            client = self._client()
+            self._release, self._take = client.register_script(_RELEASE), client.register_script(_TAKE)
+        return self._release, self._take
+
+    def try_lease(self, name: str, ttl: float) -> str | None:
+        token = uuid.uuid4().hex
+        taken = self._client().set(f"{self.prefix}lease:{name}", token, nx=True, px=max(1, int(ttl * 1000)))
+        return token if taken else None
+
+    def release(self, name: str, token: str) -> None:
+        release, _ = self._scripts()
+        release(keys=[f"{self.prefix}lease:{name}"], args=[token])
+
+    def take(self, bucket: str, amount: float, rate: float, capacity: float) -> float:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        _, take = self._scripts()
+        wait = take(keys=[f"{self.prefix}bucket:{bucket}"], args=[repr(min(amount, capacity)), repr(rate), repr(capacity)])
+        return float(wait)
