@@ -4,6 +4,7 @@
     dspy-turbo check FILE       validate a config: prints OK or every problem; exit 0 or 2
     dspy-turbo schema           JSON Schema of the config with the installed components
     dspy-turbo demo [...]       the cold/warm demo over a DSPy question-answering program
+    dspy-turbo clear [...]      remove a namespace's entries (or one tag's) from every tier or one
 
 Errors are messages, never tracebacks; exit code 2 means bad input.
 """
@@ -53,6 +54,29 @@ def cmd_demo(args) -> int:
     return demo.main(args.rest)  # the demo parses its own options
 
 
+def cmd_clear(args) -> int:
+    from .turbo import load
+
+    turbo = load(args.config)
+    errors: dict[str, str] = {}
+    turbo.bus.add("cli", lambda e: errors.setdefault(e.tier or "?", e.error or "") if e.kind == "error" else None)
+    try:
+        removed = turbo.invalidate(namespace=args.namespace, tag=args.tag, tier=args.tier)
+    except ValueError as exc:
+        print(f"dspy-turbo clear: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        turbo.close()
+    what = f"entries tagged {args.tag!r}" if args.tag else "entries"
+    namespace = args.namespace or turbo.namespace
+    for tier in turbo.cache.tiers:
+        if args.tier in (None, tier.name):
+            count = removed.get(tier.name)
+            print(f"{tier.name}: " + (f"removed {count} {what} of namespace {namespace!r}" if count is not None
+                                      else f"FAILED: {errors.get(tier.name, 'unavailable')}"))
+    return 0 if all(removed.get(t.name) is not None for t in turbo.cache.tiers if args.tier in (None, t.name)) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dspy-turbo", description="dspy-turbo: caching and performance for DSPy programs")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(func=cmd_check)
     sub.add_parser("schema", help="print the config's JSON Schema").set_defaults(func=cmd_schema)
+    clear = sub.add_parser("clear", help="remove a namespace's entries, or only those with a tag, from every tier or one")
+    clear.add_argument("--config", metavar="PATH", default=None, help="the YAML config (default: the embedded default)")
+    clear.add_argument("--tier", metavar="NAME", default=None, help="only this tier (by its name in the config)")
+    clear.add_argument("--tag", metavar="TAG", default=None, help="only entries with this tag (see turbo.tagged)")
+    clear.add_argument("--namespace", metavar="NS", default=None, help="another namespace than the config's")
+    clear.set_defaults(func=cmd_clear)
     sub.add_parser("demo", help="run the cold/warm demo (dspy-turbo demo --help for its options)",
                    add_help=False).set_defaults(func=cmd_demo)
     return parser

@@ -2,14 +2,16 @@
 
 A tier that raises, or answers slower than its ``timeout``, is skipped with an error
 event and counts against its circuit breaker; an open breaker skips the tier until its
-cool-down has passed. Nothing a tier does ever raises into the caller.
+cool-down has passed. Reads and writes have a breaker each, so a tier that can still be
+read but not written (a full disk) keeps serving hits. Nothing a tier does ever raises
+into the caller.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import events as ev
 from .backend import CacheBackend, effective_ttl
@@ -25,6 +27,12 @@ class Tier:
     name: str
     ttl: float | None
     timeout: float | None
+    write_breaker: CircuitBreaker = field(default=None)  # type: ignore[assignment]
+    """Writes (set, delete, clear); defaults to a copy of ``breaker``'s settings."""
+
+    def __post_init__(self) -> None:
+        if self.write_breaker is None:
+            self.write_breaker = CircuitBreaker(self.breaker.threshold, self.breaker.cooldown)
 
 
 class TieredCache:
@@ -35,20 +43,23 @@ class TieredCache:
 
     # -- failure bookkeeping -------------------------------------------------------------
 
-    def failed(self, tier: Tier, op: str, exc: BaseException | None, reason: str | None = None) -> None:
-        """An error event for ``tier``, counted toward its circuit breaker."""
-        opened = tier.breaker.failure()
+    def failed(self, tier: Tier, op: str, exc: BaseException | None, reason: str | None = None,
+               breaker: CircuitBreaker | None = None) -> None:
+        """An error event for ``tier``, counted toward its (read, unless given) circuit breaker."""
+        breaker = breaker or tier.breaker
+        opened = breaker.failure()
         self.bus.emit(Event(ev.ERROR, tier=tier.name, error=describe_error(exc) if exc else reason,
                             reason=op, namespace=self.namespace))
         if opened:
-            self.bus.emit(Event(ev.BREAKER, tier=tier.name, reason="open", namespace=self.namespace,
-                                extra={"cooldown": tier.breaker.cooldown}))
+            self.bus.emit(Event(ev.BREAKER, tier=tier.name, reason="open" if breaker is tier.breaker else "open_writes",
+                                namespace=self.namespace, extra={"cooldown": breaker.cooldown}))
 
-    def _done(self, tier: Tier, op: str, started: float) -> None:
+    def _done(self, tier: Tier, op: str, started: float, breaker: CircuitBreaker | None = None) -> None:
+        breaker = breaker or tier.breaker
         if tier.timeout is not None and time.perf_counter() - started > tier.timeout:
-            self.failed(tier, op, None, f"slower than its timeout of {tier.timeout:g}s")
+            self.failed(tier, op, None, f"slower than its timeout of {tier.timeout:g}s", breaker)
         else:
-            tier.breaker.success()
+            breaker.success()
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -120,7 +131,8 @@ class TieredCache:
     # -- writes ----------------------------------------------------------------------------
 
     def _set_one(self, tier: Tier, key: str, entry: Entry, promote: bool = False) -> bool:
-        if not tier.breaker.allow():
+        breaker = tier.write_breaker
+        if not breaker.allow():
             return False
         ttl = effective_ttl(tier.ttl, entry)
         if ttl is not None and ttl <= 0:
@@ -129,9 +141,9 @@ class TieredCache:
         try:
             tier.backend.set(key, entry, ttl)
         except Exception as exc:
-            self.failed(tier, "set", exc)
+            self.failed(tier, "set", exc, breaker=breaker)
             return False
-        self._done(tier, "set", t0)
+        self._done(tier, "set", t0, breaker)
         if self.bus:
             self.bus.emit(Event(ev.STORE, tier=tier.name, key=key, reason="promote" if promote else "write",
                                 namespace=self.namespace))
@@ -142,10 +154,12 @@ class TieredCache:
         return sum(self._set_one(tier, key, entry) for tier in self.tiers)
 
     def _safe_delete(self, tier: Tier, key: str) -> None:
+        if not tier.write_breaker.allow():
+            return
         try:
             tier.backend.delete(key)
         except Exception as exc:
-            self.failed(tier, "delete", exc)
+            self.failed(tier, "delete", exc, breaker=tier.write_breaker)
 
     def delete(self, key: str) -> None:
         for tier in self.tiers:

@@ -176,11 +176,9 @@ class Turbo:
     def stats(self) -> dict[str, Any]:
         snap = self._stats.snapshot()
         snap["namespace"] = self.namespace
-        snap["tiers"] = {
-            t.name: {"type": t.backend.name, "breaker": t.breaker.state,
-                     **({"entries": len(t.backend), "bytes": t.backend.bytes_used} if hasattr(t.backend, "bytes_used") else {})}
-            for t in self.cache.tiers
-        }
+        snap["tiers"] = {t.name: {"type": t.backend.name, "breaker": t.breaker.state,
+                                  "write_breaker": t.write_breaker.state, **_size(t.backend)}
+                         for t in self.cache.tiers}
         if self.bus.sink_errors:
             snap["sink_errors"] = dict(self.bus.sink_errors)
         return snap
@@ -258,6 +256,16 @@ def _tokens(usage: dict | None) -> int:
     if not usage:
         return 0
     return int(usage.get("total_tokens") or (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0))
+
+
+def _size(backend) -> dict[str, int]:
+    """A tier's entries and bytes when it can tell; an unavailable tier tells nothing."""
+    if not hasattr(type(backend), "bytes_used"):
+        return {}
+    try:
+        return {"entries": len(backend), "bytes": backend.bytes_used}
+    except Exception:
+        return {}
 
 
 def _call_impl(impl, **kwargs):
