@@ -101,10 +101,24 @@ def namespace():
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-def free_port() -> int:
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A free port whose +10000 is free too (a Cluster node's bus port), below 55536."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise RuntimeError("no free port pair found")
 
 
 class RedisServer:
@@ -123,14 +137,14 @@ class RedisServer:
     def start(self) -> "RedisServer":
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.directory, *self.args],
+             "--dir", self.directory, "--enable-debug-command", "local", *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):  # up (with or without a password)
                         return self
             except OSError:
                 time.sleep(0.05)
@@ -142,6 +156,12 @@ class RedisServer:
             self.proc.kill()  # SIGKILL: a crash, as in production, not a graceful shutdown
             self.proc.wait(10)
         self.proc = None
+
+
+@pytest.fixture
+def unused_port():
+    """A TCP port nothing listens on (for "server down" tests)."""
+    return free_port()
 
 
 @pytest.fixture
@@ -161,3 +181,32 @@ def redis_server(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory):
+    """Three masters, no replicas, on free ports; stopped by pid afterwards."""
+    if shutil.which("redis-cli") is None or shutil.which("redis-server") is None:
+        _no_redis("redis-server and redis-cli are needed for the cluster test")
+    servers = []
+    try:
+        for i in range(3):
+            directory = tmp_path_factory.mktemp(f"cluster-{i}")
+            servers.append(RedisServer(str(directory), None, "--cluster-enabled", "yes",
+                                       "--cluster-config-file", str(directory / "nodes.conf"),
+                                       "--cluster-node-timeout", "2000").start())
+        nodes = [f"127.0.0.1:{s.port}" for s in servers]
+        subprocess.run(["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, text=True, timeout=60)
+        import redis
+
+        client = redis.Redis(port=servers[0].port)
+        deadline = time.monotonic() + 30
+        while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+            assert time.monotonic() < deadline, "the cluster did not reach state ok"
+            time.sleep(0.1)
+        client.close()
+        yield nodes
+    finally:
+        for server in servers:
+            server.stop()

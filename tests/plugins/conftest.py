@@ -31,17 +31,18 @@ WORKER = textwrap.dedent('''
             time.sleep(0.005)
     questions = spec["questions"]
     answers = [None] * len(questions)
-    with dspy.context(lm=lm, adapter=None):
-        def ask(i):
-            answers[i] = program(question=questions[i]).answer
-        threads = spec.get("threads", 1)
-        if threads == 1:
-            for i in range(len(questions)):
-                ask(i)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(ask, range(len(questions))))
+    dspy.configure(lm=lm)  # global, so the worker threads see it too
+
+    def ask(i):
+        answers[i] = program(question=questions[i]).answer
+    threads = spec.get("threads", 1)
+    if threads == 1:
+        for i in range(len(questions)):
+            ask(i)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(ask, range(len(questions))))
     print(json.dumps({"lm_calls": lm.engine.calls, "answers": answers, "stats": turbo.stats()}))
     turbo.close()
 ''')

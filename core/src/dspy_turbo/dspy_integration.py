@@ -142,12 +142,17 @@ def _usage_cost(lm: Any, result: Any) -> tuple[dict, float | None]:
     return usage, cost
 
 
-def _report(turbo: Turbo, lm: Any, started: float, result: Any = None, error: BaseException | None = None) -> None:
+def _report(turbo: Turbo, lm: Any, started: float, result: Any = None, error: BaseException | None = None,
+            key: str | None = None) -> None:
     latency = time.perf_counter() - started
     if error is not None:
         turbo.report_lm_call(_lm_model(lm), latency, None, None, error)
     elif not getattr(result, "cache_hit", False):
         turbo.report_lm_call(_lm_model(lm), latency, *_usage_cost(lm, result))
+    elif key is not None:
+        # DSPy's own re-check found the value: another caller's call (often in another
+        # process) stored it after this request was counted as a miss.
+        turbo.report_coalesced(key, _lm_model(lm))
 
 
 def _wrap(original_execute, original_aexecute, execution):
@@ -166,6 +171,8 @@ def _wrap(original_execute, original_aexecute, execution):
         if hit:
             return hit
 
+        key = turbo.key(call.key(lm, False), execution.IGNORED_CACHE_KEYS) if turbo.singleflight_enabled else None
+
         def call_lm():
             started = time.perf_counter()
             try:
@@ -174,12 +181,11 @@ def _wrap(original_execute, original_aexecute, execution):
             except BaseException as exc:
                 _report(turbo, lm, started, error=exc)
                 raise
-            _report(turbo, lm, started, result)
+            _report(turbo, lm, started, result, key=key)
             return result
 
-        if not turbo.singleflight_enabled:
+        if key is None:
             return call_lm()
-        key = turbo.key(call.key(lm, False), execution.IGNORED_CACHE_KEYS)
 
         def run():  # this process's leader: coordinate with other processes when a tier is shared
             if turbo.shared_flight is None:
@@ -211,6 +217,8 @@ def _wrap(original_execute, original_aexecute, execution):
         if hit:
             return hit
 
+        key = turbo.key(call.key(lm, True), execution.IGNORED_CACHE_KEYS) if turbo.singleflight_enabled else None
+
         async def call_lm():
             started = time.perf_counter()
             try:
@@ -220,12 +228,11 @@ def _wrap(original_execute, original_aexecute, execution):
                 if not isinstance(exc, asyncio.CancelledError):
                     _report(turbo, lm, started, error=exc)
                 raise
-            _report(turbo, lm, started, result)
+            _report(turbo, lm, started, result, key=key)
             return result
 
-        if not turbo.singleflight_enabled:
+        if key is None:
             return await call_lm()
-        key = turbo.key(call.key(lm, True), execution.IGNORED_CACHE_KEYS)
 
         async def run():
             if turbo.shared_flight is None:
