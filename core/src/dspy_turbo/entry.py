@@ -64,20 +64,21 @@ class Entry:
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Entry:
-        if not isinstance(blob, (bytes, bytearray, memoryview)):
-            raise DecodeError(f"expected bytes, got {type(blob).__name__}")
-        blob = bytes(blob)
-        if blob[:2] != MAGIC:
-            raise DecodeError("not a dspy-turbo entry (bad magic)")
-        if blob[2:3] != bytes([FORMAT_VERSION]):
+        if type(blob) is not bytes:  # the hot path gets bytes; spare it the isinstance chain
+            if not isinstance(blob, (bytes, bytearray, memoryview)):
+                raise DecodeError(f"expected bytes, got {type(blob).__name__}")
+            blob = bytes(blob)
+        if not blob.startswith(_HEADER):
+            if blob[:2] != MAGIC:
+                raise DecodeError("not a dspy-turbo entry (bad magic)")
             raise DecodeError(f"entry format version {blob[2:3]!r} is not {FORMAT_VERSION}")
         try:
-            raw = orjson.loads(blob[3:])
+            raw = orjson.loads(memoryview(blob)[3:])  # no copy of the body
             tag, data = raw["t"], raw["d"]
             entry = cls(
                 decode_value(tag, data), tag, float(raw["c"]),
                 None if raw.get("e") is None else float(raw["e"]),
-                dict(raw.get("u") or {}), raw.get("$"), raw.get("m"), tuple(raw.get("g") or ()),
+                raw.get("u") or {}, raw.get("$"), raw.get("m"), tuple(raw.get("g") or ()),  # fresh from orjson: no copy
             )
         except DecodeError:
             raise

@@ -87,6 +87,11 @@ class FileBackend(CacheBackend):
         except Exception:
             pass  # unavailable for now: every call raises, so the engine reports it and trips the breaker
 
+    def _store(self):
+        # `is None`, never truthiness: diskcache's __len__ is an SQL query
+        cache = self._cache
+        return cache if cache is not None else self._open()
+
     def _open(self):
         if self._cache is not None:
             return self._cache
@@ -103,7 +108,7 @@ class FileBackend(CacheBackend):
     # -- reads ---------------------------------------------------------------------------
 
     def get(self, key: str) -> Entry | None:
-        cache = self._cache or self._open()
+        cache = self._store()
         try:
             blob = cache.get(key)
         except DecodeError as exc:
@@ -134,7 +139,7 @@ class FileBackend(CacheBackend):
 
     def set(self, key: str, entry: Entry, ttl: float | None = None) -> None:
         ttl = effective_ttl(ttl if ttl is not None else self.options.ttl, entry)
-        cache = self._cache or self._open()
+        cache = self._store()
         if ttl is not None and ttl <= 0:
             cache.delete(key)  # already expired: an older value must not stay readable either
             return
@@ -143,14 +148,14 @@ class FileBackend(CacheBackend):
             raise TimeoutError(f"the file tier's write lock was busy for more than {self.options.lock_timeout:g}s")
 
     def delete(self, key: str) -> None:
-        (self._cache or self._open()).delete(key)
+        self._store().delete(key)
 
     def keys(self, prefix: str = "") -> list[str]:
-        cache = self._cache or self._open()
+        cache = self._store()
         return [key for key in cache if isinstance(key, str) and key.startswith(prefix)]
 
     def clear(self, prefix: str = "") -> int:
-        cache = self._cache or self._open()
+        cache = self._store()
         if not prefix:
             return cache.clear()
         removed = 0
@@ -160,16 +165,16 @@ class FileBackend(CacheBackend):
 
     def expire(self) -> int:
         """Remove expired entries now (diskcache otherwise removes them lazily)."""
-        return (self._cache or self._open()).expire(time.time())
+        return self._store().expire(time.time())
 
     # -- stats and lifecycle ---------------------------------------------------------------
 
     @property
     def bytes_used(self) -> int:
-        return (self._cache or self._open()).volume()
+        return self._store().volume()
 
     def __len__(self) -> int:
-        return len(self._cache or self._open())
+        return len(self._store())
 
     def close(self) -> None:
         if self._cache is not None:
