@@ -165,8 +165,13 @@ def request_text(request: dict[str, Any]) -> RequestText:
 # -- the built-in complexity selector ----------------------------------------------------------------
 
 
-def _markers(*patterns: str) -> re.Pattern:
-    return re.compile("|".join(patterns), re.I | re.M)
+def _markers(*patterns: str) -> tuple[re.Pattern, ...]:
+    return tuple(re.compile(p, re.I | re.M) for p in patterns)
+
+
+def _count(markers: tuple[re.Pattern, ...], text: str) -> int:
+    """Matches of every pattern, each counted on its own (one phrase may show two signals)."""
+    return sum(len(p.findall(text)) for p in markers)
 
 
 _CODE = _markers(
@@ -175,12 +180,14 @@ _CODE = _markers(
     r"unit tests?|algorithm|big-?o|time complexity|recursion|recursive|SQL|query plan|API endpoint|bash script|python|"
     r"javascript|typescript|rust|golang|java|c\+\+|kubernetes|dockerfile|implement\w*)\b",
     r"[{};]\s*$", r"\w+\([^()]*\)\s*(=>|->|\{)", r"\b\w+Error\b", r"\bO\(n",
+    r"\bwrite (a |an |the )?(\w+ )?(function|script|query|program|class|parser|module|test)s?\b",
 )
 _MATH = _markers(
     r"\b(prove|proof|theorem|lemma|integral|integrate|derivative|differentiate|eigen\w*|matrix|matrices|probability|"
     r"expected value|variance|equation|inequality|polynomial|factori[sz]e|modulo|prime factor\w*|combinatoric\w*|"
-    r"permutations?|logarithm|limit of|series|vector space|optimi[sz]ation|statistically|bayes\w*)\b",
-    r"\\(frac|sum|int|sqrt|lim)", r"\d\s*[\^*/]\s*\d", r"\b[a-z]\s*\^\s*\d", r"\b\d+\s*[-+]\s*\d+\s*=",
+    r"permutations?|logarithm|limit of|series|vector space|optimi[sz]ation|statistically|bayes\w*|irrational|"
+    r"by induction|quadratic|roots of)\b",
+    r"\\(frac|sum|int|sqrt|lim)", r"\d\s*[*/]\s*\d", r"[a-z0-9]\s*\^\s*\d", r"\d\s*[-+]\s*\d+\s*=",
     r"\bsolve for\b", r"[∫∑√π∞≤≥]",
 )
 _REASONING = _markers(
@@ -248,12 +255,12 @@ class ComplexitySelector(ModelSelector):
         outputs = [o for o in text.outputs if o != "reasoning"]
         return {
             "length": min(1.0, tokens / self.options.long_input_tokens),
-            "code": min(1.0, len(_CODE.findall(body)) / 2),
-            "math": min(1.0, len(_MATH.findall(body)) / 2),
-            "reasoning": min(1.0, len(_REASONING.findall(body)) / 2),
+            "code": min(1.0, _count(_CODE, body) / 2),
+            "math": min(1.0, _count(_MATH, body) / 2),
+            "reasoning": min(1.0, _count(_REASONING, body) / 2),
             "outputs": min(1.0, max(0, len(outputs) - 1) / 3),
-            "hard_hint": min(1.0, float(len(_HARD_HINTS.findall(body)))),
-            "easy_hint": min(1.0, float(len(_EASY_HINTS.findall(body)))),
+            "hard_hint": min(1.0, float(_count(_HARD_HINTS, body))),
+            "easy_hint": min(1.0, float(_count(_EASY_HINTS, body))),
         }
 
     def score(self, features: dict[str, float]) -> float:
