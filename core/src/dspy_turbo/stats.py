@@ -124,8 +124,8 @@ class StatsAggregator:
                 "errors": dict(self.errors),
                 "tokens": {"spent": self.tokens_spent, "saved": self.tokens_saved},
                 "dollars": {"spent": round(self.dollars_spent, 6), "saved": round(self.dollars_saved, 6),
-                            "saved_by_routing": round(self.dollars_saved_by_routing, 6)},
-                "by_model": {m: {k: round(v, 6) if isinstance(v, float) else v for k, v in c.items()}
+                            "saved_by_routing": round(self.dollars_saved_by_routing, 9)},
+                "by_model": {m: {k: round(v, 9) if isinstance(v, float) else v for k, v in c.items()}
                              for m, c in self.by_model.items()},
                 "routing": {"decisions": dict(self.routes), "sources": dict(self.route_sources)},
                 "latency": {"hit": _percentiles(self.hit_latency), "miss": _percentiles(self.miss_latency)},
