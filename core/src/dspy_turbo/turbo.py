@@ -16,8 +16,8 @@ from . import admission
 from . import events as ev
 from .breaker import CircuitBreaker
 from .codec import EncodeError
-from .costs import PriceTable
 from .config import Config, parse
+from .costs import PriceTable
 from .coordination import Coordinator, GuardedCoordinator, LocalCoordinator
 from .entry import Entry
 from .events import Event, EventBus, describe_error
