@@ -83,9 +83,11 @@ def cmd_clear(args) -> int:
 def cmd_route(args) -> int:
     from .turbo import load
 
-    with load(args.config) as turbo:
-        turbo.uninstall()  # explaining makes no LM call and needs no cache
+    turbo = load(args.config)  # not installed: explaining makes no LM call
+    try:
         explanation = turbo.router().explain(args.prompt, **({"tier": args.tier} if args.tier else {}))
+    finally:
+        turbo.close()
     if args.json:
         print(json.dumps(explanation, indent=2))
         return 0

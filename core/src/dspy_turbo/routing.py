@@ -191,10 +191,10 @@ _MATH = _markers(
     r"\bsolve for\b", r"[∫∑√π∞≤≥]",
 )
 _REASONING = _markers(
-    r"\bstep[- ]by[- ]step\b", r"\b(explain why|why does|why do|why is|justify|analy[sz]e|analysis|compare|contrast|"
+    r"\bstep[- ]by[- ]step\b", r"\b(explain why|why does|why do|why is|justify|analy[sz]\w*|compare|comparing|contrast|"
     r"trade-?offs?|pros and cons|evaluate|critique|assess|design|architect\w*|strateg\w*|plan (a|an|the|for)|"
-    r"derive|reason about|implications?|root cause|diagnos\w*|multi-?step|hypothes[ie]s|counterfactual|"
-    r"what would happen if|under what conditions|recommend\w*)\b",
+    r"derive|derivation|reason (about|through)|implications?|second-order|root cause|diagnos\w*|multi-?step|hypothes[ie]s|counterfactual|"
+    r"what would happen|under what conditions|recommend\w*)\b",
     r"\b(first|then|finally|afterwards|next),", r"^\s*\d+[.)]\s+\w",
 )
 _HARD_HINTS = _markers(r"\b(in (great )?detail|thorough(ly)?|comprehensive(ly)?|rigorous(ly)?|in depth|detailed|"
@@ -218,7 +218,7 @@ class ComplexitySelector(ModelSelector):
     """Scores request features into [0, 1]; each tier takes a score range.
 
     Features (each in [0, 1]): ``length`` (input tokens, saturating at ``long_input_tokens``),
-    ``code``, ``math`` and ``reasoning`` marker counts (saturating at two), ``outputs``
+    ``code`` and ``math`` markers (one is enough), ``reasoning`` markers (two are), ``outputs``
     (output fields beyond the first), and lexical hints. The score is a noisy-OR of the
     weighted features, so one strong signal is enough for a strong tier and several weak ones
     add up; an easy hint ("briefly", "yes or no") scales it down. ``priority`` shifts it:
@@ -255,8 +255,8 @@ class ComplexitySelector(ModelSelector):
         outputs = [o for o in text.outputs if o != "reasoning"]
         return {
             "length": min(1.0, tokens / self.options.long_input_tokens),
-            "code": min(1.0, _count(_CODE, body) / 2),
-            "math": min(1.0, _count(_MATH, body) / 2),
+            "code": min(1.0, float(_count(_CODE, body))),
+            "math": min(1.0, float(_count(_MATH, body))),
             "reasoning": min(1.0, _count(_REASONING, body) / 2),
             "outputs": min(1.0, max(0, len(outputs) - 1) / 3),
             "hard_hint": min(1.0, float(_count(_HARD_HINTS, body))),
