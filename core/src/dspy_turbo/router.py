@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,11 @@ if TYPE_CHECKING:
 EXPECTED_OUTPUT_TOKENS = 256
 """Completion tokens assumed for a cost estimate when the call sets no ``max_tokens``."""
 HINT_ARGUMENT = "tier"
+
+
+@functools.lru_cache(maxsize=1024)  # a repeated request (a cache hit) is estimated again on every call
+def _prompt_tokens(text: str, model: str) -> int:
+    return count_tokens(text, model)
 
 
 def _messages(prompt: Any, messages: Any) -> list[dict[str, Any]]:
@@ -149,13 +155,13 @@ class RouterLM(BaseLM):
             return Decision(tiers[-1].name, tiers[-1].model, None, "fallback")
 
     def _estimate(self, model: str, request: dict[str, Any]) -> float | None:
-        text = "\n".join(str(m.get("content") or "") for m in request.get("messages") or [])
-        completion = request.get("max_tokens") or request.get("max_completion_tokens") or EXPECTED_OUTPUT_TOKENS
-        completion = min(int(completion), EXPECTED_OUTPUT_TOKENS)
         price = self.turbo.prices.prices(model)
         if price is None:
             return None
-        return count_tokens(text, model) * price[0] + completion * price[1]
+        text = "\n".join(str(m.get("content") or "") for m in request.get("messages") or [])
+        completion = request.get("max_tokens") or request.get("max_completion_tokens") or EXPECTED_OUTPUT_TOKENS
+        completion = min(int(completion), EXPECTED_OUTPUT_TOKENS)
+        return _prompt_tokens(text, model) * price[0] + completion * price[1]
 
     def explain(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> dict[str, Any]:
         """What ``dspy-turbo route`` prints: the decision, its features and every tier's estimate."""

@@ -19,6 +19,7 @@ selector only when every hook implementation returned ``None``.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -165,13 +166,17 @@ def request_text(request: dict[str, Any]) -> RequestText:
 # -- the built-in complexity selector ----------------------------------------------------------------
 
 
-def _markers(*patterns: str) -> tuple[re.Pattern, ...]:
-    return tuple(re.compile(p, re.I | re.M) for p in patterns)
+def _markers(*patterns: str) -> tuple[re.Pattern, tuple[re.Pattern, ...]]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.I | re.M), tuple(re.compile(p, re.I | re.M) for p in patterns)
 
 
-def _count(markers: tuple[re.Pattern, ...], text: str) -> int:
-    """Matches of every pattern, each counted on its own (one phrase may show two signals)."""
-    return sum(len(p.findall(text)) for p in markers)
+def _count(markers: tuple[re.Pattern, tuple[re.Pattern, ...]], text: str) -> int:
+    """Matches of every pattern, each counted on its own (one phrase may show two signals).
+    One scan with all of them first: most requests match none, and routing runs on every call."""
+    anything, patterns = markers
+    if not anything.search(text):
+        return 0
+    return sum(len(p.findall(text)) for p in patterns)
 
 
 _CODE = _markers(
@@ -247,13 +252,18 @@ class ComplexitySelector(ModelSelector):
     def __init__(self, options=None):
         super().__init__(options)
         self.weights = {**DEFAULT_WEIGHTS, **self.options.weights}
+        self._features = functools.lru_cache(maxsize=1024)(self._features)
 
     def features(self, request: dict[str, Any]) -> dict[str, float]:
         text = request_text(request)
-        body = f"{text.task}\n{text.inputs}"
-        tokens = len(text.inputs) / 4  # a fast estimate: routing runs on every call
-        outputs = [o for o in text.outputs if o != "reasoning"]
-        return {
+        return dict(self._features(text.task, text.inputs, tuple(text.outputs)))
+
+    def _features(self, task: str, inputs: str, outputs: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+        # Memoised per instance (set in __init__): a repeated request (a cache hit) is decided again on every call.
+        body = f"{task}\n{inputs}"
+        tokens = len(inputs) / 4  # a fast estimate: routing runs on every call
+        outputs = [o for o in outputs if o != "reasoning"]
+        return tuple({
             "length": min(1.0, tokens / self.options.long_input_tokens),
             "code": min(1.0, float(_count(_CODE, body))),
             "math": min(1.0, float(_count(_MATH, body))),
@@ -261,7 +271,7 @@ class ComplexitySelector(ModelSelector):
             "outputs": min(1.0, max(0, len(outputs) - 1) / 3),
             "hard_hint": min(1.0, float(_count(_HARD_HINTS, body))),
             "easy_hint": min(1.0, float(_count(_EASY_HINTS, body))),
-        }
+        }.items())
 
     def score(self, features: dict[str, float]) -> float:
         keep = 1.0
