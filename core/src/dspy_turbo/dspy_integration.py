@@ -199,7 +199,7 @@ def _wrap(original_execute, original_aexecute, execution):
 
             result, elsewhere = turbo.shared_flight.do(key, recheck, call_lm)
             if elsewhere:
-                turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result))
+                turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
             return result
 
         result, shared = turbo.singleflight.do(key, run)
@@ -246,7 +246,7 @@ def _wrap(original_execute, original_aexecute, execution):
 
             result, elsewhere = await turbo.shared_flight.ado(key, recheck, call_lm)
             if elsewhere:
-                turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result))
+                turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
             return result
 
         result, shared = await turbo.singleflight.ado(key, run)
