@@ -17,8 +17,8 @@ from . import events as ev
 from .breaker import CircuitBreaker
 from .codec import EncodeError
 from .config import Config, parse
-from .costs import PriceTable
 from .coordination import Coordinator, GuardedCoordinator, LocalCoordinator
+from .costs import PriceTable
 from .entry import Entry
 from .events import Event, EventBus, describe_error
 from .keys import KeyBuilder
