@@ -82,3 +82,20 @@ def test_demo_selection_never_exceeds_the_budget(demos, budget):
     picked = select_demos(demos, budget, tokenizer=GPT)
     assert sum(GPT.count(d) for d in picked.demos) <= budget
     assert picked.indices == sorted(set(picked.indices))
+
+
+def test_demo_selection_takes_dspy_examples_and_measures_diversity_with_an_embedder():
+    import dspy
+
+    demos = [dspy.Example(question="Which city is France's capital?", answer="Paris").with_inputs("question"),
+             dspy.Example(question="Name the seat of the French government.", answer="Paris").with_inputs("question"),
+             dspy.Example(question="At what temperature does water boil?", answer="100 C").with_inputs("question")]
+    # paraphrases 0 and 1 share no content words: only the embedder can tell they say the same
+    vectors = {"France": [1.0, 0.0], "French": [0.99, 0.14], "water": [0.0, 1.0]}
+
+    def embed(texts):
+        return [next(v for k, v in vectors.items() if k in t) for t in texts]
+
+    picked = select_demos(demos, budget=10_000, model="openai/gpt-4o-mini", embed=embed, max_demos=2)
+    assert picked.indices == [0, 2]
+    assert picked.demos[0].question.startswith("Which city")
