@@ -14,7 +14,8 @@
 * batch: the question set runs in parallel with ``dspy.Parallel`` (a thread pool).
 
 It runs the question set twice, cold then warm, and prints per question and per run: the
-answer, LM calls, tokens, cost, and latency p50/p95.
+answer, LM calls, tokens, cost, and latency p50/p95. The cache has a memory and a file tier;
+``--keep-cache`` keeps what an earlier process stored, so a restart starts warm.
 """
 
 from __future__ import annotations
@@ -194,6 +195,8 @@ def main(argv: list[str] | None = None) -> list[Report]:
     parser.add_argument("--config", default=str(HERE / "turbo.yaml"))
     parser.add_argument("--offline", action="store_true", help="the offline LM even when OPENAI_API_KEY is set")
     parser.add_argument("--show", type=int, default=8, help="questions to print per run")
+    parser.add_argument("--keep-cache", action="store_true",
+                        help="keep what an earlier process stored in the file tier (default: clear it, so the first run is cold)")
     args = parser.parse_args(argv)
     offline = args.offline or not os.environ.get("OPENAI_API_KEY")
 
@@ -202,11 +205,14 @@ def main(argv: list[str] | None = None) -> list[Report]:
     print(f"corpus: {len(passages):,} passages; {len(questions)} questions; "
           f"{'offline LM' if offline else 'real models (OPENAI_API_KEY)'}")
     with dspy_turbo.load(args.config) as turbo:  # installed: every LM call and cached stage goes through it
+        if not args.keep_cache:
+            turbo.clear()  # this example's namespace only
         router = turbo.router(lm_factory=lms(offline, args.latency))
         embedder = CachedEmbedder(turbo)
+        labels = ("first", "second") if args.keep_cache else ("cold", "warm")
         with dspy.context(lm=router):
             reports = [run(label, turbo, passages, questions, embedder, threads=args.threads,
-                           context_tokens=args.context_tokens) for label in ("cold", "warm")]
+                           context_tokens=args.context_tokens) for label in labels]
         print_reports(reports, args.show)
         stats = turbo.stats()
         d = stats["dollars"]

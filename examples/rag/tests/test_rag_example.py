@@ -7,7 +7,8 @@ import pytest
 
 
 @pytest.fixture
-def rag(monkeypatch):
+def rag(monkeypatch, tmp_path):
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("DSPY_TURBO_NAMESPACE", "rag-example-test")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -33,3 +34,8 @@ def test_rag_runs_cold_then_warm_with_routing_caching_and_budgeted_context(rag, 
     assert all(0 < r.context_tokens <= 300 for r in cold.rows)
     assert "saved by routing $" in out and "p95 ms" in out
     assert warm.latency(0.5) < cold.latency(0.5)
+
+    # a new process (a new Turbo) with the file tier kept starts warm: nothing embedded, no LM call
+    first, _ = rag.main(["--towns", "25", "--questions", "6", "--threads", "4", "--context-tokens", "300", "--keep-cache"])
+    assert first.lm_calls == 0 and first.embedded == 0
+    assert [r.answer for r in first.rows] == [r.answer for r in cold.rows]
