@@ -22,7 +22,7 @@ def test_openai_models_get_their_own_tokenizer_offline():
     assert count_tokens("hello world", "openai/gpt-4o") == 2
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(passages=passages, budget=budgets, truncate=st.booleans(),
        tokenizer=st.sampled_from([GPT, tokenizer_for("anthropic/claude-3-haiku"), Tokenizer()]))
 def test_assembled_context_never_exceeds_the_budget(passages, budget, truncate, tokenizer):
@@ -76,7 +76,7 @@ def test_demo_selection_fits_the_budget_and_prefers_diverse_demos():
     assert 1 not in three.indices and len(three.demos) == 3
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(demos=st.lists(st.one_of(text, words), max_size=10), budget=budgets)
 def test_demo_selection_never_exceeds_the_budget(demos, budget):
     picked = select_demos(demos, budget, tokenizer=GPT)
