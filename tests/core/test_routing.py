@@ -205,3 +205,34 @@ def test_cli_route_explains_a_decision(tmp_path, capsys):
     explained = json.loads(capsys.readouterr().out)
     assert explained["tier"] == "small" and explained["source"] == "selector"
     assert cli.main(["route", "hi", "-c", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_concurrent_identical_routed_calls_make_one_lm_call(make_turbo, run_threads):
+    import threading
+
+    turbo = make_turbo(routing()).install()
+    small = offline_lm("openai/gpt-4o-mini", latency=0.3)
+    router = turbo.router(lms={"openai/gpt-4o-mini": small}, lm_factory=offline_factory())
+    qa, answers, barrier = dspy.Predict("question -> answer"), [], threading.Barrier(8)
+
+    def ask():
+        with dspy.context(lm=router):
+            barrier.wait()
+            answers.append(qa(question="What is the capital of Norway?").answer)
+
+    run_threads(ask, 8)
+    assert small.engine.calls == 1 and len(set(answers)) == 1 and len(answers) == 8
+    stats = turbo.stats()
+    assert stats["coalesced"] == 7 and stats["dollars"]["saved_by_routing"] > 0
+    assert stats["routing"]["decisions"] == {"small": 8}
+
+
+def test_router_copies_keep_rollout_ids_apart_like_dspy(make_turbo):
+    turbo = make_turbo(routing()).install()
+    factory = offline_factory()
+    router = turbo.router(lm_factory=factory)
+    qa = dspy.Predict("question -> answer")
+    for rollout in (1, 2, 1):
+        with dspy.context(lm=router.copy(rollout_id=rollout, temperature=1.0)):
+            qa(question="Name a colour.")
+    assert factory.made["openai/gpt-4o-mini"].engine.calls == 2

@@ -96,7 +96,7 @@ class PriceTable:
         """What a call cost: an override wins, then the provider's reported cost, then the table."""
         prompt = int((usage or {}).get("prompt_tokens") or 0)
         completion = int((usage or {}).get("completion_tokens") or 0)
-        if model in self.overrides:
+        if model in self.overrides and usage:
             return self.estimate(model, prompt, completion)
         if reported is not None:
             return float(reported)
