@@ -129,3 +129,17 @@ def test_budget_resets_with_the_next_period():
     now[0] += 3600  # the next hour
     assert not budget.exceeded() and budget.spent == 0
     assert budget.status()["resets_at"].endswith("+00:00")
+
+
+def test_cli_check_prints_price_warnings_and_still_passes(tmp_path, capsys):
+    import yaml
+
+    from dspy_turbo import cli
+
+    config = tmp_path / "turbo.yaml"
+    config.write_text(yaml.safe_dump({"routing": {"type": "complexity", "tiers": [
+        {"name": "small", "model": "acme/unpriced-2"}, {"name": "large", "model": "openai/gpt-4o"}]}}))
+    assert cli.main(["check", str(config)]) == 0
+    out = capsys.readouterr()
+    assert "OK:" in out.out
+    assert "warning: routing.tiers[0].model: no price known for model 'acme/unpriced-2'" in out.err

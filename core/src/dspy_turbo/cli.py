@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .config import ConfigError, json_schema, parse
@@ -37,6 +38,7 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_check(args) -> int:
+    _offline_prices()  # the price check of routed models
     _, registry = _registry()
     config = parse(args.file, registry)
     for issue in config.warnings:
@@ -80,8 +82,15 @@ def cmd_clear(args) -> int:
     return 0 if all(removed.get(t.name) is not None for t in turbo.cache.tiers if args.tier in (None, t.name)) else 1
 
 
+def _offline_prices() -> None:
+    """Price from DSPy's bundled table: a command never waits on a network fetch (set it to False to refresh)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
 def cmd_route(args) -> int:
     from .turbo import load
+
+    _offline_prices()
 
     turbo = load(args.config)  # not installed: explaining makes no LM call
     try:
