@@ -15,6 +15,8 @@ SOURCES := pyproject.toml core/pyproject.toml examples/third_party_backend/pypro
 $(STAMP): $(SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	# torch first, as the local CPU build: anything later that needs torch (sentence-transformers) finds it
+	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet $(PACKAGES) --group dev
 	touch $(STAMP)
 

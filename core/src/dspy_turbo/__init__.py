@@ -17,6 +17,7 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+local"
 
 from .backend import BackendOptions, CacheBackend
+from .budget import BudgetExceeded
 from .cached import cached
 from .codec import Codec, DecodeError, EncodeError, register_codec
 from .components import Component, Options
@@ -25,10 +26,14 @@ from .entry import Entry
 from .events import Event
 from .hookspecs import hookimpl
 from .plugins import PluginError
+from .routing import Decision, ModelSelector
 from .turbo import Turbo, load
 
 __all__ = [
     "BackendOptions",
+    "BudgetExceeded",
+    "Decision",
+    "ModelSelector",
     "CacheBackend",
     "Codec",
     "Component",

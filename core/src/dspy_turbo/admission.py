@@ -59,8 +59,8 @@ def _is_empty_choice(choice: Any) -> bool:
     return not str(_get(message, "content") or "").strip() and not _get(message, "tool_calls")
 
 
-def usage_and_cost(value: Any, model: str | None) -> tuple[dict[str, int], float | None, str | None]:
-    """(usage, dollars, model) of the original call that produced ``value``."""
+def usage_and_cost(value: Any, model: str | None, prices: costs.PriceTable | None = None) -> tuple[dict[str, int], float | None, str | None]:
+    """(usage, dollars, model) of the original call that produced ``value``; ``prices``: the Turbo's table."""
     usage: dict[str, int] = {}
     cost = None
     raw_usage = None
@@ -79,6 +79,8 @@ def usage_and_cost(value: Any, model: str | None) -> tuple[dict[str, int], float
         completion = int(_get(raw_usage, "completion_tokens", 0) or 0)
         total = int(_get(raw_usage, "total_tokens", 0) or prompt + completion)
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
-        if cost is None:
+        if prices is not None:
+            cost = prices.cost(model, usage, cost)
+        elif cost is None:
             cost = costs.estimate(model, prompt, completion)
     return usage, cost, model

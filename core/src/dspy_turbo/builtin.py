@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from .hookspecs import hookimpl
 from .memory import MemoryBackend
+from .routing import ComplexitySelector
 
 
 @hookimpl
 def dspy_turbo_cache_backends():
     return [MemoryBackend]
+
+
+@hookimpl
+def dspy_turbo_model_selectors():
+    return [ComplexitySelector]

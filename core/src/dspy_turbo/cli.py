@@ -5,6 +5,7 @@
     dspy-turbo schema           JSON Schema of the config with the installed components
     dspy-turbo demo [...]       the cold/warm demo over a DSPy question-answering program
     dspy-turbo clear [...]      remove a namespace's entries (or one tag's) from every tier or one
+    dspy-turbo route PROMPT     explain which tier and model the routing config picks for a prompt
 
 Errors are messages, never tracebacks; exit code 2 means bad input.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .config import ConfigError, json_schema, parse
@@ -36,8 +38,11 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_check(args) -> int:
+    _offline_prices()  # the price check of routed models
     _, registry = _registry()
-    parse(args.file, registry)
+    config = parse(args.file, registry)
+    for issue in config.warnings:
+        print(f"warning: {issue}", file=sys.stderr)
     print(f"OK: {args.file}")
     return 0
 
@@ -77,6 +82,40 @@ def cmd_clear(args) -> int:
     return 0 if all(removed.get(t.name) is not None for t in turbo.cache.tiers if args.tier in (None, t.name)) else 1
 
 
+def _offline_prices() -> None:
+    """Price from DSPy's bundled table: a command never waits on a network fetch (set it to False to refresh)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def cmd_route(args) -> int:
+    from .turbo import load
+
+    _offline_prices()
+
+    turbo = load(args.config)  # not installed: explaining makes no LM call
+    try:
+        explanation = turbo.router().explain(args.prompt, **({"tier": args.tier} if args.tier else {}))
+    finally:
+        turbo.close()
+    if args.json:
+        print(json.dumps(explanation, indent=2))
+        return 0
+    score = "-" if explanation["score"] is None else f"{explanation['score']:.3f}"
+    print(f"tier: {explanation['tier']}  model: {explanation['model']}  score: {score}  "
+          f"decided by: {explanation['source']}" + (f"  priority: {explanation['priority']}" if explanation["priority"] else ""))
+    if explanation["features"]:
+        print("features: " + ", ".join(f"{k}={v:g}" for k, v in explanation["features"].items()))
+    print("tiers:")
+    for tier in explanation["tiers"]:
+        cost = "unpriced" if tier["estimated_cost"] is None else f"${tier['estimated_cost']:.6f}"
+        mark = "->" if tier["name"] == explanation["tier"] else "  "
+        print(f"  {mark} {tier['name']:<10} {tier['model']:<40} scores {tier['scores']:<8} est. {cost}")
+    if explanation["budget"]:
+        b = explanation["budget"]
+        print(f"budget: ${b['spent']:.4f} of ${b['limit']:.2f} spent; on exceeded: {b['on_exceeded']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dspy-turbo", description="dspy-turbo: caching and performance for DSPy programs")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     clear.add_argument("--tag", metavar="TAG", default=None, help="only entries with this tag (see turbo.tagged)")
     clear.add_argument("--namespace", metavar="NS", default=None, help="another namespace than the config's")
     clear.set_defaults(func=cmd_clear)
+    route = sub.add_parser("route", help="explain the routing decision for a prompt (no LM call)")
+    route.add_argument("prompt")
+    route.add_argument("-c", "--config", default="turbo.yaml", help="config file with a routing section (default: turbo.yaml)")
+    route.add_argument("--tier", help="a tier hint, as a call's tier= argument")
+    route.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    route.set_defaults(func=cmd_route)
     sub.add_parser("demo", help="run the cold/warm demo (dspy-turbo demo --help for its options)",
                    add_help=False).set_defaults(func=cmd_demo)
     return parser

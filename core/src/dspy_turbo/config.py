@@ -24,6 +24,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from .components import Component, Options
+from .costs import CostSettings, unpriced
 from .plugins import KNOWN_PROVIDERS, Registry
 from .units import Duration
 
@@ -90,6 +91,8 @@ class Settings(Options):
     batching: dict[str, Any] | None = None
     routing: dict[str, Any] | None = None
     metrics: MetricsSettings = MetricsSettings()
+    costs: CostSettings = CostSettings()
+    """Price overrides for private models or negotiated rates (see ``costs.py``)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class Config:
     semantic_index: ComponentSpec | None
     semantic_embedder: ComponentSpec | None
     source: str
+    warnings: tuple[ConfigIssue, ...] = ()
+    """Problems that do not stop loading (e.g. a model with no known price), with their YAML paths."""
 
 
 # -- errors --------------------------------------------------------------------------------
@@ -313,7 +318,18 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
             embedder = _component(semantic["embedder"], "embedder", "cache.semantic.embedder", registry, issues)
     if issues or settings is None:
         raise ConfigError(issues, name)
-    return Config(settings, tuple(tiers), tuple(sinks), batching, routing, index, embedder, name)
+    return Config(settings, tuple(tiers), tuple(sinks), batching, routing, index, embedder, name,
+                  _price_warnings(settings, routing))
+
+
+def _price_warnings(settings: Settings, routing: ComponentSpec | None) -> tuple[ConfigIssue, ...]:
+    """A routed model with no price: its cost, savings and budget would all read $0."""
+    tiers = getattr(routing.options, "tiers", None) or [] if routing is not None else []
+    models = [(f"routing.tiers[{i}].model", tier.model) for i, tier in enumerate(tiers)]
+    return tuple(ConfigIssue(path, f"no price known for model {model!r}: its calls count as $0 in stats, routing savings "
+                                   f"and budgets; add it under costs.prices, e.g. costs: {{prices: {{{model}: "
+                                   "{input_per_million: 0.5, output_per_million: 1.5}}}")
+                 for path, model in unpriced(models, settings.costs.prices))
 
 
 def json_schema(registry: Registry) -> dict[str, Any]:

@@ -134,9 +134,11 @@ def _lm_model(lm: Any) -> str | None:
     return getattr(lm, "model", None)
 
 
-def _usage_cost(lm: Any, result: Any) -> tuple[dict, float | None]:
+def _usage_cost(lm: Any, result: Any, turbo: Turbo | None = None) -> tuple[dict, float | None]:
     usage = dict(getattr(result, "usage", None) or {})
     cost = getattr(result, "cost", None)
+    if turbo is not None:  # the YAML's price overrides win over what DSPy estimated
+        return usage, turbo.prices.cost(_lm_model(lm), usage, cost)
     if cost is None and usage:
         cost = costs.estimate(_lm_model(lm), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
     return usage, cost
@@ -148,7 +150,7 @@ def _report(turbo: Turbo, lm: Any, started: float, result: Any = None, error: Ba
     if error is not None:
         turbo.report_lm_call(_lm_model(lm), latency, None, None, error)
     elif not getattr(result, "cache_hit", False):
-        turbo.report_lm_call(_lm_model(lm), latency, *_usage_cost(lm, result))
+        turbo.report_lm_call(_lm_model(lm), latency, *_usage_cost(lm, result, turbo))
     elif key is not None:
         # DSPy's own re-check found the value: another caller's call (often in another
         # process) stored it after this request was counted as a miss.
@@ -197,13 +199,13 @@ def _wrap(original_execute, original_aexecute, execution):
 
             result, elsewhere = turbo.shared_flight.do(key, recheck, call_lm)
             if elsewhere:
-                turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result))
+                turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
             return result
 
         result, shared = turbo.singleflight.do(key, run)
         if not shared:
             return result
-        turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result))
+        turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
         # Our own copy from the cache when the leader stored it; else the leader's result.
         with _rechecking():
             return execution._cached(lm, call, False) or result
@@ -244,13 +246,13 @@ def _wrap(original_execute, original_aexecute, execution):
 
             result, elsewhere = await turbo.shared_flight.ado(key, recheck, call_lm)
             if elsewhere:
-                turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result))
+                turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
             return result
 
         result, shared = await turbo.singleflight.ado(key, run)
         if not shared:
             return result
-        turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result))
+        turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
         with _rechecking():
             return await asyncio.to_thread(execution._cached, lm, call, True) or result
 

@@ -22,6 +22,9 @@ logger = logging.getLogger("dspy_turbo.events")
 HIT, MISS, STORE, SKIP_STORE, EVICT, ERROR, LM_CALL, COALESCED, BREAKER = (
     "hit", "miss", "store", "skip_store", "evict", "error", "lm_call", "coalesced", "breaker",
 )
+# Model routing (router.py): ``route`` is one decision (model, estimated cost; tier, score and
+# source in ``extra``); ``route_saving`` is what a routed LM call saved (``cost``) against the top tier.
+ROUTE, ROUTE_SAVING = "route", "route_saving"
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs 3x to build, on every hit

@@ -98,10 +98,16 @@ def dspy_turbo_metric_sinks() -> list[type[Component]]:
 def dspy_turbo_select_model(request: dict[str, Any], models: list[str], turbo: Turbo) -> str | None:
     """Choose the model for one request, before any cache lookup.
 
-    ``request`` is the LM request (model, messages, parameters); ``models`` the candidates
-    from the routing config. Return a model name, or ``None`` to leave the decision to the
-    next implementation and finally to the configured model selector.
-    **First non-None result wins.**
+    Called by ``turbo.router()`` (``router.py``) on every call, after the budget check and an
+    explicit ``tier=`` argument, before the configured model selector. ``request`` is the LM
+    request as the router received it: ``model`` (``"dspy-turbo/router"``), ``messages``
+    (OpenAI-style dicts; DSPy's adapters put the signature in the system message and the
+    inputs in the last user message) and the call's parameters; ``models`` are the tier
+    models from ``routing.tiers``, cheapest first. Return a model name (usually one of
+    ``models``; another is built with the router's ``lm_factory``), or ``None`` to leave the
+    decision to the next implementation and finally to the configured model selector.
+    **First non-None result wins.** An implementation that raises ends the hook call: it is
+    reported as an error event (never raised into the program) and the selector decides.
     """
 
 

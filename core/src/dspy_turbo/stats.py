@@ -48,6 +48,10 @@ class StatsAggregator:
             self.hit_latency: deque[float] = deque(maxlen=_SAMPLES)
             self.miss_latency: deque[float] = deque(maxlen=_SAMPLES)
             self.other: Counter[str] = Counter()
+            # model routing (router.py)
+            self.dollars_saved_by_routing = 0.0
+            self.routes: Counter[str] = Counter()
+            self.route_sources: Counter[str] = Counter()
 
     def __call__(self, event: Event) -> None:
         kind = event.kind
@@ -56,6 +60,8 @@ class StatsAggregator:
                 self.hits[event.tier or "?"] += 1
                 self.tokens_saved += event.tokens
                 self.dollars_saved += event.cost or 0.0
+                if event.cost:
+                    self.by_model.setdefault(event.model or "?", Counter())["dollars_saved_by_cache"] += event.cost
                 if event.latency is not None:
                     self.hit_latency.append(event.latency)
             elif kind == ev.MISS:
@@ -79,6 +85,8 @@ class StatsAggregator:
                 self.coalesced += 1
                 self.tokens_saved += event.tokens
                 self.dollars_saved += event.cost or 0.0
+                if event.cost:
+                    self.by_model.setdefault(event.model or "?", Counter())["dollars_saved_by_cache"] += event.cost
             elif kind == ev.STORE:
                 self.stores[event.tier or "?"] += 1
             elif kind == ev.SKIP_STORE:
@@ -87,6 +95,14 @@ class StatsAggregator:
                 self.evictions[event.tier or "?"] += 1
             elif kind == ev.ERROR:
                 self.errors[event.tier or (event.extra or {}).get("component", "?")] += 1
+            elif kind == ev.ROUTE:
+                extra = event.extra or {}
+                self.routes[extra.get("tier") or "?"] += 1
+                self.route_sources[extra.get("source") or "?"] += 1
+                self.by_model.setdefault(event.model or "?", Counter())["routed"] += 1
+            elif kind == ev.ROUTE_SAVING:
+                self.dollars_saved_by_routing += event.cost or 0.0
+                self.by_model.setdefault(event.model or "?", Counter())["dollars_saved_by_routing"] += event.cost or 0.0
             else:
                 self.other[kind] += 1
 
@@ -107,8 +123,11 @@ class StatsAggregator:
                 "evictions": dict(self.evictions),
                 "errors": dict(self.errors),
                 "tokens": {"spent": self.tokens_spent, "saved": self.tokens_saved},
-                "dollars": {"spent": round(self.dollars_spent, 6), "saved": round(self.dollars_saved, 6)},
-                "by_model": {m: dict(c) for m, c in self.by_model.items()},
+                "dollars": {"spent": round(self.dollars_spent, 6), "saved": round(self.dollars_saved, 6),
+                            "saved_by_routing": round(self.dollars_saved_by_routing, 9)},
+                "by_model": {m: {k: round(v, 9) if isinstance(v, float) else v for k, v in c.items()}
+                             for m, c in self.by_model.items()},
+                "routing": {"decisions": dict(self.routes), "sources": dict(self.route_sources)},
                 "latency": {"hit": _percentiles(self.hit_latency), "miss": _percentiles(self.miss_latency)},
                 **({"other_events": dict(self.other)} if self.other else {}),
             }

@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from .breaker import CircuitBreaker
 from .codec import EncodeError
 from .config import Config, parse
 from .coordination import Coordinator, GuardedCoordinator, LocalCoordinator
+from .costs import PriceTable
 from .entry import Entry
 from .events import Event, EventBus, describe_error
 from .keys import KeyBuilder
@@ -43,6 +45,9 @@ class Turbo:
         self.singleflight = SingleFlight()
         self.singleflight_enabled = self.settings.cache.singleflight.enabled
         self.default_ttl = self.settings.cache.ttl
+        self.prices = PriceTable(self.settings.costs.prices)  # YAML overrides, then DSPy's bundled table
+        for issue in config.warnings:
+            logger.warning("%s: %s", config.source, issue)
         self._stats = StatsAggregator()
         self.bus = EventBus([("stats", self._stats)])
         self.sinks = []
@@ -60,6 +65,8 @@ class Turbo:
         self.shared_flight = SharedFlight(self.coordinator, flight.lease, flight.wait) if self.coordinator.shared else None
         self.integration = None  # set by install()
         self.closed = False
+        self._selector = self._budget = None  # model routing, built on first use (router.py)
+        self._routing_lock = threading.Lock()
         pm.hook.dspy_turbo_startup(turbo=self)
 
     def _build_tiers(self, config: Config) -> list[Tier]:
@@ -115,7 +122,7 @@ class Turbo:
             "truncated": self.settings.cache.admission.store_truncated,
         }.get(reason, False)
         try:
-            usage, cost, model = admission.usage_and_cost(value, model or (request or {}).get("model"))
+            usage, cost, model = admission.usage_and_cost(value, model or (request or {}).get("model"), self.prices)
             entry = Entry.create(value, ttl=ttl if ttl is not None else self.default_ttl, usage=usage, cost=cost,
                                  model=model, tags=tags)
         except EncodeError as exc:
@@ -171,6 +178,43 @@ class Turbo:
 
         return cached(fn, ttl=ttl, ignore=ignore, tags=tags, turbo=self)
 
+    # -- model routing (routing.py, router.py, budget.py) -----------------------------------
+
+    def router(self, **kwargs: Any):
+        """A DSPy LM that picks a tier's model per call: ``dspy.configure(lm=turbo.router())``.
+
+        ``lms={model: lm}`` supplies ready LMs, ``lm_factory(model, **lm_kwargs)`` builds them
+        (default ``dspy.LM``); other keyword arguments are default request parameters.
+        """
+        from .router import RouterLM
+
+        return RouterLM(self, **kwargs)
+
+    def model_selector(self):
+        """The ``routing:`` section's selector, built once; a ConfigError when there is none."""
+        from .config import ConfigError, ConfigIssue
+
+        with self._routing_lock:
+            if self._selector is None:
+                spec = self.config.routing
+                if spec is None:
+                    raise ConfigError([ConfigIssue("routing", "model routing needs a routing section, e.g. routing: "
+                                                              "{type: complexity, tiers: [{name: small, model: "
+                                                              "openai/gpt-4o-mini}, {name: large, model: openai/gpt-4o}]}")],
+                                      self.config.source)
+                self._selector = spec.cls.from_options(spec.options, self)
+            return self._selector
+
+    def routing_budget(self):
+        """The routing budget shared by every router of this Turbo, or None."""
+        from .budget import Budget
+
+        settings = getattr(self.model_selector().options, "budget", None)
+        with self._routing_lock:
+            if self._budget is None and settings is not None:
+                self._budget = Budget(settings.limit, settings.period, settings.on_exceeded)
+            return self._budget
+
     # -- management ----------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
@@ -181,6 +225,8 @@ class Turbo:
                          for t in self.cache.tiers}
         if self.bus.sink_errors:
             snap["sink_errors"] = dict(self.bus.sink_errors)
+        if self._budget is not None:
+            snap["routing"]["budget"] = self._budget.status()
         return snap
 
     def reset_stats(self) -> None:
