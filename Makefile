@@ -29,6 +29,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py
 	$(BIN)/python bench/bench_storage.py
+	$(BIN)/python bench/bench_routing.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check core plugins examples tests bench
