@@ -59,6 +59,7 @@ def test_metric_events_broadcast_and_a_failing_sink_is_isolated(make_turbo, lm):
     turbo = make_turbo(None, plugins=[Broken(), Recorder()]).install()
     lm("hello")
     lm("hello")
+    assert turbo.flush_events(5), "sinks run on background threads: wait for them"
     assert {"miss", "lm_call", "store", "hit"} <= set(seen)
     assert turbo.stats()["lm_calls"] == 1, "the in-process stats sink still counts"
     assert sum(turbo.stats()["sink_errors"].values()) >= 4
@@ -78,8 +79,9 @@ def test_metric_sink_component_from_yaml(make_turbo, lm):
         def dspy_turbo_metric_sinks(self):
             return [ListSink]
 
-    make_turbo({"metrics": {"sinks": [{"type": "list"}]}}, plugins=[Plugin()]).install()
+    turbo = make_turbo({"metrics": {"sinks": [{"type": "list"}]}}, plugins=[Plugin()]).install()
     lm("x")
+    assert turbo.flush_events(5)
     call = next(e for e in received if e.kind == "lm_call")
     assert call.model == "openai/gpt-4o-mini" and call.tokens > 0 and call.cost > 0 and call.latency >= 0
 

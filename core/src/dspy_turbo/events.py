@@ -5,6 +5,12 @@ broadcasts it to the metric-sink components from the YAML, to the in-process sta
 aggregator, and to every ``dspy_turbo_metric_event`` hook implementation. A sink that
 raises is counted and logged once; it never silences the others and never reaches the
 user's program. Events carry no request text and no secrets: keys are hashes.
+
+Two kinds of handler: *synchronous* ones (the stats aggregator, so ``turbo.stats()`` is
+exact right after a call) run on the caller's thread; *background* ones (metric sinks and
+hooks) each get a bounded queue drained by their own thread (:mod:`dspy_turbo.handoff`),
+so a sink that blocks or raises never slows the program: when its queue is full the
+event is dropped and counted (``turbo.stats()["dropped_events"]``).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ class EventBus:
         self._failed: set[str] = set()
         self._lock = threading.Lock()
         self.sink_errors: dict[str, int] = {}
+        self._queues: tuple = ()  # background handlers, see add_background
 
     def add(self, name: str, handler: Handler) -> None:
         with self._lock:
@@ -67,8 +74,15 @@ class EventBus:
     def remove(self, name: str) -> None:
         with self._lock:
             self._handlers = [(n, h) for n, h in self._handlers if n != name]
+            gone = [q for q in self._queues if q.name == name]
+            self._queues = tuple(q for q in self._queues if q.name != name)
+        for queue in gone:
+            queue.stop()
 
     def emit(self, event: Event) -> None:
+        if self._queues:
+            for queue in self._queues:
+                queue.put(event)
         for name, handler in self._handlers:
             try:
                 handler(event)
@@ -80,7 +94,54 @@ class EventBus:
                                    name, type(exc).__name__, exc)
 
     def __bool__(self) -> bool:
-        return bool(self._handlers)
+        return bool(self._handlers) or bool(self._queues)
+
+    # -- background handlers (metric sinks, hooks) -------------------------------------------
+
+    def add_background(self, name: str, handler: Handler, maxsize: int = 10_000) -> None:
+        """Hand events to ``handler`` on its own thread through a queue of ``maxsize`` events."""
+        from .handoff import SinkQueue
+
+        queue = SinkQueue(name, handler, maxsize, self._sink_failed)
+        with self._lock:
+            self._queues = (*self._queues, queue)
+
+    def _sink_failed(self, name: str, exc: BaseException) -> None:
+        with self._lock:
+            self.sink_errors[name] = self.sink_errors.get(name, 0) + 1
+            first = name not in self._failed
+            self._failed.add(name)
+        if first:
+            logger.warning("metric sink %r raised %s: %s (further errors counted, not logged)",
+                           name, type(exc).__name__, exc)
+
+    def dropped(self) -> dict[str, int]:
+        """Events each background handler lost because its queue was full."""
+        return {q.name: q.dropped for q in self._queues}
+
+    def queued(self) -> int:
+        return sum(len(q) for q in self._queues)
+
+    def flush(self, timeout: float | None = 5.0) -> bool:
+        """Wait until every background handler has handled what was emitted so far.
+
+        True when all caught up within ``timeout`` seconds (shared by all queues); False when
+        one is still busy (a blocked sink), which never blocks longer than ``timeout``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ok = True
+        # Later handlers (alerts) emit events for earlier ones (sinks): flush them first.
+        for queue in reversed(self._queues):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ok = queue.flush(left) and ok
+        return ok
+
+    def close(self, timeout: float | None = 5.0) -> bool:
+        """Flush, then stop the background threads (a blocked one is abandoned: daemon)."""
+        ok = self.flush(timeout)
+        for queue in self._queues:
+            queue.stop()
+        return ok
 
 
 def describe_error(exc: BaseException) -> str:

@@ -88,6 +88,14 @@ def dspy_turbo_metric_sinks() -> list[type[Component]]:
 
     A sink instance is called with every :class:`~dspy_turbo.events.Event` (its
     ``__call__``). Called once at assembly; results are merged; duplicate names are an error.
+
+    Each sink runs on its own background thread fed by a bounded queue
+    (``metrics.queue_size``, default 10,000 events): the program's thread only enqueues.
+    A sink that blocks or raises never slows or breaks the program; when its queue is
+    full, events are dropped and counted (``turbo.stats()["dropped_events"]``). Optional
+    methods a sink may have: ``flush()`` (called when ``turbo.flush_events()`` reaches
+    it), ``tick()`` (about once a second, also without traffic), ``close()`` (from
+    ``turbo.close()``, after its pending events were handled or the flush timed out).
     """
 
 
@@ -140,8 +148,15 @@ def dspy_turbo_metric_event(event: Event) -> None:
     """Receive every metric event (hit, miss, store, evict, error, lm_call, coalesced, ...).
 
     **Broadcast**: every implementation is called; one that raises is counted and logged
-    once and never stops the others or the user's program. Keep it fast: it runs on the
-    caller's thread. Events carry no request text and no secrets.
+    once and never stops the others or the user's program. Each implementation runs on
+    its own background thread behind a bounded queue, like a metric sink: a slow one
+    loses events (counted in ``turbo.stats()["dropped_events"]``), it never slows the
+    program. ``turbo.flush_events(timeout)`` waits until it has seen everything emitted so
+    far. Events carry no request text and no secrets.
+
+    Kinds beyond the cache's own: ``timed`` (``turbo.timed(name)`` and ``turbo.profile()``;
+    ``reason`` is the name, ``latency`` the seconds) and ``alert`` (``reason`` is the rule
+    name, ``extra["state"]`` is ``"firing"`` or ``"resolved"``).
     """
 
 

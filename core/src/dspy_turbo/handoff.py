@@ -1,0 +1,114 @@
+"""Non-blocking event handoff: one bounded queue and one thread per background handler.
+
+The caller's thread only appends to a ``deque`` (atomic in CPython, no lock, no wake-up
+call), so emitting costs well under a microsecond even with several sinks. When a
+handler's queue holds ``maxsize`` events, further events for it are dropped and counted:
+a sink that cannot keep up (or blocks for ever) loses events, never the program's time.
+
+The drain thread sleeps when its queue is empty and is woken by the next ``put`` (a flag
+check on the caller's side). It also calls the handler's optional ``tick()`` about once
+a second, so time-based work (alert windows, gauges) goes on when traffic stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger("dspy_turbo.events")
+
+TICK_SECONDS = 1.0
+
+
+class _Marker:
+    """Put behind the events a ``flush`` waits for; set when the drain thread reaches it."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class SinkQueue:
+    def __init__(self, name: str, handler: Callable[[Any], Any], maxsize: int,
+                 on_error: Callable[[str, BaseException], None]):
+        self.name = name
+        self.handler = handler
+        self.maxsize = maxsize
+        self.dropped = 0
+        self._on_error = on_error
+        self._items: deque = deque()
+        self._drop_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = False
+        self._stopped = False
+        self._tick = getattr(handler, "tick", None)
+        self._thread = threading.Thread(target=self._run, name=f"dspy-turbo-sink:{name}", daemon=True)
+        self._thread.start()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, event: Any) -> None:
+        # The hot path: a length check and an append. A full queue drops the event.
+        if len(self._items) >= self.maxsize:
+            with self._drop_lock:
+                self.dropped += 1
+            return
+        self._items.append(event)
+        if self._idle:
+            self._wake.set()
+
+    def flush(self, timeout: float | None) -> bool:
+        if self._stopped or not self._thread.is_alive():
+            return not self._items
+        marker = _Marker()
+        self._items.append(marker)  # past the bound on purpose: a flush is never dropped
+        self._wake.set()
+        return marker.done.wait(timeout)
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+    def _run(self) -> None:
+        items = self._items
+        next_tick = time.monotonic() + TICK_SECONDS
+        while not self._stopped:
+            while items:
+                item = items.popleft()
+                if isinstance(item, _Marker):
+                    self._call("flush")
+                    item.done.set()
+                    continue
+                try:
+                    self.handler(item)
+                except Exception as exc:  # counted and logged once by the bus; the sink keeps its thread
+                    self._on_error(self.name, exc)
+            now = time.monotonic()
+            if now >= next_tick:
+                self._call("tick")
+                next_tick = now + TICK_SECONDS
+            self._idle = True
+            if not items:  # re-check after raising the flag: a put in between may have missed it
+                self._wake.wait(max(0.0, next_tick - time.monotonic()))
+            self._idle = False
+            self._wake.clear()
+        # stopped: release anyone waiting on a flush
+        while items:
+            item = items.popleft()
+            if isinstance(item, _Marker):
+                item.done.set()
+
+    def _call(self, method: str) -> None:
+        fn = self._tick if method == "tick" else getattr(self.handler, method, None)
+        if fn is None:
+            return
+        try:
+            fn()
+        except Exception as exc:
+            self._on_error(self.name, exc)

@@ -1,0 +1,140 @@
+"""Metric sinks get events through a bounded queue on their own thread: a sink that blocks
+or raises never slows or breaks the program, and what a full queue drops is counted."""
+
+import threading
+import time
+
+import dspy
+import pytest
+
+import dspy_turbo
+from dspy_turbo.events import Event
+
+
+def sink_plugin(*sink_classes):
+    class Plugin:
+        @dspy_turbo.hookimpl
+        def dspy_turbo_metric_sinks(self):
+            return list(sink_classes)
+
+    return Plugin()
+
+
+class Blocking(dspy_turbo.Component):
+    """Blocks on the first event until released; records what it handled."""
+
+    name, kind = "blocking", "metric_sink"
+    entered = threading.Event()
+    release = threading.Event()
+    handled: list = []
+
+    def __call__(self, event):
+        self.entered.set()
+        self.release.wait(30)
+        self.handled.append(event)
+
+
+@pytest.fixture
+def blocking():
+    Blocking.entered, Blocking.release, Blocking.handled = threading.Event(), threading.Event(), []
+    yield Blocking
+    Blocking.release.set()
+
+
+@pytest.mark.timeout(60)
+def test_a_blocked_sink_never_blocks_the_program_and_drops_are_counted(make_turbo, lm, blocking):
+    turbo = make_turbo({"metrics": {"sinks": [{"type": "blocking"}], "queue_size": 5, "flush_timeout": "0.2s"}},
+                       plugins=[sink_plugin(Blocking)]).install()
+    predict = dspy.Predict("question -> answer")
+    predict(question="q0")
+    assert blocking.entered.wait(5), "the sink got the first event on its own thread"
+    # The sink is stuck; the program goes on: 40 more questions, each a miss then a hit.
+    for i in range(40):
+        assert predict(question=f"q{i % 20}").answer
+    stats = turbo.stats()
+    assert stats["lm_calls"] == 20 and stats["hits_total"] == 21, "stats stay exact and synchronous"
+    assert not turbo.flush_events(0.2), "a blocked sink: flush gives up after its timeout"
+    emitted = stats["misses"] + stats["hits_total"] + stats["lm_calls"] + sum(stats["stores"].values())
+    blocking.release.set()
+    assert turbo.flush_events(5)
+    dropped = turbo.stats()["dropped_events"]
+    assert dropped > 0 and turbo.stats()["dropped_events_by_sink"] == {"metrics.sinks[0]:blocking": dropped}
+    assert len(blocking.handled) == emitted - dropped, "every event is either handled or counted as dropped"
+    assert len(blocking.handled) == 1 + 5, "the one in hand plus a full queue"
+
+
+def test_drop_count_is_exact(make_turbo, blocking):
+    turbo = make_turbo({"metrics": {"sinks": [{"type": "blocking"}], "queue_size": 5}}, plugins=[sink_plugin(Blocking)])
+    turbo.bus.emit(Event("custom"))
+    assert blocking.entered.wait(5)
+    for _ in range(49):
+        turbo.bus.emit(Event("custom"))
+    assert turbo.stats()["dropped_events"] == 44
+    blocking.release.set()
+    assert turbo.flush_events(5)
+    assert len(blocking.handled) == 6
+
+
+def test_a_raising_sink_is_counted_and_the_others_still_see_everything(make_turbo, lm, caplog):
+    seen = []
+
+    class Raising(dspy_turbo.Component):
+        name, kind = "raising", "metric_sink"
+
+        def __call__(self, event):
+            raise RuntimeError("sink down")
+
+    class Recorder:
+        @dspy_turbo.hookimpl
+        def dspy_turbo_metric_event(self, event):
+            seen.append(event.kind)
+
+    turbo = make_turbo({"metrics": {"sinks": [{"type": "raising"}]}}, plugins=[sink_plugin(Raising), Recorder()]).install()
+    with caplog.at_level("WARNING", logger="dspy_turbo.events"):
+        for _ in range(3):
+            lm("hello")
+        assert turbo.flush_events(5)
+    assert seen.count("hit") == 2 and seen.count("lm_call") == 1
+    assert turbo.stats()["sink_errors"] == {"metrics.sinks[0]:raising": len(seen)}
+    assert sum("sink down" in r.getMessage() for r in caplog.records) == 1, "logged once, then counted"
+
+
+def test_close_flushes_pending_events_and_does_not_hang_on_a_blocked_sink(make_turbo, blocking):
+    got = []
+
+    class Slow(dspy_turbo.Component):
+        name, kind = "slow", "metric_sink"
+
+        def __call__(self, event):
+            time.sleep(0.01)
+            got.append(event)
+
+    turbo = dspy_turbo.load({"metrics": {"sinks": [{"type": "slow"}, {"type": "blocking"}], "flush_timeout": "1s"}},
+                            plugins=[sink_plugin(Slow, Blocking)])
+    for _ in range(20):
+        turbo.bus.emit(Event("custom"))
+    started = time.monotonic()
+    turbo.close()
+    assert time.monotonic() - started < 3, "close waits at most flush_timeout for a stuck sink"
+    assert len(got) == 20, "a slow but working sink loses nothing at close"
+
+
+def test_tick_runs_without_traffic(make_turbo):
+    ticks = threading.Event()
+
+    class Ticking(dspy_turbo.Component):
+        name, kind = "ticking", "metric_sink"
+
+        def __call__(self, event):
+            pass
+
+        def tick(self):
+            ticks.set()
+
+    make_turbo({"metrics": {"sinks": [{"type": "ticking"}]}}, plugins=[sink_plugin(Ticking)])
+    assert ticks.wait(5)
+
+
+def test_queue_size_is_validated(make_turbo):
+    with pytest.raises(dspy_turbo.ConfigError, match=r"metrics\.queue_size"):
+        make_turbo({"metrics": {"queue_size": 0}})
