@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
+from .alerts import AlertRule
 from .components import Component, Options
 from .costs import CostSettings, unpriced
 from .plugins import KNOWN_PROVIDERS, Registry
@@ -82,6 +83,12 @@ class CacheSettings(Options):
 
 class MetricsSettings(Options):
     sinks: list[dict[str, Any]] = []
+    # -- monitoring: event handoff and alert rules (see handoff.py, alerts.py)
+    queue_size: int = Field(default=10_000, ge=1)
+    """Events each sink may have waiting; past that, events for it are dropped and counted."""
+    flush_timeout: Duration = 5.0
+    """How long ``close()`` waits for sinks to handle pending events."""
+    alerts: list[AlertRule] = []
 
 
 class Settings(Options):

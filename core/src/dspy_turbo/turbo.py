@@ -51,12 +51,23 @@ class Turbo:
         self._stats = StatsAggregator()
         self.bus = EventBus([("stats", self._stats)])
         self.sinks = []
+        queue_size = self.settings.metrics.queue_size
         for spec in config.sinks:
             sink = spec.cls.from_options(spec.options, self)
             self.sinks.append(sink)
-            self.bus.add(f"{spec.path}:{spec.cls.name}", sink)
+            self.bus.add_background(f"{spec.path}:{spec.cls.name}", sink, queue_size)
         for impl in pm.hook.dspy_turbo_metric_event.get_hookimpls():
-            self.bus.add(f"hook:{impl.plugin_name}", _event_hook(impl.function))
+            self.bus.add_background(f"hook:{impl.plugin_name}", _event_hook(impl.function), queue_size)
+        # -- monitoring: timings of user code, alert rules (see profiling.py, alerts.py)
+        from .profiling import Timings
+
+        self.timings = Timings()
+        self.alerts = None
+        if self.settings.metrics.alerts:
+            from .alerts import AlertMonitor
+
+            self.alerts = AlertMonitor(self.settings.metrics.alerts, self.bus, self.namespace)
+            self.bus.add_background("alerts", self.alerts, queue_size)
         self._should_store = pm.hook.dspy_turbo_should_store
         self._has_store_hooks = bool(self._should_store.get_hookimpls())
         self.cache = TieredCache(self._build_tiers(config), self.bus, self.namespace)
@@ -150,7 +161,8 @@ class Turbo:
     def report_lm_call(self, model: str | None, latency: float, usage: dict | None, cost: float | None,
                        error: BaseException | None = None) -> None:
         self.bus.emit(Event(ev.LM_CALL, model=model, latency=latency, tokens=_tokens(usage), cost=cost,
-                            error=describe_error(error) if error else None, namespace=self.namespace))
+                            error=describe_error(error) if error else None, namespace=self.namespace,
+                            extra=_token_split(usage)))
 
     def report_coalesced(self, key: str, model: str | None = None, usage: dict | None = None,
                          cost: float | None = None) -> None:
@@ -227,7 +239,38 @@ class Turbo:
             snap["sink_errors"] = dict(self.bus.sink_errors)
         if self._budget is not None:
             snap["routing"]["budget"] = self._budget.status()
+        # -- monitoring: event handoff, timings, alerts
+        dropped = self.bus.dropped()
+        snap["dropped_events"] = sum(dropped.values())
+        if snap["dropped_events"]:
+            snap["dropped_events_by_sink"] = {name: n for name, n in dropped.items() if n}
+        if self.timings:
+            snap["timed"] = self.timings.snapshot()
+        if self.alerts is not None:
+            snap["alerts_firing"] = self.alerts.firing()
         return snap
+
+    # -- monitoring: event handoff, profiling, timings --------------------------------------
+
+    def flush_events(self, timeout: float | None = 5.0) -> bool:
+        """Wait until every metric sink and hook has handled the events emitted so far.
+
+        Returns False if one is still busy after ``timeout`` seconds (it never waits longer).
+        ``close()`` does this too, so a short-lived script loses no events.
+        """
+        return self.bus.flush(timeout)
+
+    def profile(self, top: int = 15, sort: str = "cumulative"):
+        """``with turbo.profile() as prof: ...`` then ``print(prof.table())``: cProfile's hot spots."""
+        from .profiling import Profile
+
+        return Profile(self, top=top, sort=sort)
+
+    def timed(self, name: str):
+        """Time user code, as a decorator (sync or async) or a ``with`` block: a ``timed`` event each run."""
+        from .profiling import Timed
+
+        return Timed(self, name)
 
     def reset_stats(self) -> None:
         self._stats.reset()
@@ -279,6 +322,9 @@ class Turbo:
             logger.warning("a dspy_turbo_shutdown hook raised %s", describe_error(exc))
         self.cache.close()
         self.coordinator.close()
+        if not self.bus.close(self.settings.metrics.flush_timeout):
+            logger.warning("metric sinks still busy after %gs at close; their pending events are lost",
+                           self.settings.metrics.flush_timeout)
         for sink in self.sinks:
             close = getattr(sink, "close", None)
             if close:
@@ -312,6 +358,13 @@ def _size(backend) -> dict[str, int]:
         return {"entries": len(backend), "bytes": backend.bytes_used}
     except Exception:
         return {}
+
+
+def _token_split(usage: dict | None) -> dict | None:
+    """Input and output tokens of one LM call, for sinks that report them apart (OTel GenAI)."""
+    if not usage:
+        return None
+    return {"input_tokens": int(usage.get("prompt_tokens") or 0), "output_tokens": int(usage.get("completion_tokens") or 0)}
 
 
 def _call_impl(impl, **kwargs):
