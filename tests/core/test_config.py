@@ -63,7 +63,7 @@ def test_unknown_component_type_suggests_and_lists():
 
 
 def test_known_plugin_type_names_the_package(monkeypatch):
-    monkeypatch.setenv("DSPY_TURBO_PLUGINS", "sqlite_example")  # as if dspy-turbo-redis were not installed
+    monkeypatch.setenv("DSPY_TURBO_PLUGINS", "sqlite_example")  # as if dspy-turbo-redis and dspy-turbo-prometheus were not installed
     found = problems({"cache": {"tiers": [{"type": "redis", "url": "redis://localhost"}]},
                       "metrics": {"sinks": [{"type": "prometheus"}]}})
     assert "pip install dspy-turbo-redis" in found["cache.tiers[0].type"]

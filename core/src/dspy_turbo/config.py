@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import Field, ValidationError
@@ -175,6 +175,8 @@ def _issues_from(exc: ValidationError, model: type[Options], prefix: str = "") -
             for part in loc[:-1]:  # walk to the model that owns the unknown key
                 field = owner.model_fields.get(part) if isinstance(part, str) else None
                 ann = getattr(field, "annotation", None) if field else None
+                if not (isinstance(ann, type) and issubclass(ann, Options)):  # list[Rule], Rule | None
+                    ann = next((a for a in get_args(ann) if isinstance(a, type) and issubclass(a, Options)), ann)
                 owner = ann if isinstance(ann, type) and issubclass(ann, Options) else owner
             valid = sorted(owner.model_fields)
             issues.append(ConfigIssue(path, f"unknown key {loc[-1]!r}; {_closest(str(loc[-1]), valid)}valid keys: {', '.join(valid)}"))
