@@ -9,6 +9,9 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 PACKAGES := -e core -e examples/third_party_backend -e plugins/file -e plugins/redis
 SOURCES := pyproject.toml core/pyproject.toml examples/third_party_backend/pyproject.toml \
 	plugins/file/pyproject.toml plugins/redis/pyproject.toml
+# metric sinks (prometheus, logsink)
+PACKAGES += -e plugins/prometheus -e plugins/logsink
+SOURCES += plugins/prometheus/pyproject.toml plugins/logsink/pyproject.toml
 
 .PHONY: demo test bench lint clean
 

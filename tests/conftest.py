@@ -210,3 +210,18 @@ def redis_cluster(tmp_path_factory):
     finally:
         for server in servers:
             server.stop()
+# -- external tools (promtool, tmux): skipped when missing, unless CI requires them -----------
+
+
+def require_tool(name: str) -> str:
+    """The tool's path; a clear skip when it is missing, a failure when DSPY_TURBO_REQUIRE_TOOLS=1 (CI)."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        hint = {"promtool": "apt-get install prometheus", "tmux": "apt-get install tmux"}.get(name, f"install {name}")
+        message = f"{name} is not installed ({hint}); .ci/run installs it"
+        if os.environ.get("DSPY_TURBO_REQUIRE_TOOLS") == "1":
+            pytest.fail(message + " and DSPY_TURBO_REQUIRE_TOOLS=1 requires it")
+        pytest.skip(message)
+    return path

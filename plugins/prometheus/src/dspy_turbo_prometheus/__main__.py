@@ -1,0 +1,5 @@
+import sys
+
+from .sink import _main
+
+sys.exit(_main())

@@ -1,0 +1,305 @@
+"""The ``prometheus`` metric sink: events -> Prometheus metrics, served on ``/metrics``.
+
+Three ways to expose them:
+
+* ``port: 9464`` (the default): the sink serves its own registry on ``host:port``.
+* ``registry: default`` (or ``"package.module:attribute"``) with ``port: null``: the
+  metrics join an existing prometheus_client registry that the application serves.
+* several worker processes: set ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's
+  multiprocess mode) before the workers start; each worker writes its metrics there and
+  one process serves the sum, with ``port`` on one of them or a separate
+  ``python -m dspy_turbo_prometheus --port 9464`` (:func:`serve_multiprocess`).
+
+prometheus_client is imported when a sink is built, never at plugin registration.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import Any
+
+from pydantic import Field, field_validator
+
+import dspy_turbo
+from dspy_turbo import events as ev
+from dspy_turbo.events import Event
+
+logger = logging.getLogger("dspy_turbo_prometheus")
+
+# One Metrics per registry: two Turbos joining the default registry share the families
+# (prometheus_client refuses to register a name twice).
+_SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+_MULTIPROCESS_METRICS = None
+
+
+class PrometheusOptions(dspy_turbo.Options):
+    host: str = "0.0.0.0"
+    """Address to serve ``/metrics`` on (``0.0.0.0``: every interface, as Prometheus scrapes from elsewhere)."""
+    port: int | None = Field(default=9464, ge=0, le=65535)
+    """Port for ``/metrics`` (9464: the OpenTelemetry Prometheus exporter's); 0 picks a free one; null serves nothing."""
+    registry: str = "own"
+    """``own`` (a registry for this sink), ``default`` (prometheus_client.REGISTRY), or ``module:attribute``."""
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_form(cls, value: str) -> str:
+        if value not in ("own", "default") and ":" not in value:
+            raise ValueError(f"registry must be 'own', 'default' or 'package.module:attribute', got {value!r}")
+        return value
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
+
+
+def _resolve_registry(spec: str):
+    import prometheus_client
+
+    if spec == "own":
+        return prometheus_client.CollectorRegistry(auto_describe=True)
+    if spec == "default":
+        return prometheus_client.REGISTRY
+    module, _, attr = spec.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"prometheus sink: cannot find the registry {spec!r}: {exc}") from None
+    if not hasattr(obj, "register"):
+        raise ValueError(f"prometheus sink: {spec!r} is a {type(obj).__name__}, not a prometheus_client registry")
+    return obj
+
+
+def _metrics_for(registry):
+    from .metrics import Metrics
+
+    global _MULTIPROCESS_METRICS
+    with _SHARED_LOCK:
+        if registry is None:  # multiprocess: values live in files, one set per process
+            if _MULTIPROCESS_METRICS is None:
+                _MULTIPROCESS_METRICS = Metrics(None)
+            return _MULTIPROCESS_METRICS
+        if registry not in _SHARED:
+            _SHARED[registry] = Metrics(registry)
+        return _SHARED[registry]
+
+
+def serve(registry, host: str, port: int):
+    """Start ``/metrics`` on ``host:port``; a clear error naming the port when it is taken."""
+    import prometheus_client
+
+    try:
+        return prometheus_client.start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(exc.errno, f"dspy-turbo-prometheus cannot serve /metrics on {host}:{port}: port {port} is already "
+                                     "in use (another exporter, or another Turbo in this process); set metrics.sinks[].port "
+                                     "to a free port, 0 for any free port, or null to serve nothing") from None
+        raise OSError(exc.errno, f"dspy-turbo-prometheus cannot serve /metrics on {host}:{port}: {exc.strerror}") from None
+
+
+def multiprocess_registry(path: str | None = None):
+    """A registry that sums every worker's metrics from the multiprocess directory."""
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=path or multiprocess_dir())
+    return registry
+
+
+def serve_multiprocess(port: int = 9464, host: str = "0.0.0.0", path: str | None = None):
+    """Serve the sum of all workers' metrics (``PROMETHEUS_MULTIPROC_DIR``), e.g. from a gunicorn master."""
+    path = path or multiprocess_dir()
+    if not path:
+        raise ValueError("set PROMETHEUS_MULTIPROC_DIR (or pass path=) to the directory the workers write to")
+    return serve(multiprocess_registry(path), host, port)
+
+
+def _provider(model: str) -> str:
+    return model.split("/", 1)[0] if "/" in model else "unknown"
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # peak, in KiB on Linux
+
+
+class PrometheusSink(dspy_turbo.Component):
+    name = "prometheus"
+    kind = "metric_sink"
+    Options = PrometheusOptions
+
+    def __init__(self, options: PrometheusOptions | None = None, turbo: Any = None):
+        super().__init__(options)
+        self.turbo = turbo
+        self.multiprocess = multiprocess_dir() is not None
+        if self.multiprocess:
+            self.registry = multiprocess_registry()  # what /metrics serves: every worker's sum
+            self.metrics = _metrics_for(None)
+        else:
+            self.registry = _resolve_registry(self.options.registry)
+            self.metrics = _metrics_for(self.registry)
+        self._dropped_seen: dict[str, int] = {}
+        self._server = self._thread = None
+        self.url: str | None = None
+        self.refresh()
+        if self.options.port is not None:
+            self._server, self._thread = serve(self.registry, self.options.host, self.options.port)
+            port = self._server.server_port
+            shown = "127.0.0.1" if self.options.host in ("0.0.0.0", "") else self.options.host
+            self.url = f"http://{shown}:{port}/metrics"
+            logger.info("dspy-turbo metrics on %s", self.url)
+
+    @classmethod
+    def from_options(cls, options: PrometheusOptions, turbo: Any = None) -> PrometheusSink:
+        return cls(options, turbo)
+
+    # -- events --------------------------------------------------------------------------
+
+    def __call__(self, event: Event) -> None:
+        m = self.metrics
+        kind = event.kind
+        extra = event.extra or {}
+        if kind == ev.HIT:
+            m.lookups.labels(event.tier or "?", "hit").inc()
+            if event.latency is not None:
+                m.lookup_duration.labels("hit").observe(event.latency)
+            model = event.model or "unknown"
+            m.tokens.labels(model, "saved").inc(event.tokens)
+            m.dollars.labels(model, "saved").inc(event.cost or 0.0)
+            if "similarity" in extra:
+                m.similarity.labels("hit").observe(float(extra["similarity"]))
+        elif kind == ev.MISS:
+            m.lookups.labels("none", "miss").inc()
+            if event.latency is not None:
+                m.lookup_duration.labels("miss").observe(event.latency)
+            if "similarity" in extra:
+                m.similarity.labels("near_miss").observe(float(extra["similarity"]))
+        elif kind == ev.LM_CALL:
+            self._lm_call(event, extra)
+        elif kind == ev.COALESCED:
+            model = event.model or "unknown"
+            m.coalesced.labels(model).inc()
+            m.tokens.labels(model, "saved").inc(event.tokens)
+            m.dollars.labels(model, "saved").inc(event.cost or 0.0)
+        elif kind == ev.STORE:
+            m.stores.labels(event.tier or "?", event.reason or "write").inc()
+        elif kind == ev.SKIP_STORE:
+            m.store_skips.labels(event.reason or "?").inc()
+        elif kind == ev.EVICT:
+            m.evictions.labels(event.tier or "?").inc()
+        elif kind == ev.ERROR:
+            m.errors.labels(event.tier or extra.get("component") or "?", event.reason or "?").inc()
+        elif kind == ev.BREAKER:
+            m.breaker.labels(event.tier or "?", event.reason or "?").inc()
+        elif kind == "timed":
+            m.timed.labels(event.reason or "?").observe(event.latency or 0.0)
+            if event.error:
+                m.timed_errors.labels(event.reason or "?").inc()
+        elif kind == "alert":
+            m.alert_active.labels(event.reason or "?").set(1 if extra.get("state") == "firing" else 0)
+        elif kind.startswith("batch"):
+            m.batch_events.labels(kind).inc()
+            for result in ("hits", "misses", "errors", "items"):
+                value = extra.get(result)
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    m.batch_items.labels(result).inc(value)
+        elif "similarity" in extra:  # semantic events of their own kind: a guard's rejection, a near miss
+            m.similarity.labels("rejected" if "reject" in kind else "near_miss").observe(float(extra["similarity"]))
+
+    def _lm_call(self, event: Event, extra: dict) -> None:
+        m = self.metrics
+        model = event.model or "unknown"
+        provider = _provider(model)
+        error_type = event.error.split(":", 1)[0] if event.error else ""
+        m.lm_calls.labels(model, "error" if event.error else "ok").inc()
+        if event.latency is not None:
+            m.operation_duration.labels("chat", provider, model, error_type).observe(event.latency)
+        if event.error:
+            m.errors.labels("lm", "call").inc()
+            return
+        m.tokens.labels(model, "spent").inc(event.tokens)
+        m.dollars.labels(model, "spent").inc(event.cost or 0.0)
+        for token_type in ("input", "output"):
+            count = extra.get(f"{token_type}_tokens")
+            if count:
+                m.token_usage.labels("chat", provider, model, token_type).observe(count)
+
+    # -- gauges and the dropped-events counter: refreshed about once a second -------------
+
+    def refresh(self) -> None:
+        m = self.metrics
+        m.memory.set(_resident_bytes())
+        turbo = self.turbo
+        if turbo is None:
+            return
+        for tier in getattr(getattr(turbo, "cache", None), "tiers", ()):
+            backend = tier.backend
+            if hasattr(backend, "bytes_used"):
+                m.tier_bytes.labels(tier.name).set(backend.bytes_used)
+                m.tier_entries.labels(tier.name).set(len(backend))
+        bus = getattr(turbo, "bus", None)
+        if bus is not None:
+            for sink, count in bus.dropped().items():
+                seen = self._dropped_seen.get(sink, 0)
+                if count > seen:
+                    m.dropped.labels(sink).inc(count - seen)
+                    self._dropped_seen[sink] = count
+                elif sink not in self._dropped_seen:
+                    m.dropped.labels(sink)  # the series exists from the start, at 0
+                    self._dropped_seen[sink] = 0
+
+    tick = refresh
+    flush = refresh
+
+    def close(self) -> None:
+        self.refresh()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())  # drop this worker's live gauges
+
+    def text(self) -> str:
+        """The exposition this sink serves, as text (handy in tests and for debugging)."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry).decode()
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m dspy_turbo_prometheus",
+                                     description="Serve the sum of every worker's dspy-turbo metrics (multiprocess mode).")
+    parser.add_argument("--port", type=int, default=9464)
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--dir", default=None, help="the PROMETHEUS_MULTIPROC_DIR the workers write to")
+    args = parser.parse_args(argv)
+    try:
+        server, _thread = serve_multiprocess(args.port, args.host, args.dir)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", flush=True)
+        return 2
+    print(f"serving http://{args.host}:{server.server_port}/metrics", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
