@@ -6,6 +6,7 @@
     dspy-turbo demo [...]       the cold/warm demo over a DSPy question-answering program
     dspy-turbo clear [...]      remove a namespace's entries (or one tag's) from every tier or one
     dspy-turbo route PROMPT     explain which tier and model the routing config picks for a prompt
+    dspy-turbo top --url URL    live dashboard of a process serving the Prometheus sink
 
 Errors are messages, never tracebacks; exit code 2 means bad input.
 """
@@ -116,6 +117,36 @@ def cmd_route(args) -> int:
     return 0
 
 
+# -- top: the live dashboard (dashboard.py) ---------------------------------------------------
+
+
+def _interval(text: str) -> float:
+    value = float(text)
+    if not 0.1 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"must be between 0.1 and 60 seconds, got {value:g}")
+    return value
+
+
+def cmd_top(args) -> int:
+    from .dashboard import Dashboard, MetricsURL
+
+    try:
+        source = MetricsURL(args.url)
+    except ValueError as exc:
+        print(f"dspy-turbo top: {exc}", file=sys.stderr)
+        return 2
+    return Dashboard(source, args.interval).run(once=args.once)
+
+
+def add_top(sub) -> None:
+    top = sub.add_parser("top", help="live dashboard of a running dspy-turbo (its Prometheus /metrics endpoint)")
+    top.add_argument("--url", default="http://127.0.0.1:9464/metrics",
+                     help="the /metrics URL of the prometheus sink (default: %(default)s)")
+    top.add_argument("--interval", type=_interval, default=1.0, metavar="SECONDS", help="refresh period (default: 1)")
+    top.add_argument("--once", action="store_true", help="print one frame and exit (for scripts)")
+    top.set_defaults(func=cmd_top)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dspy-turbo", description="dspy-turbo: caching and performance for DSPy programs")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     route.set_defaults(func=cmd_route)
     sub.add_parser("demo", help="run the cold/warm demo (dspy-turbo demo --help for its options)",
                    add_help=False).set_defaults(func=cmd_demo)
+    add_top(sub)
     return parser
 
 
