@@ -153,6 +153,7 @@ class PrometheusSink(dspy_turbo.Component):
             self.registry = _resolve_registry(self.options.registry)
             self.metrics = _metrics_for(self.registry)
         self._dropped_seen: dict[str, int] = {}
+        self._children: dict[tuple, Any] = {}
         self._server = self._thread = None
         self.url: str | None = None
         self.refresh()
@@ -174,69 +175,77 @@ class PrometheusSink(dspy_turbo.Component):
         kind = event.kind
         extra = event.extra or {}
         if kind == ev.HIT:
-            m.lookups.labels(event.tier or "?", "hit").inc()
+            self._child(m.lookups, event.tier or "?", "hit").inc()
             if event.latency is not None:
-                m.lookup_duration.labels("hit").observe(event.latency)
+                self._child(m.lookup_duration, "hit").observe(event.latency)
             model = event.model or "unknown"
-            m.tokens.labels(model, "saved").inc(event.tokens)
-            m.dollars.labels(model, "saved").inc(event.cost or 0.0)
+            self._child(m.tokens, model, "saved").inc(event.tokens)
+            self._child(m.dollars, model, "saved").inc(event.cost or 0.0)
             if "similarity" in extra:
-                m.similarity.labels("hit").observe(float(extra["similarity"]))
+                self._child(m.similarity, "hit").observe(float(extra["similarity"]))
         elif kind == ev.MISS:
-            m.lookups.labels("none", "miss").inc()
+            self._child(m.lookups, "none", "miss").inc()
             if event.latency is not None:
-                m.lookup_duration.labels("miss").observe(event.latency)
+                self._child(m.lookup_duration, "miss").observe(event.latency)
             if "similarity" in extra:
-                m.similarity.labels("near_miss").observe(float(extra["similarity"]))
+                self._child(m.similarity, "near_miss").observe(float(extra["similarity"]))
         elif kind == ev.LM_CALL:
             self._lm_call(event, extra)
         elif kind == ev.COALESCED:
             model = event.model or "unknown"
-            m.coalesced.labels(model).inc()
-            m.tokens.labels(model, "saved").inc(event.tokens)
-            m.dollars.labels(model, "saved").inc(event.cost or 0.0)
+            self._child(m.coalesced, model).inc()
+            self._child(m.tokens, model, "saved").inc(event.tokens)
+            self._child(m.dollars, model, "saved").inc(event.cost or 0.0)
         elif kind == ev.STORE:
-            m.stores.labels(event.tier or "?", event.reason or "write").inc()
+            self._child(m.stores, event.tier or "?", event.reason or "write").inc()
         elif kind == ev.SKIP_STORE:
-            m.store_skips.labels(event.reason or "?").inc()
+            self._child(m.store_skips, event.reason or "?").inc()
         elif kind == ev.EVICT:
-            m.evictions.labels(event.tier or "?").inc()
+            self._child(m.evictions, event.tier or "?").inc()
         elif kind == ev.ERROR:
-            m.errors.labels(event.tier or extra.get("component") or "?", event.reason or "?").inc()
+            self._child(m.errors, event.tier or extra.get("component") or "?", event.reason or "?").inc()
         elif kind == ev.BREAKER:
-            m.breaker.labels(event.tier or "?", event.reason or "?").inc()
+            self._child(m.breaker, event.tier or "?", event.reason or "?").inc()
         elif kind == "timed":
-            m.timed.labels(event.reason or "?").observe(event.latency or 0.0)
+            self._child(m.timed, event.reason or "?").observe(event.latency or 0.0)
             if event.error:
-                m.timed_errors.labels(event.reason or "?").inc()
+                self._child(m.timed_errors, event.reason or "?").inc()
         elif kind == "alert":
-            m.alert_active.labels(event.reason or "?").set(1 if extra.get("state") == "firing" else 0)
+            self._child(m.alert_active, event.reason or "?").set(1 if extra.get("state") == "firing" else 0)
         elif kind.startswith("batch"):
-            m.batch_events.labels(kind).inc()
+            self._child(m.batch_events, kind).inc()
             for result in ("hits", "misses", "errors", "items"):
                 value = extra.get(result)
                 if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                    m.batch_items.labels(result).inc(value)
+                    self._child(m.batch_items, result).inc(value)
         elif "similarity" in extra:  # semantic events of their own kind: a guard's rejection, a near miss
-            m.similarity.labels("rejected" if "reject" in kind else "near_miss").observe(float(extra["similarity"]))
+            self._child(m.similarity, "rejected" if "reject" in kind else "near_miss").observe(float(extra["similarity"]))
 
     def _lm_call(self, event: Event, extra: dict) -> None:
         m = self.metrics
         model = event.model or "unknown"
         provider = _provider(model)
         error_type = event.error.split(":", 1)[0] if event.error else ""
-        m.lm_calls.labels(model, "error" if event.error else "ok").inc()
+        self._child(m.lm_calls, model, "error" if event.error else "ok").inc()
         if event.latency is not None:
-            m.operation_duration.labels("chat", provider, model, error_type).observe(event.latency)
+            self._child(m.operation_duration, "chat", provider, model, error_type).observe(event.latency)
         if event.error:
-            m.errors.labels("lm", "call").inc()
+            self._child(m.errors, "lm", "call").inc()
             return
-        m.tokens.labels(model, "spent").inc(event.tokens)
-        m.dollars.labels(model, "spent").inc(event.cost or 0.0)
+        self._child(m.tokens, model, "spent").inc(event.tokens)
+        self._child(m.dollars, model, "spent").inc(event.cost or 0.0)
         for token_type in ("input", "output"):
             count = extra.get(f"{token_type}_tokens")
             if count:
-                m.token_usage.labels("chat", provider, model, token_type).observe(count)
+                self._child(m.token_usage, "chat", provider, model, token_type).observe(count)
+
+    def _child(self, family, *labels):
+        # .labels() validates and locks on every call; a sink sees every event, so keep the children
+        key = (id(family), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = family.labels(*labels)
+        return child
 
     # -- gauges and the dropped-events counter: refreshed about once a second -------------
 
@@ -249,17 +258,17 @@ class PrometheusSink(dspy_turbo.Component):
         for tier in getattr(getattr(turbo, "cache", None), "tiers", ()):
             backend = tier.backend
             if hasattr(backend, "bytes_used"):
-                m.tier_bytes.labels(tier.name).set(backend.bytes_used)
-                m.tier_entries.labels(tier.name).set(len(backend))
+                self._child(m.tier_bytes, tier.name).set(backend.bytes_used)
+                self._child(m.tier_entries, tier.name).set(len(backend))
         bus = getattr(turbo, "bus", None)
         if bus is not None:
             for sink, count in bus.dropped().items():
                 seen = self._dropped_seen.get(sink, 0)
                 if count > seen:
-                    m.dropped.labels(sink).inc(count - seen)
+                    self._child(m.dropped, sink).inc(count - seen)
                     self._dropped_seen[sink] = count
                 elif sink not in self._dropped_seen:
-                    m.dropped.labels(sink)  # the series exists from the start, at 0
+                    self._child(m.dropped, sink)  # the series exists from the start, at 0
                     self._dropped_seen[sink] = 0
 
     tick = refresh
