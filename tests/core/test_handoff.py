@@ -138,3 +138,29 @@ def test_tick_runs_without_traffic(make_turbo):
 def test_queue_size_is_validated(make_turbo):
     with pytest.raises(dspy_turbo.ConfigError, match=r"metrics\.queue_size"):
         make_turbo({"metrics": {"queue_size": 0}})
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_worker_still_delivers_events(make_turbo, tmp_path):
+    import os
+
+    out = tmp_path / "child-events"
+
+    class FileSink(dspy_turbo.Component):
+        name, kind = "file", "metric_sink"
+
+        def __call__(self, event):
+            with open(out, "a") as f:
+                f.write(f"{os.getpid()} {event.kind}\n")
+
+    turbo = make_turbo({"metrics": {"sinks": [{"type": "file"}]}}, plugins=[sink_plugin(FileSink)])
+    pid = os.fork()
+    if pid == 0:  # the child: as a gunicorn worker forked after the app built its Turbo
+        try:
+            turbo.bus.emit(Event("custom"))
+            os._exit(0 if turbo.flush_events(5) else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert out.read_text() == f"{pid} custom\n"

@@ -15,8 +15,10 @@ a second, so time-based work (alert windows, gauges) goes on when traffic stops.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +38,20 @@ class _Marker:
         self.done = threading.Event()
 
 
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # Threads do not survive fork (gunicorn --preload, multiprocessing): without this a
+    # child's queues would fill up and drop every event.
+    for queue in list(_LIVE):
+        queue._start(after_fork=True)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class SinkQueue:
     def __init__(self, name: str, handler: Callable[[Any], Any], maxsize: int,
                  on_error: Callable[[str, BaseException], None]):
@@ -49,7 +65,17 @@ class SinkQueue:
         self._wake = threading.Event()
         self._stopped = False
         self._tick = getattr(handler, "tick", None)
-        self._thread = threading.Thread(target=self._run, name=f"dspy-turbo-sink:{name}", daemon=True)
+        self._start()
+        _LIVE.add(self)
+
+    def _start(self, after_fork: bool = False) -> None:
+        if after_fork:
+            if self._stopped:
+                return
+            self._items.clear()  # the parent handles what it emitted
+            self._wake = threading.Event()
+            self._drop_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"dspy-turbo-sink:{self.name}", daemon=True)
         self._thread.start()
 
     def __len__(self) -> int:
