@@ -85,7 +85,7 @@ class MetricsSettings(Options):
     sinks: list[dict[str, Any]] = []
     # -- monitoring: event handoff and alert rules (see handoff.py, alerts.py)
     queue_size: int = Field(default=10_000, ge=1)
-    """Events each sink may have waiting; past that, events for it are dropped and counted."""
+    """Events each sink may have waiting (sinks drain every 50 ms); past that, events for it are dropped and counted."""
     flush_timeout: Duration = 5.0
     """How long ``close()`` waits for sinks to handle pending events."""
     alerts: list[AlertRule] = []

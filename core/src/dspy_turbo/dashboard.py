@@ -356,7 +356,7 @@ class Dashboard:
             self.step()
             time.sleep(min(self.interval, 1.0))
             console.print(self.render(self.step()))
-            return 0
+            return 1 if self.error else 0
         try:
             with Live(self.render(self.step()), console=console, screen=True, auto_refresh=False) as live:
                 while True:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 
 import dspy
@@ -214,3 +215,49 @@ def test_several_worker_processes_add_up(tmp_path):
     assert total(found, "dspy_turbo_lm_calls_total", result="ok") == sum(s["lm_calls"] for s in stats) == 6
     assert total(found, "dspy_turbo_tokens_total", kind="spent") == sum(s["tokens"]["spent"] for s in stats)
     promtool_check(text)
+
+
+def test_dropped_events_of_a_stuck_sink_show_as_a_counter(make_turbo):
+    release = threading.Event()
+
+    class Stuck(dspy_turbo.Component):
+        name, kind = "stuck", "metric_sink"
+
+        def __call__(self, event):
+            release.wait(30)
+
+    class Plugin:
+        @dspy_turbo.hookimpl
+        def dspy_turbo_metric_sinks(self):
+            return [Stuck]
+
+    turbo = make_turbo({"metrics": {"sinks": [{"type": "stuck"}, {"type": "prometheus", "port": None}], "queue_size": 10}},
+                       plugins=[Plugin()])
+    try:
+        for _ in range(100):
+            turbo.bus.emit(Event("custom"))
+            time.sleep(0.005)  # the working sink drains every 50 ms: it keeps up with this
+    finally:
+        release.set()
+    assert turbo.flush_events(5)
+    dropped = turbo.stats()["dropped_events_by_sink"]["metrics.sinks[0]:stuck"]
+    assert dropped >= 89
+    found = samples(turbo.sinks[1].text())
+    assert value(found, "dspy_turbo_events_dropped_total", sink="metrics.sinks[0]:stuck") == dropped
+    assert value(found, "dspy_turbo_events_dropped_total", sink="metrics.sinks[1]:prometheus") == 0
+
+
+def test_top_once_against_the_endpoint(make_turbo, lm, capsys):
+    from dspy_turbo.cli import main as cli
+
+    turbo = make_turbo({"metrics": {"sinks": [{"type": "prometheus", "host": "127.0.0.1", "port": 0}]}}).install()
+    for i in range(6):
+        lm(f"question {i % 3}")
+    assert turbo.flush_events(5)
+    assert cli(["top", "--url", turbo.sinks[0].url, "--once", "--interval", "0.1"]) == 0
+    frame = capsys.readouterr().out
+    assert "hits 3  misses 3" in frame and "total 3  errors 0" in frame, frame
+    assert cli(["top", "--url", "http://127.0.0.1:9/metrics", "--once", "--interval", "0.1"]) == 1
+    assert "cannot reach http://127.0.0.1:9/metrics" in capsys.readouterr().out
+    assert cli(["top", "--url", "localhost:9464"]) == 2
+    assert "--url must be an http(s) URL" in capsys.readouterr().err
