@@ -53,7 +53,13 @@ class Turbo:
         self.sinks = []
         queue_size = self.settings.metrics.queue_size
         for spec in config.sinks:
-            sink = spec.cls.from_options(spec.options, self)
+            try:
+                sink = spec.cls.from_options(spec.options, self)
+            except BaseException:  # e.g. a port in use: release what the earlier sinks hold
+                self.bus.close(0)
+                for built in self.sinks:
+                    getattr(built, "close", lambda: None)()
+                raise
             self.sinks.append(sink)
             self.bus.add_background(f"{spec.path}:{spec.cls.name}", sink, queue_size)
         for impl in pm.hook.dspy_turbo_metric_event.get_hookimpls():
@@ -274,6 +280,7 @@ class Turbo:
 
     def reset_stats(self) -> None:
         self._stats.reset()
+        self.timings = type(self.timings)()
 
     def clear(self, tier: str | None = None) -> dict[str, int]:
         """Remove this namespace's entries (from one tier, or all); returns counts per tier."""

@@ -147,8 +147,14 @@ def test_a_port_in_use_is_a_clear_start_up_error(make_turbo):
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        with pytest.raises(OSError, match=rf"port {port} is already in use"):
-            make_turbo({"metrics": {"sinks": [{"type": "prometheus", "host": "127.0.0.1", "port": port}]}})
+        config = {"metrics": {"sinks": [{"type": "prometheus", "host": "127.0.0.1", "port": 0},
+                                        {"type": "prometheus", "host": "127.0.0.1", "port": port}]}}
+        with pytest.raises(OSError, match=rf"127.0.0.1:{port}: port {port} is already in use"):
+            make_turbo(config)
+    deadline = time.monotonic() + 2
+    while any(t.name == "dspy-turbo-sink:metrics.sinks[0]:prometheus" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the sink built before the failure is stopped"
+        time.sleep(0.05)
 
 
 def test_bad_options_name_their_path(make_turbo):
