@@ -30,6 +30,7 @@ def test_rates_over_an_interval():
 def test_sparkline_scales_to_the_max_and_bins_to_width():
     assert sparkline([0, 1, 2, 4], 4) == "▁▃▅█"
     assert sparkline([None, 1.0], 4) == " █"
+    assert sparkline([0.5, 1.0], 4, top=1.0) == "▅█", "rates scale to 100 %, not to their max"
     assert len(sparkline(list(range(300)), 40)) <= 40
 
 

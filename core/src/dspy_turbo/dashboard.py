@@ -224,8 +224,11 @@ def rates(now: Snapshot, before: Snapshot | None) -> Rates:
     return r
 
 
-def sparkline(values: list[float | None], width: int) -> str:
-    """The last values as block characters, binned to ``width`` (a gap is a space)."""
+def sparkline(values: list[float | None], width: int, top: float | None = None) -> str:
+    """The last values as block characters, binned to ``width`` (a gap is a space).
+
+    ``top`` is the value of a full block (1.0 for a rate); by default the largest value.
+    """
     if not values:
         return ""
     per = max(1, math.ceil(len(values) / width))
@@ -234,7 +237,8 @@ def sparkline(values: list[float | None], width: int) -> str:
         chunk = [v for v in values[i:i + per] if v is not None]
         bins.append(sum(chunk) / len(chunk) if chunk else None)
     bins = bins[-width:]
-    top = max((v for v in bins if v is not None), default=0.0)
+    if top is None:
+        top = max((v for v in bins if v is not None), default=0.0)
     if top <= 0:
         return "".join(" " if v is None else SPARKS[0] for v in bins)
     return "".join(" " if v is None else SPARKS[min(len(SPARKS) - 1, int(v / top * (len(SPARKS) - 1) + 0.5))] for v in bins)
@@ -323,7 +327,7 @@ class Dashboard:
         req_hist = [h[0] for h in self.history]
         hit_hist = [h[1] for h in self.history]
         table.add_row("requests/s", _num(r.requests_per_s), Text(sparkline(req_hist, spark_width), style="cyan"))
-        table.add_row("hit rate", _pct(r.hit_rate), Text(sparkline(hit_hist, spark_width), style="green"))
+        table.add_row("hit rate", _pct(r.hit_rate), Text(sparkline(hit_hist, spark_width, top=1.0), style="green"))
         for tier, rate in list(r.tier_rates.items())[:4]:
             table.add_row(f"  {tier}", _pct(rate), "")
         table.add_row("error rate", _pct(r.error_rate), "")

@@ -202,20 +202,22 @@ turbo.close()
 
 @pytest.mark.timeout(120)
 def test_several_worker_processes_add_up(tmp_path):
-    from dspy_turbo_prometheus import serve_multiprocess
-
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     jobs = [["a", "b", "a", "c"], ["a", "d", "d", "d", "e"]]
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, "|".join(qs)], env=env, stdout=subprocess.PIPE, text=True)
              for qs in jobs]
     stats = [json.loads(p.communicate(timeout=100)[0].strip().splitlines()[-1]) for p in procs]
     assert all(p.returncode == 0 for p in procs)
-    server, _ = serve_multiprocess(0, "127.0.0.1", str(tmp_path))
+    # one process serves the sum, as next to a gunicorn master
+    exporter = subprocess.Popen([sys.executable, "-m", "dspy_turbo_prometheus", "--host", "127.0.0.1", "--port", "0"],
+                                env=env, stdout=subprocess.PIPE, text=True)
     try:
-        text = scrape(f"http://127.0.0.1:{server.server_port}/metrics")
+        line = exporter.stdout.readline()
+        assert line.startswith("serving http://127.0.0.1:"), line
+        text = scrape(line.split()[1])
     finally:
-        server.shutdown()
-        server.server_close()
+        exporter.terminate()
+        exporter.wait(10)
     found = samples(text)
     assert value(found, "dspy_turbo_cache_lookups_total", tier="memory", result="hit") == sum(s["hits_total"] for s in stats) == 3
     assert total(found, "dspy_turbo_lm_calls_total", result="ok") == sum(s["lm_calls"] for s in stats) == 6
