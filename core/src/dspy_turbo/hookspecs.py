@@ -93,8 +93,9 @@ def dspy_turbo_metric_sinks() -> list[type[Component]]:
     (``metrics.queue_size``, default 10,000 events): the program's thread only enqueues.
     A sink that blocks or raises never slows or breaks the program; when its queue is
     full, events are dropped and counted (``turbo.stats()["dropped_events"]``). Optional
-    methods a sink may have: ``flush()`` (called when ``turbo.flush_events()`` reaches
-    it), ``tick()`` (about once a second, also without traffic), ``close()`` (from
+    methods a sink may have: ``handle_batch(events)`` (called instead of ``__call__``
+    with the events that piled up, at most 1024; the queue is drained every 50 ms),
+    ``flush()`` (called when ``turbo.flush_events()`` reaches it), ``tick()`` (about once a second, also without traffic), ``close()`` (from
     ``turbo.close()``, after its pending events were handled or the flush timed out).
     """
 

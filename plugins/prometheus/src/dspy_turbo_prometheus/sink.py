@@ -154,6 +154,7 @@ class PrometheusSink(dspy_turbo.Component):
             self.metrics = _metrics_for(self.registry)
         self._dropped_seen: dict[str, int] = {}
         self._children: dict[tuple, Any] = {}
+        self._hit_series: dict[tuple, tuple] = {}
         self._server = self._thread = None
         self.url: str | None = None
         self.refresh()
@@ -171,69 +172,91 @@ class PrometheusSink(dspy_turbo.Component):
     # -- events --------------------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
+        self.handle_batch((event,))
+
+    def handle_batch(self, events) -> None:
+        """Counters are summed over the batch and incremented once per series (each inc takes a lock)."""
+        pending: dict[Any, float] = {}
+
+        def add(child, amount) -> None:
+            pending[child] = pending.get(child, 0.0) + amount
+
+        for event in events:
+            self._handle(event, add)
+        for child, amount in pending.items():
+            if amount:
+                child.inc(amount)
+
+    def _handle(self, event: Event, add) -> None:
         m = self.metrics
         kind = event.kind
         extra = event.extra or {}
-        if kind == ev.HIT:
-            self._child(m.lookups, event.tier or "?", "hit").inc()
+        if kind == ev.HIT:  # the most frequent event: its four series in one lookup
+            series = self._hit_series.get((event.tier, event.model))
+            if series is None:
+                model = event.model or "unknown"
+                series = self._hit_series[(event.tier, event.model)] = (
+                    self._child(m.lookups, event.tier or "?", "hit"), self._child(m.lookup_duration, "hit"),
+                    self._child(m.tokens, model, "saved"), self._child(m.dollars, model, "saved"))
+            lookups, duration, tokens, dollars = series
+            add(lookups, 1)
             if event.latency is not None:
-                self._child(m.lookup_duration, "hit").observe(event.latency)
-            model = event.model or "unknown"
-            self._child(m.tokens, model, "saved").inc(event.tokens)
-            self._child(m.dollars, model, "saved").inc(event.cost or 0.0)
+                duration.observe(event.latency)
+            add(tokens, event.tokens)
+            add(dollars, event.cost or 0.0)
             if "similarity" in extra:
                 self._child(m.similarity, "hit").observe(float(extra["similarity"]))
         elif kind == ev.MISS:
-            self._child(m.lookups, "none", "miss").inc()
+            add(self._child(m.lookups, "none", "miss"), 1)
             if event.latency is not None:
                 self._child(m.lookup_duration, "miss").observe(event.latency)
             if "similarity" in extra:
                 self._child(m.similarity, "near_miss").observe(float(extra["similarity"]))
         elif kind == ev.LM_CALL:
-            self._lm_call(event, extra)
+            self._lm_call(event, extra, add)
         elif kind == ev.COALESCED:
             model = event.model or "unknown"
-            self._child(m.coalesced, model).inc()
-            self._child(m.tokens, model, "saved").inc(event.tokens)
-            self._child(m.dollars, model, "saved").inc(event.cost or 0.0)
+            add(self._child(m.coalesced, model), 1)
+            add(self._child(m.tokens, model, "saved"), event.tokens)
+            add(self._child(m.dollars, model, "saved"), event.cost or 0.0)
         elif kind == ev.STORE:
-            self._child(m.stores, event.tier or "?", event.reason or "write").inc()
+            add(self._child(m.stores, event.tier or "?", event.reason or "write"), 1)
         elif kind == ev.SKIP_STORE:
-            self._child(m.store_skips, event.reason or "?").inc()
+            add(self._child(m.store_skips, event.reason or "?"), 1)
         elif kind == ev.EVICT:
-            self._child(m.evictions, event.tier or "?").inc()
+            add(self._child(m.evictions, event.tier or "?"), 1)
         elif kind == ev.ERROR:
-            self._child(m.errors, event.tier or extra.get("component") or "?", event.reason or "?").inc()
+            add(self._child(m.errors, event.tier or extra.get("component") or "?", event.reason or "?"), 1)
         elif kind == ev.BREAKER:
-            self._child(m.breaker, event.tier or "?", event.reason or "?").inc()
+            add(self._child(m.breaker, event.tier or "?", event.reason or "?"), 1)
         elif kind == "timed":
             self._child(m.timed, event.reason or "?").observe(event.latency or 0.0)
             if event.error:
-                self._child(m.timed_errors, event.reason or "?").inc()
+                add(self._child(m.timed_errors, event.reason or "?"), 1)
         elif kind == "alert":
             self._child(m.alert_active, event.reason or "?").set(1 if extra.get("state") == "firing" else 0)
         elif kind.startswith("batch"):
-            self._child(m.batch_events, kind).inc()
+            add(self._child(m.batch_events, kind), 1)
             for result in ("hits", "misses", "errors", "items"):
                 value = extra.get(result)
                 if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                    self._child(m.batch_items, result).inc(value)
+                    add(self._child(m.batch_items, result), value)
         elif "similarity" in extra:  # semantic events of their own kind: a guard's rejection, a near miss
             self._child(m.similarity, "rejected" if "reject" in kind else "near_miss").observe(float(extra["similarity"]))
 
-    def _lm_call(self, event: Event, extra: dict) -> None:
+    def _lm_call(self, event: Event, extra: dict, add) -> None:
         m = self.metrics
         model = event.model or "unknown"
         provider = _provider(model)
         error_type = event.error.split(":", 1)[0] if event.error else ""
-        self._child(m.lm_calls, model, "error" if event.error else "ok").inc()
+        add(self._child(m.lm_calls, model, "error" if event.error else "ok"), 1)
         if event.latency is not None:
             self._child(m.operation_duration, "chat", provider, model, error_type).observe(event.latency)
         if event.error:
-            self._child(m.errors, "lm", "call").inc()
+            add(self._child(m.errors, "lm", "call"), 1)
             return
-        self._child(m.tokens, model, "spent").inc(event.tokens)
-        self._child(m.dollars, model, "spent").inc(event.cost or 0.0)
+        add(self._child(m.tokens, model, "spent"), event.tokens)
+        add(self._child(m.dollars, model, "spent"), event.cost or 0.0)
         for token_type in ("input", "output"):
             count = extra.get(f"{token_type}_tokens")
             if count:
