@@ -213,6 +213,16 @@ def redis_cluster(tmp_path_factory):
 # -- external tools (promtool, tmux): skipped when missing, unless CI requires them -----------
 
 
+@pytest.fixture
+def promtool() -> str:
+    return require_tool("promtool")
+
+
+@pytest.fixture
+def tmux() -> str:
+    return require_tool("tmux")
+
+
 def require_tool(name: str) -> str:
     """The tool's path; a clear skip when it is missing, a failure when DSPY_TURBO_REQUIRE_TOOLS=1 (CI)."""
     import shutil

@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,8 +24,7 @@ def field(screen, label):
 
 @pytest.mark.slow
 @pytest.mark.timeout(60)
-def test_top_in_tmux_shows_moving_numbers_and_quits_on_ctrl_c(tmp_path):
-    tmux = require_tool("tmux")
+def test_top_in_tmux_shows_moving_numbers_and_quits_on_ctrl_c(tmp_path, tmux):
     service = subprocess.Popen([sys.executable, str(ROOT / "examples" / "metrics_service.py"), "--port", "0", "--seconds", "40"],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     session = f"dspy-turbo-top-{uuid.uuid4().hex[:8]}"

@@ -12,7 +12,6 @@ import urllib.request
 
 import dspy
 import pytest
-from conftest import require_tool
 from prometheus_client.parser import text_string_to_metric_families
 
 import dspy_turbo
@@ -45,8 +44,7 @@ def total(found, metric, **labels):
     return sum(v for (n, ls), v in found.items() if n == metric and want <= set(ls))
 
 
-def promtool_check(text: str) -> None:
-    promtool = require_tool("promtool")
+def promtool_check(promtool: str, text: str) -> None:
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result.stdout + result.stderr
 
@@ -68,7 +66,7 @@ def assert_matches_stats(found, stats):
 
 
 @pytest.mark.timeout(120)
-def test_scraped_counters_match_stats_while_a_dspy_program_runs(make_turbo):
+def test_scraped_counters_match_stats_while_a_dspy_program_runs(make_turbo, promtool):
     turbo = make_turbo({"namespace": "prom-http", "cache": {"tiers": [{"type": "memory"}]},
                         "metrics": {"sinks": [{"type": "prometheus", "host": "127.0.0.1", "port": 0}]}}).install()
     url = turbo.sinks[0].url
@@ -103,11 +101,11 @@ def test_scraped_counters_match_stats_while_a_dspy_program_runs(make_turbo):
     assert input_sum > 0 and output_sum > 0 and input_sum + output_sum == stats["tokens"]["spent"]
     assert value(found, "dspy_turbo_cache_tier_entries", tier="memory") == stats["tiers"]["memory"]["entries"]
     assert value(found, "dspy_turbo_process_memory_bytes") > 10_000_000
-    promtool_check(text)
+    promtool_check(promtool, text)
     assert "What is" not in text and "prom-http:v1" not in text, "no request text, no keys"
 
 
-def test_every_event_kind_passes_promtool_and_alerts_set_a_gauge(make_turbo, lm):
+def test_every_event_kind_passes_promtool_and_alerts_set_a_gauge(make_turbo, lm, promtool):
     turbo = make_turbo({"cache": {"tiers": [{"type": "memory", "max_entries": 2}]},
                         "metrics": {"sinks": [{"type": "prometheus", "port": None}],
                                     "alerts": [{"name": "low-hit-rate", "metric": "hit_rate", "below": 0.7, "min_events": 3}]}}).install()
@@ -125,7 +123,7 @@ def test_every_event_kind_passes_promtool_and_alerts_set_a_gauge(make_turbo, lm)
     bus.emit(Event("lm_call", model="openai/gpt-4o-mini", latency=0.5, error="RateLimitError: slow down"))
     assert turbo.flush_events(5)
     text = turbo.sinks[0].text()
-    promtool_check(text)
+    promtool_check(promtool, text)
     found = samples(text)
     assert value(found, "dspy_turbo_alert_active", alert="low-hit-rate") == 1
     assert value(found, "dspy_turbo_semantic_similarity_count", result="hit") == 1
@@ -201,7 +199,7 @@ turbo.close()
 
 
 @pytest.mark.timeout(120)
-def test_several_worker_processes_add_up(tmp_path):
+def test_several_worker_processes_add_up(tmp_path, promtool):
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     jobs = [["a", "b", "a", "c"], ["a", "d", "d", "d", "e"]]
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, "|".join(qs)], env=env, stdout=subprocess.PIPE, text=True)
@@ -222,7 +220,7 @@ def test_several_worker_processes_add_up(tmp_path):
     assert value(found, "dspy_turbo_cache_lookups_total", tier="memory", result="hit") == sum(s["hits_total"] for s in stats) == 3
     assert total(found, "dspy_turbo_lm_calls_total", result="ok") == sum(s["lm_calls"] for s in stats) == 6
     assert total(found, "dspy_turbo_tokens_total", kind="spent") == sum(s["tokens"]["spent"] for s in stats)
-    promtool_check(text)
+    promtool_check(promtool, text)
 
 
 def test_dropped_events_of_a_stuck_sink_show_as_a_counter(make_turbo):

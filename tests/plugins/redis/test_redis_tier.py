@@ -211,6 +211,7 @@ def test_no_secret_in_repr_check_or_events(redis_server, namespace, tmp_path, mo
         dspy.Predict("question -> answer")(question="with a wrong password")
         backend = turbo.cache.tiers[1].backend
         assert secret not in repr(backend) and secret not in repr(backend.options)
+        assert turbo.flush_events(5), "event hooks run on their own thread: wait for them"
         errors = [e for e in events if e.kind == "error"]
         assert errors, "the wrong password is an error event"
         assert all(secret not in repr(e) for e in events)
