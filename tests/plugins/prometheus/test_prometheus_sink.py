@@ -131,6 +131,7 @@ def test_every_event_kind_passes_promtool_and_alerts_set_a_gauge(make_turbo, lm,
     assert value(found, "dspy_turbo_cache_evictions_total", tier="memory") == 2
     assert value(found, "dspy_turbo_errors_total", component="memory", operation="get") == 1
     assert value(found, "dspy_turbo_batch_items_total", result="items") == 10
+    assert value(found, "dspy_turbo_other_events_total", kind="semantic_reject") == 1
     assert value(found, "dspy_turbo_timed_duration_seconds_count", name="retrieve") == 1
     assert value(found, "dspy_turbo_lm_calls_total", model="openai/gpt-4o-mini", result="error") == 1
     assert total(found, "gen_ai_client_operation_duration_seconds_count", error_type="RateLimitError") == 1

@@ -62,6 +62,8 @@ class Metrics:
                                ["tier", "state"], **r)
         self.batch_events = Counter("dspy_turbo_batch_events", "Batch progress events, by kind.", ["kind"], **r)
         self.batch_items = Counter("dspy_turbo_batch_items", "Batch items, by result (from batch events' counts).", ["result"], **r)
+        self.other_events = Counter("dspy_turbo_other_events", "Events of kinds this sink has no metric of its own for "
+                                    "(routing decisions, retries, semantic index changes, ...), by kind.", ["kind"], **r)
         self.timed = Histogram("dspy_turbo_timed_duration_seconds", "Duration of user code timed with turbo.timed(name) or turbo.profile().",
                                ["name"], buckets=TIMED_BUCKETS, **r)
         self.timed_errors = Counter("dspy_turbo_timed_errors", "Timed blocks that raised.", ["name"], **r)

@@ -237,12 +237,14 @@ class PrometheusSink(dspy_turbo.Component):
             self._child(m.alert_active, event.reason or "?").set(1 if extra.get("state") == "firing" else 0)
         elif kind.startswith("batch"):
             add(self._child(m.batch_events, kind), 1)
-            for result in ("hits", "misses", "errors", "items"):
+            for result in ("items", "hits", "misses", "coalesced", "executed", "errors", "retries"):
                 value = extra.get(result)
                 if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                     add(self._child(m.batch_items, result), value)
-        elif "similarity" in extra:  # semantic events of their own kind: a guard's rejection, a near miss
-            self._child(m.similarity, "rejected" if "reject" in kind else "near_miss").observe(float(extra["similarity"]))
+        else:
+            if "similarity" in extra:  # semantic events of their own kind: a guard's rejection, a near miss
+                self._child(m.similarity, "rejected" if "reject" in kind else "near_miss").observe(float(extra["similarity"]))
+            add(self._child(m.other_events, kind), 1)  # kinds from other plugins: routing, retries, ...
 
     def _lm_call(self, event: Event, extra: dict, add) -> None:
         m = self.metrics
