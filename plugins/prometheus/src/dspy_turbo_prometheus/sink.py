@@ -100,9 +100,11 @@ def serve(registry, host: str, port: int):
         return prometheus_client.start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
+            hint = (" In multiprocess mode (PROMETHEUS_MULTIPROC_DIR), set port: null in the workers and serve the sum "
+                    "from one process: python -m dspy_turbo_prometheus --port N." if multiprocess_dir() else "")
             raise OSError(exc.errno, f"dspy-turbo-prometheus cannot serve /metrics on {host}:{port}: port {port} is already "
                                      "in use (another exporter, or another Turbo in this process); set metrics.sinks[].port "
-                                     "to a free port, 0 for any free port, or null to serve nothing") from None
+                                     f"to a free port, 0 for any free port, or null to serve nothing.{hint}") from None
         raise OSError(exc.errno, f"dspy-turbo-prometheus cannot serve /metrics on {host}:{port}: {exc.strerror}") from None
 
 
