@@ -110,7 +110,7 @@ class MetricsURL:
                 elif name == "dspy_turbo_cost_dollars_total":
                     if labels.get("kind") == "spent":
                         snap.dollars_spent += value
-                    else:
+                    elif labels.get("kind") == "saved":  # by the cache, as turbo.stats()["dollars"]["saved"]
                         snap.dollars_saved += value
                 elif name == "dspy_turbo_tokens_total" and labels.get("kind") == "saved":
                     snap.tokens_saved += value

@@ -121,6 +121,8 @@ def test_every_event_kind_passes_promtool_and_alerts_set_a_gauge(make_turbo, lm,
     bus.emit(Event("breaker", tier="memory", reason="open"))
     bus.emit(Event("batch", extra={"items": 10, "hits": 4, "misses": 6, "errors": 0}))
     bus.emit(Event("lm_call", model="openai/gpt-4o-mini", latency=0.5, error="RateLimitError: slow down"))
+    bus.emit(Event("route", model="openai/gpt-4o-mini", cost=0.0001, extra={"tier": "small", "score": 0.2, "source": "selector"}))
+    bus.emit(Event("route_saving", model="openai/gpt-4o-mini", cost=0.002, extra={"baseline_model": "openai/gpt-4o"}))
     assert turbo.flush_events(5)
     text = turbo.sinks[0].text()
     promtool_check(promtool, text)
@@ -132,6 +134,9 @@ def test_every_event_kind_passes_promtool_and_alerts_set_a_gauge(make_turbo, lm,
     assert value(found, "dspy_turbo_errors_total", component="memory", operation="get") == 1
     assert value(found, "dspy_turbo_batch_items_total", result="items") == 10
     assert value(found, "dspy_turbo_other_events_total", kind="semantic_reject") == 1
+    assert value(found, "dspy_turbo_route_decisions_total", tier="small", model="openai/gpt-4o-mini", source="selector") == 1
+    assert value(found, "dspy_turbo_cost_dollars_total", model="openai/gpt-4o-mini", kind="saved_by_routing") == 0.002
+    assert turbo.stats()["dollars"]["saved_by_routing"] == pytest.approx(0.002)
     assert value(found, "dspy_turbo_timed_duration_seconds_count", name="retrieve") == 1
     assert value(found, "dspy_turbo_lm_calls_total", model="openai/gpt-4o-mini", result="error") == 1
     assert total(found, "gen_ai_client_operation_duration_seconds_count", error_type="RateLimitError") == 1

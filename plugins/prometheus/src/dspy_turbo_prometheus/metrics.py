@@ -52,8 +52,10 @@ class Metrics:
             buckets=TOKEN_BUCKETS, **r)
         self.tokens = Counter("dspy_turbo_tokens", "Tokens: spent by LM calls, saved by cache hits and coalesced calls.",
                               ["model", "kind"], **r)
-        self.dollars = Counter("dspy_turbo_cost_dollars", "US dollars: spent by LM calls, saved by cache hits and coalesced calls.",
+        self.dollars = Counter("dspy_turbo_cost_dollars", "US dollars: spent by LM calls, saved by cache hits and coalesced calls, saved by routing.",
                                ["model", "kind"], **r)
+        self.routes = Counter("dspy_turbo_route_decisions", "Model routing decisions, by tier, model and what decided.",
+                              ["tier", "model", "source"], **r)
         self.coalesced = Counter("dspy_turbo_coalesced_calls", "Requests served by another caller's in-flight LM call (single-flight).",
                                  ["model"], **r)
         self.errors = Counter("dspy_turbo_errors", "Errors by component (a tier, core, hook, lm) and operation; never raised into the program.",

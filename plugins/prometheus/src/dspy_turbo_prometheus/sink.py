@@ -231,6 +231,11 @@ class PrometheusSink(dspy_turbo.Component):
             add(self._child(m.errors, event.tier or extra.get("component") or "?", event.reason or "?"), 1)
         elif kind == ev.BREAKER:
             add(self._child(m.breaker, event.tier or "?", event.reason or "?"), 1)
+        elif kind == "route":
+            add(self._child(m.routes, extra.get("tier") or "?", event.model or "unknown", extra.get("source") or "?"), 1)
+        elif kind == "route_saving":
+            if event.cost and event.cost > 0:  # a counter only grows; a routing that cost more is not a saving
+                add(self._child(m.dollars, event.model or "unknown", "saved_by_routing"), event.cost)
         elif kind == "timed":
             self._child(m.timed, event.reason or "?").observe(event.latency or 0.0)
             if event.error:
