@@ -119,9 +119,6 @@ class EventBus:
         """Events each background handler lost because its queue was full."""
         return {q.name: q.dropped for q in self._queues}
 
-    def queued(self) -> int:
-        return sum(len(q) for q in self._queues)
-
     def flush(self, timeout: float | None = 5.0) -> bool:
         """Wait until every background handler has handled what was emitted so far.
 

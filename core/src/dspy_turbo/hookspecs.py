@@ -95,8 +95,9 @@ def dspy_turbo_metric_sinks() -> list[type[Component]]:
     full, events are dropped and counted (``turbo.stats()["dropped_events"]``). Optional
     methods a sink may have: ``handle_batch(events)`` (called instead of ``__call__``
     with the events that piled up, at most 1024; the queue is drained every 50 ms),
-    ``flush()`` (called when ``turbo.flush_events()`` reaches it), ``tick()`` (about once a second, also without traffic), ``close()`` (from
-    ``turbo.close()``, after its pending events were handled or the flush timed out).
+    ``flush()`` (called when ``turbo.flush_events()`` reaches it), ``tick()`` (about once
+    a second, also without traffic), ``close()`` (from ``turbo.close()``, after its
+    pending events were handled or the flush timed out).
     """
 
 
