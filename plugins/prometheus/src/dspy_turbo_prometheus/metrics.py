@@ -74,7 +74,7 @@ class Metrics:
         self.dropped = Counter("dspy_turbo_events_dropped", "Events a metric sink lost because its queue was full.", ["sink"], **r)
         self.memory = Gauge("dspy_turbo_process_memory_bytes", "Resident memory of the process (multiprocess: of all live workers).",
                             multiprocess_mode="livesum", **r)
-        self.tier_bytes = Gauge("dspy_turbo_cache_tier_bytes", "Bytes held by a bounded in-process tier.", ["tier"],
+        self.tier_bytes = Gauge("dspy_turbo_cache_tier_bytes", "Bytes held by an in-process (memory) tier.", ["tier"],
                                 multiprocess_mode="livesum", **r)
-        self.tier_entries = Gauge("dspy_turbo_cache_tier_entries", "Entries held by a bounded in-process tier.", ["tier"],
+        self.tier_entries = Gauge("dspy_turbo_cache_tier_entries", "Entries held by an in-process (memory) tier.", ["tier"],
                                   multiprocess_mode="livesum", **r)

@@ -289,9 +289,14 @@ class PrometheusSink(dspy_turbo.Component):
             return
         for tier in getattr(getattr(turbo, "cache", None), "tiers", ()):
             backend = tier.backend
-            if hasattr(backend, "bytes_used"):
-                self._child(m.tier_bytes, tier.name).set(backend.bytes_used)
-                self._child(m.tier_entries, tier.name).set(len(backend))
+            if getattr(backend, "name", None) != "memory":  # shared tiers' sizes cost I/O; their servers report them
+                continue
+            try:
+                size, entries = backend.bytes_used, len(backend)
+            except Exception:
+                continue
+            self._child(m.tier_bytes, tier.name).set(size)
+            self._child(m.tier_entries, tier.name).set(entries)
         bus = getattr(turbo, "bus", None)
         if bus is not None:
             for sink, count in bus.dropped().items():
