@@ -200,12 +200,17 @@ def redis_cluster(tmp_path_factory):
                        check=True, capture_output=True, text=True, timeout=60)
         import redis
 
-        client = redis.Redis(port=servers[0].port)
+        # Every node must see the whole slot map before tests start: right after `create`, a
+        # node may still answer CLUSTERDOWN for slots it has not heard about.
+        clients = [redis.Redis(port=s.port) for s in servers]
         deadline = time.monotonic() + 30
-        while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
-            assert time.monotonic() < deadline, "the cluster did not reach state ok"
+        while not all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO")
+                      and len(c.execute_command("CLUSTER", "SLOTS")) == 3 for c in clients):
+            assert time.monotonic() < deadline, "the cluster did not reach state ok on every node"
             time.sleep(0.1)
-        client.close()
+        time.sleep(0.5)  # and let the gossip about the epochs settle
+        for c in clients:
+            c.close()
         yield nodes
     finally:
         for server in servers:
