@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from dspy.clients.cache import Cache as _DSPyCache
 
-from . import costs
+from . import callpolicy, costs
 
 if TYPE_CHECKING:
     from .turbo import Turbo
@@ -167,7 +167,7 @@ def _wrap(original_execute, original_aexecute, execution):
     def execute(lm, call):
         turbo = _active
         if turbo is None or not call.cache:
-            return original_execute(lm, call)
+            return callpolicy.execute(original_execute, lm, call)
         _ensure_in_charge(turbo)
         hit = execution._cached(lm, call, False)
         if hit:
@@ -179,7 +179,7 @@ def _wrap(original_execute, original_aexecute, execution):
             started = time.perf_counter()
             try:
                 with _rechecking():
-                    result = original_execute(lm, call)
+                    result = callpolicy.execute(original_execute, lm, call)
             except BaseException as exc:
                 _report(turbo, lm, started, error=exc)
                 raise
@@ -213,7 +213,7 @@ def _wrap(original_execute, original_aexecute, execution):
     async def aexecute(lm, call):
         turbo = _active
         if turbo is None or not call.cache:
-            return await original_aexecute(lm, call)
+            return await callpolicy.aexecute(original_aexecute, lm, call)
         _ensure_in_charge(turbo)
         hit = await asyncio.to_thread(execution._cached, lm, call, True)
         if hit:
@@ -225,7 +225,7 @@ def _wrap(original_execute, original_aexecute, execution):
             started = time.perf_counter()
             try:
                 with _rechecking():
-                    result = await original_aexecute(lm, call)
+                    result = await callpolicy.aexecute(original_aexecute, lm, call)
             except BaseException as exc:
                 if not isinstance(exc, asyncio.CancelledError):
                     _report(turbo, lm, started, error=exc)

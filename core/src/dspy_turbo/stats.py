@@ -52,6 +52,7 @@ class StatsAggregator:
             self.dollars_saved_by_routing = 0.0
             self.routes: Counter[str] = Counter()
             self.route_sources: Counter[str] = Counter()
+            self.batches: Counter[str] = Counter()
 
     def __call__(self, event: Event) -> None:
         kind = event.kind
@@ -103,6 +104,12 @@ class StatsAggregator:
             elif kind == ev.ROUTE_SAVING:
                 self.dollars_saved_by_routing += event.cost or 0.0
                 self.by_model.setdefault(event.model or "?", Counter())["dollars_saved_by_routing"] += event.cost or 0.0
+            elif kind == "batch":  # batching.BATCH: one finished batch and what its items did
+                self.batches["batches"] += 1
+                self.batches["seconds"] += event.latency or 0.0
+                for name, value in (event.extra or {}).items():
+                    if isinstance(value, int):
+                        self.batches[name] += value
             else:
                 self.other[kind] += 1
 
@@ -130,4 +137,6 @@ class StatsAggregator:
                 "routing": {"decisions": dict(self.routes), "sources": dict(self.route_sources)},
                 "latency": {"hit": _percentiles(self.hit_latency), "miss": _percentiles(self.miss_latency)},
                 **({"other_events": dict(self.other)} if self.other else {}),
+                **({"batches": {k: round(v, 3) if isinstance(v, float) else v for k, v in self.batches.items()}}
+                   if self.batches else {}),
             }

@@ -95,8 +95,12 @@ class TieredCache:
             self.bus.emit(Event(ev.MISS, latency=time.perf_counter() - started, key=key, namespace=self.namespace))
         return None
 
-    def get_many(self, keys: list[str]) -> dict[str, Entry]:
-        """Bulk lookup for the batch path: one ``get_many`` per tier for what is still missing."""
+    def get_many(self, keys: list[str], report_misses: bool = True) -> dict[str, Entry]:
+        """Bulk lookup for the batch path: one ``get_many`` per tier for what is still missing.
+
+        ``report_misses=False`` emits no miss events: a batch item that misses runs its
+        program, whose LM requests are counted on their own.
+        """
         found: dict[str, Entry] = {}
         missing = list(dict.fromkeys(keys))
         for index, tier in enumerate(self.tiers):
@@ -120,8 +124,9 @@ class TieredCache:
                 self.bus.emit(Event(ev.HIT, tier=tier.name, model=entry.model, tokens=entry.total_tokens,
                                     cost=entry.cost, key=key, namespace=self.namespace))
             missing = [k for k in missing if k not in found]
-        for key in missing:
-            self.bus.emit(Event(ev.MISS, key=key, namespace=self.namespace))
+        if report_misses:
+            for key in missing:
+                self.bus.emit(Event(ev.MISS, key=key, namespace=self.namespace))
         return found
 
     def _promote(self, key: str, entry: Entry, tiers: list[Tier]) -> None:

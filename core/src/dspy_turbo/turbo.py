@@ -233,6 +233,37 @@ class Turbo:
                 self._budget = Budget(settings.limit, settings.period, settings.on_exceeded)
             return self._budget
 
+    # -- batching (see batching.py) --------------------------------------------------------
+
+    def batch(self, program, examples, *, strategy: str | None = None, **options) -> list:
+        """Run ``program`` on every example, cache-first; results in input order.
+
+        ``strategy`` (``thread``, ``async``) and ``options`` (``max_concurrency``,
+        ``return_exceptions``, ``max_errors``, ``timeout``, ``progress``, ``item_cache``,
+        ``rate_limit``, ``retry``, ``window``) override the YAML ``batching`` section.
+        """
+        from . import batching
+
+        return batching.batch(self, program, examples, strategy=strategy, **options)
+
+    def batch_iter(self, program, examples, *, strategy: str | None = None, **options):
+        """Like :meth:`batch`, yielding results in order as they are ready (bounded memory)."""
+        from . import batching
+
+        return batching.batch_iter(self, program, examples, strategy=strategy, **options)
+
+    async def abatch(self, program, examples, *, strategy: str | None = None, **options) -> list:
+        """The async form of :meth:`batch`; ``examples`` may also be an async iterable."""
+        from . import batching
+
+        return await batching.abatch(self, program, examples, strategy=strategy, **options)
+
+    def abatch_iter(self, program, examples, *, strategy: str | None = None, **options):
+        """The async form of :meth:`batch_iter` (an async generator)."""
+        from . import batching
+
+        return batching.abatch_iter(self, program, examples, strategy=strategy, **options)
+
     # -- management ----------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:

@@ -1,0 +1,538 @@
+"""Batch runs of a DSPy program: ``turbo.batch(program, examples)`` and ``await turbo.abatch(...)``.
+
+**Cache-first, and what that means.** A multi-step program's later LM requests depend on
+its earlier answers, so they cannot be known, let alone looked up, before it runs. The
+batch therefore caches at two levels:
+
+1. *Per item*: each item's completed result is stored under a program-level key (the
+   program's identity and the item's inputs, see :mod:`dspy_turbo.programs`). Before
+   anything runs, a window of items is looked up in bulk (``TieredCache.get_many``: one
+   ``get_many`` per tier, an ``MGET`` on Redis); hits are returned at once, only misses
+   run. ``item_cache=False`` turns this level off for programs that read outside state.
+2. *Per LM request*: a miss runs the program, whose every LM call still goes through
+   the Turbo (hits return at once, concurrent identical requests make one call).
+
+Items with the same key inside the window run once (the others get copies of its
+result). Results come back in input order. The input may be any iterable, a generator of
+millions included: at most ``window`` items are read ahead of the oldest unfinished one
+(backpressure), so memory stays bounded (use ``batch_iter``/``abatch_iter`` to consume
+results as a stream).
+
+**Strategies** (the YAML ``batching: {type: ...}``) only *run* items; this module does
+the rest (reading, lookup, de-duplication, order, errors, timeouts, progress, events).
+A strategy is a :class:`BatchStrategy` component; plugin authors implement
+:meth:`BatchStrategy.runner` returning a :class:`Runner` (see their docstrings). The
+``dspy-turbo-batching`` distribution provides ``thread`` and ``async``.
+
+Each real LM call an item makes goes through the batch's rate limit and retry policy
+(:mod:`dspy_turbo.callpolicy`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from . import callpolicy, codec
+from .callpolicy import CallPolicy
+from .components import Component, Options
+from .events import Event
+from .programs import item_inputs, program_identity
+from .progress import Progress
+from .ratelimit import RateLimiter, RateLimitSettings
+from .retry import RetryPolicy, RetrySettings
+from .units import Duration
+
+if TYPE_CHECKING:
+    from .turbo import Turbo
+
+BATCH = "batch"  # the event kind one finished batch emits
+
+
+class BatchOptions(Options):
+    """``batching:`` options every strategy understands; each may be overridden per call."""
+
+    max_concurrency: int = Field(default=16, ge=1, le=100_000)
+    """Items running at once."""
+    window: int | None = Field(default=None, ge=1)
+    """Items read ahead of the oldest unfinished one (default: 4 x max_concurrency, at least 256)."""
+    timeout: Duration | None = None
+    """Per item: an item still running after this many seconds fails with ``TimeoutError``."""
+    return_exceptions: bool = False
+    """A failed item's result is its exception (default: ``None``, as ``dspy.Parallel`` does)."""
+    max_errors: int | None = Field(default=None, ge=1)
+    """Stop the batch and raise :class:`BatchError` when this many items have failed.
+    Default: DSPy's ``settings.max_errors``, or no limit with ``return_exceptions``."""
+    item_cache: bool = True
+    """Cache each item's completed result under a program-level key (see module docstring)."""
+    progress: bool | None = None
+    """A progress bar: ``None`` shows it when stderr is a terminal."""
+    rate_limit: RateLimitSettings | None = None
+    retry: RetrySettings = RetrySettings()
+
+
+class BatchError(RuntimeError):
+    """A batch stopped because ``max_errors`` items failed; the first failure is ``__cause__``."""
+
+    def __init__(self, errors: int, done: int, first: BaseException):
+        super().__init__(f"batch stopped after {errors} failed items ({done} finished); "
+                         f"first failure: {type(first).__name__}: {str(first)[:200]}")
+        self.errors = errors
+        self.done = done
+
+
+class Item:
+    """One example to run: ``program(**inputs)``.
+
+    ``call()`` runs it on the calling thread (for thread-based strategies), ``acall()``
+    on the running event loop (``program.acall``). Both run inside the batch's context
+    (DSPy settings such as ``dspy.context(lm=...)``, the rate limit and retry policy) and
+    store the completed result in the item cache, so a strategy only has to call one.
+    """
+
+    __slots__ = ("index", "key", "inputs", "_batch")
+
+    def __init__(self, index: int, key: str | None, inputs: dict[str, Any], batch: _Batch):
+        self.index = index
+        self.key = key
+        self.inputs = inputs
+        self._batch = batch
+
+    @property
+    def program(self) -> Any:
+        return self._batch.program
+
+    def call(self) -> Any:
+        return self._batch.context.copy().run(self._call)
+
+    def _call(self) -> Any:
+        value = self._batch.program(**self.inputs)
+        self._batch.keep(self, value)
+        return value
+
+    async def acall(self) -> Any:
+        program = self._batch.program
+        acall = getattr(program, "acall", None)
+        if acall is not None:
+            value = await acall(**self.inputs)
+        elif inspect.iscoroutinefunction(program):
+            value = await program(**self.inputs)
+        else:
+            raise TypeError(f"{type(program).__name__} has no acall(); use the 'thread' batch strategy")
+        if self.key is not None and self._batch.options.item_cache:
+            await asyncio.get_running_loop().run_in_executor(self._batch.io, self._batch.keep, self, value)
+        return value
+
+
+class Runner:
+    """Runs the items of one batch; made by :meth:`BatchStrategy.runner`, one per batch.
+
+    Every method is called on the batch's event loop.
+    """
+
+    async def run(self, item: Item) -> Any:
+        """Run ``item`` once and return its result, or raise what it raised.
+
+        The batch calls this for at most ``max_concurrency`` items at once, so a runner
+        needs no queue of its own. If the awaiting task is cancelled (a timeout, a
+        cancelled batch), stop the item when that is possible (a coroutine) or let it
+        finish in the background (a thread cannot be interrupted; a pool of
+        ``max_concurrency`` threads still bounds how many run).
+        """
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """The batch is over (finished, failed or cancelled): release threads and loops."""
+
+
+class BatchStrategy(Component):
+    """Base of batch strategy components (``kind = "batch_strategy"``).
+
+    Register subclasses through ``dspy_turbo_batch_strategies``; their ``Options`` should
+    subclass :class:`BatchOptions` so the common options stay valid in every strategy.
+    """
+
+    kind = "batch_strategy"
+    Options = BatchOptions
+
+    def runner(self, max_concurrency: int) -> Runner:
+        raise NotImplementedError
+
+
+# -- one batch -------------------------------------------------------------------------------
+
+
+class _Outcome:
+    __slots__ = ("ok", "value", "shared")
+
+    def __init__(self, ok: bool, value: Any, shared: bool = False):
+        self.ok = ok
+        self.value = value
+        self.shared = shared
+
+
+def _own_copy(value: Any) -> Any:
+    """A duplicate item's own copy of the leader's result, so mutating one never changes the other."""
+    try:
+        return codec.codec_for(value).copy(value)
+    except Exception:
+        return value
+
+
+class _Batch:
+    def __init__(self, turbo: Turbo, program: Any, options: BatchOptions, strategy: BatchStrategy, total: int | None):
+        import dspy
+
+        self.turbo = turbo
+        self.program = program
+        self.options = options
+        self.strategy = strategy
+        self.window = options.window or max(4 * options.max_concurrency, 256)
+        self.chunk = max(1, min(self.window // 4, 1024))
+        if options.max_errors is not None:
+            self.max_errors = options.max_errors
+        else:
+            self.max_errors = None if options.return_exceptions else (dspy.settings.max_errors or None)
+        limiter = RateLimiter(options.rate_limit, turbo.coordinator) if options.rate_limit else None
+        self.policy = CallPolicy(turbo, limiter, RetryPolicy(options.retry))
+        self.prefix = None
+        if options.item_cache:
+            try:
+                self.prefix = turbo.key({"_fn_identifier": "dspy_turbo.program", "program": program_identity(program)})
+            except Exception:  # an identity we cannot key: no item cache, LM requests are still cached
+                self.prefix = None
+        with self.policy.active():
+            self.context = contextvars.copy_context()
+        self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dspy-turbo-batch-io")
+        self.progress = Progress(options.progress, total)
+        self.items = self.hits = self.coalesced = self.errors = self.executed = 0
+        self.first_error: BaseException | None = None
+
+    def key(self, inputs: dict[str, Any]) -> str | None:
+        if self.prefix is None:
+            return None
+        try:
+            return self.turbo.key({"_fn_identifier": "dspy_turbo.batch_item", "program": self.prefix, "inputs": inputs})
+        except Exception:  # inputs that cannot be keyed run without the item cache
+            return None
+
+    def keep(self, item: Item, value: Any) -> None:
+        if item.key is not None and self.options.item_cache and value is not None:
+            self.turbo.store(item.key, value)
+
+    def lookup(self, keys: list[str]) -> dict[str, Any]:
+        entries = self.turbo.cache.get_many(keys, report_misses=False)
+        out = {}
+        for key, entry in entries.items():
+            try:
+                out[key] = entry.copy_value()
+            except Exception:  # undecodable: run the item instead
+                continue
+        return out
+
+    async def chunks(self, examples: Iterable[Any] | Any) -> AsyncIterator[list[_Outcome]]:
+        """Outcomes in input order, in lists of those ready together."""
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        runner = self.strategy.runner(self.options.max_concurrency)
+        source = _Source(examples)
+        slots: deque[tuple[Any, bool]] = deque()  # (an _Outcome or a future of one, is a duplicate)
+        inflight: dict[str, asyncio.Future] = {}
+        leaders: dict[int, str] = {}
+        tasks: set[asyncio.Task] = set()
+        abort: asyncio.Future = loop.create_future()
+        slots_free = asyncio.Semaphore(self.options.max_concurrency)
+        index = 0
+
+        def finished(outcome: _Outcome) -> None:
+            self.progress.update(errors=0 if outcome.ok else 1)
+            if not outcome.ok:
+                self.errors += 1
+                if self.first_error is None:
+                    self.first_error = outcome.value
+                if self.max_errors is not None and self.errors >= self.max_errors and not abort.done():
+                    abort.set_result(None)
+
+        async def execute(item: Item, future: asyncio.Future) -> None:
+            callpolicy._POLICY.set(self.policy)  # this task's own context: LM calls see the batch's policy
+            try:
+                async with slots_free:
+                    if self.options.timeout is not None:
+                        value = await asyncio.wait_for(runner.run(item), self.options.timeout)
+                    else:
+                        value = await runner.run(item)
+                outcome = _Outcome(True, value)
+            except asyncio.TimeoutError:
+                outcome = _Outcome(False, TimeoutError(f"batch item {item.index} ran longer than its timeout "
+                                                       f"of {self.options.timeout:g}s"))
+            except Exception as exc:
+                outcome = _Outcome(False, exc)
+            future.set_result(outcome)
+            finished(outcome)
+
+        async def admit(examples_chunk: list[Any]) -> None:
+            nonlocal index
+            prepared = []
+            for example in examples_chunk:
+                try:
+                    inputs = item_inputs(example)
+                except TypeError as exc:
+                    prepared.append((index, None, TypeError(f"batch item {index}: {exc}")))
+                else:
+                    prepared.append((index, self.key(inputs), inputs))
+                index += 1
+            self.items += len(prepared)
+            keys = [k for _, k, inputs in prepared if k is not None and k not in inflight]
+            found = await loop.run_in_executor(self.io, self.lookup, keys) if keys else {}
+            handed: set[str] = set()
+            for i, key, inputs in prepared:
+                if isinstance(inputs, BaseException):
+                    outcome = _Outcome(False, inputs)
+                    slots.append((outcome, False))
+                    finished(outcome)
+                elif key is not None and key in found:
+                    self.hits += 1
+                    value = found[key]
+                    if key in handed:  # the same key twice in this chunk: each gets its own copy
+                        value = _own_copy(value)
+                    handed.add(key)
+                    slots.append((_Outcome(True, value), False))
+                    self.progress.update(hits=1)
+                elif key is not None and key in inflight:
+                    self.coalesced += 1
+                    slots.append((inflight[key], True))
+                else:
+                    future = loop.create_future()
+                    if key is not None:
+                        inflight[key] = future
+                        leaders[i] = key
+                    self.executed += 1
+                    task = loop.create_task(execute(Item(i, key, inputs, self), future))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                    slots.append((future, False))
+
+        try:
+            position = 0
+            while True:
+                while not source.exhausted and len(slots) <= self.window - self.chunk:
+                    got = await source.take(self.chunk)
+                    if got:
+                        await admit(got)
+                if not slots:
+                    break
+                head, _ = slots[0]
+                if isinstance(head, asyncio.Future) and not head.done():
+                    await asyncio.wait([head, abort], return_when=asyncio.FIRST_COMPLETED)
+                if abort.done():
+                    raise BatchError(self.errors, self.items - len(slots), self.first_error) from self.first_error
+                ready: list[_Outcome] = []
+                while slots and (not isinstance(slots[0][0], asyncio.Future) or slots[0][0].done()):
+                    slot, duplicate = slots.popleft()
+                    outcome = slot.result() if isinstance(slot, asyncio.Future) else slot
+                    if duplicate:
+                        outcome = _Outcome(outcome.ok, _own_copy(outcome.value) if outcome.ok else outcome.value, True)
+                        self.progress.update(errors=0 if outcome.ok else 1)
+                    key = leaders.pop(position, None)
+                    if key is not None:
+                        inflight.pop(key, None)
+                    position += 1
+                    ready.append(outcome)
+                yield ready
+        finally:
+            for task in list(tasks):
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await runner.aclose()
+            await source.aclose()
+            self.io.shutdown(wait=False)
+            self.progress.close()
+            self.turbo.bus.emit(Event(BATCH, latency=time.perf_counter() - started, namespace=self.turbo.namespace,
+                                      extra={"items": self.items, "hits": self.hits, "coalesced": self.coalesced,
+                                             "executed": self.executed, "errors": self.errors,
+                                             "retries": self.policy.retries, "strategy": self.strategy.name}))
+
+    def result(self, outcome: _Outcome) -> Any:
+        if outcome.ok:
+            return outcome.value
+        return outcome.value if self.options.return_exceptions else None
+
+
+class _Source:
+    """Reads a sync or async iterable a chunk at a time, never all at once."""
+
+    def __init__(self, examples: Any):
+        self.exhausted = False
+        if hasattr(examples, "__aiter__"):
+            self._aiter = examples.__aiter__()
+            self._iter = None
+        else:
+            self._iter: Iterator | None = iter(examples)
+            self._aiter = None
+
+    async def take(self, n: int) -> list[Any]:
+        out: list[Any] = []
+        if self._iter is not None:
+            for example in self._iter:
+                out.append(example)
+                if len(out) >= n:
+                    return out
+            self.exhausted = True
+            return out
+        while len(out) < n:
+            try:
+                out.append(await self._aiter.__anext__())
+            except StopAsyncIteration:
+                self.exhausted = True
+                break
+        return out
+
+    async def aclose(self) -> None:
+        if self._aiter is not None and hasattr(self._aiter, "aclose"):
+            try:
+                await self._aiter.aclose()
+            except Exception:
+                pass
+
+
+# -- the entry points Turbo exposes ------------------------------------------------------------
+
+
+def _options(turbo: Turbo, strategy: str | None, overrides: dict[str, Any]) -> tuple[BatchStrategy, BatchOptions]:
+    """The strategy and its options: the YAML ``batching`` section, then per-call overrides."""
+    spec = turbo.config.batching
+    if strategy is None:
+        strategy = spec.cls.name if spec is not None else "thread"
+    cls = turbo.registry.get("batch_strategy", strategy)
+    if cls is None:
+        from .plugins import KNOWN_PROVIDERS
+
+        available = ", ".join(turbo.registry.names("batch_strategy")) or "none installed"
+        package = KNOWN_PROVIDERS.get(("batch_strategy", strategy))
+        hint = f"; it is provided by {package}: pip install {package}" if package else ""
+        raise ValueError(f"unknown batch strategy {strategy!r}{hint} (available: {available})")
+    base = spec.options if spec is not None and spec.cls is cls else None
+    data = base.model_dump(exclude_unset=True) if base is not None else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    options = cls.Options.model_validate(data)
+    return cls.from_options(options, turbo), options
+
+
+def _total(examples: Any) -> int | None:
+    try:
+        return len(examples)
+    except TypeError:
+        return None
+
+
+def _ensure_installed(turbo: Turbo):
+    """LM requests go through a Turbo only when one is installed: install this one for the batch."""
+    from .dspy_integration import active
+
+    if active() is None:
+        turbo.install()
+        return turbo.uninstall
+    return None
+
+
+async def abatch_iter(turbo: Turbo, program: Any, examples: Any, *, strategy: str | None = None,
+                      **overrides: Any) -> AsyncIterator[Any]:
+    """Results one at a time, in input order, as they are ready (bounded memory)."""
+    component, options = _options(turbo, strategy, overrides)
+    batch = _Batch(turbo, program, options, component, _total(examples))
+    undo = _ensure_installed(turbo)
+    try:
+        async for ready in batch.chunks(examples):
+            for outcome in ready:
+                yield batch.result(outcome)
+    finally:
+        if undo is not None:
+            undo()
+
+
+async def abatch(turbo: Turbo, program: Any, examples: Any, *, strategy: str | None = None, **overrides: Any) -> list[Any]:
+    return [result async for result in abatch_iter(turbo, program, examples, strategy=strategy, **overrides)]
+
+
+_DONE = object()
+
+
+def _helper_threads(max_concurrency: int) -> int:
+    return min(256, max(32, max_concurrency // 2))
+
+
+def batch_iter(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy: str | None = None,
+               **overrides: Any) -> Iterator[Any]:
+    """The blocking form of :func:`abatch_iter`: the batch runs on an event loop of its own,
+    in a thread, so this works from any code, inside a running event loop too."""
+    component, options = _options(turbo, strategy, overrides)
+    batch = _Batch(turbo, program, options, component, _total(examples))
+    handoff: queue.Queue = queue.Queue(maxsize=4)
+    state: dict[str, Any] = {}
+    caller = contextvars.copy_context()
+
+    async def produce() -> None:
+        loop = asyncio.get_running_loop()
+        # DSPy's async path hands cache reads and writes to the loop's default executor
+        # (asyncio.to_thread); the stock one has min(32, cpus + 4) threads, too few for a batch.
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=_helper_threads(options.max_concurrency),
+                                                     thread_name_prefix="dspy-turbo-batch-loop"))
+        state["loop"], state["task"] = loop, asyncio.current_task()
+        try:
+            async for ready in batch.chunks(examples):
+                await loop.run_in_executor(batch.io, handoff.put, ready)
+            handoff.put(_DONE)  # the batch is over: blocking this loop can hold nothing up
+        except BaseException as exc:
+            state["error"] = exc
+            handoff.put(_DONE)
+            if not isinstance(exc, Exception):
+                raise
+
+    def run() -> None:
+        try:
+            caller.run(asyncio.run, produce())
+        except BaseException as exc:  # the loop ended abnormally; the consumer must still wake up
+            state.setdefault("error", exc)
+            handoff.put(_DONE)
+
+    undo = _ensure_installed(turbo)
+    thread = threading.Thread(target=run, name="dspy-turbo-batch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ready = handoff.get()
+            if ready is _DONE:
+                break
+            for outcome in ready:
+                yield batch.result(outcome)
+        error = state.get("error")
+        if error is not None and not isinstance(error, asyncio.CancelledError):
+            raise error
+    finally:
+        if thread.is_alive():  # the consumer stopped early: cancel the rest of the batch
+            loop, task = state.get("loop"), state.get("task")
+            if loop is not None and task is not None:
+                loop.call_soon_threadsafe(task.cancel)
+            while thread.is_alive():
+                try:
+                    handoff.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+        thread.join()
+        if undo is not None:
+            undo()
+
+
+def batch(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy: str | None = None, **overrides: Any) -> list[Any]:
+    return list(batch_iter(turbo, program, examples, strategy=strategy, **overrides))

@@ -1,0 +1,110 @@
+"""Rate limits per model: requests per minute and tokens per minute, as token buckets.
+
+A limit never fails a call: a caller that finds the bucket empty waits until it has
+refilled. The buckets live in ``turbo.coordinator``: with a Redis tier configured every
+process using the same namespace draws from one bucket, so N workers together stay under
+one provider limit; otherwise they are this process's own. A coordinator that fails (a
+down Redis) is replaced by a local bucket for that call and logged once, never raised.
+
+Tokens are taken before the call, so they are an estimate: the prompt's characters / 4
+plus the average completion size seen so far for that model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+
+from pydantic import Field
+
+from .components import Options
+from .coordination import Coordinator, LocalCoordinator
+from .units import Duration
+
+logger = logging.getLogger("dspy_turbo.ratelimit")
+
+
+class Limit(Options):
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+    burst: Duration = 1.0
+    """Seconds' worth of the rate that may be spent at once (the bucket's size).
+    Small keeps the rate even, as providers measure it over short windows."""
+
+
+class RateLimitSettings(Limit):
+    """``batching.rate_limit``: a limit applied to each model on its own, with overrides."""
+
+    per_model: dict[str, Limit] = {}
+    """A different limit for some models, by the LM's model name (``openai/gpt-4o``)."""
+
+
+class RateLimiter:
+    """Blocks (or awaits) until a request of ``tokens`` may go to ``model``."""
+
+    def __init__(self, settings: RateLimitSettings, coordinator: Coordinator, *,
+                 sleep: Callable[[float], None] = time.sleep,
+                 asleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+        self.settings = settings
+        self.coordinator = coordinator
+        self.sleep = sleep
+        self.asleep = asleep
+        self._fallback = LocalCoordinator()
+        self._warned = False
+        self._lock = threading.Lock()
+        self._completion: dict[str, float] = {}
+        self.waited = 0.0
+
+    def limit_for(self, model: str | None) -> Limit:
+        return self.settings.per_model.get(model or "", self.settings)
+
+    def _buckets(self, model: str | None, tokens: float) -> list[tuple[str, float, float, float]]:
+        limit = self.limit_for(model)
+        out = []
+        if limit.requests_per_minute:
+            rate = limit.requests_per_minute / 60
+            out.append((f"ratelimit:{model}:requests", 1.0, rate, max(1.0, rate * limit.burst)))
+        if limit.tokens_per_minute:
+            rate = limit.tokens_per_minute / 60
+            out.append((f"ratelimit:{model}:tokens", max(1.0, tokens), rate, max(1.0, rate * limit.burst)))
+        return out
+
+    def _take(self, bucket: str, amount: float, rate: float, capacity: float) -> float:
+        try:
+            return self.coordinator.take(bucket, amount, rate, capacity)
+        except Exception as exc:  # a down Redis: limit this process alone rather than fail the call
+            if not self._warned:
+                self._warned = True
+                logger.warning("rate-limit coordinator failed (%s); using a local bucket", type(exc).__name__)
+            return self._fallback.take(bucket, amount, rate, capacity)
+
+    def estimate(self, model: str | None, prompt_chars: int) -> float:
+        return prompt_chars / 4 + self._completion.get(model or "", 0.0)
+
+    def observe(self, model: str | None, completion_tokens: int) -> None:
+        """Learn the usual completion size of ``model`` (an average weighted to recent calls)."""
+        with self._lock:
+            old = self._completion.get(model or "")
+            self._completion[model or ""] = completion_tokens if old is None else 0.8 * old + 0.2 * completion_tokens
+
+    def acquire(self, model: str | None, tokens: float = 0.0) -> float:
+        """Wait until the request may go; returns the seconds waited."""
+        waited = 0.0
+        for bucket, amount, rate, capacity in self._buckets(model, tokens):
+            while (wait := self._take(bucket, amount, rate, capacity)) > 0:
+                self.sleep(wait)
+                waited += wait
+        self.waited += waited
+        return waited
+
+    async def aacquire(self, model: str | None, tokens: float = 0.0) -> float:
+        waited = 0.0
+        for bucket, amount, rate, capacity in self._buckets(model, tokens):
+            while (wait := self._take(bucket, amount, rate, capacity)) > 0:
+                await self.asleep(wait)
+                waited += wait
+        self.waited += waited
+        return waited

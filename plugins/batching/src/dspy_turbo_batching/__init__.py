@@ -1,0 +1,6 @@
+"""dspy-turbo batch strategies: ``thread`` and ``async`` (see ``dspy_turbo.batching``)."""
+
+from .asynchronous import AsyncStrategy
+from .thread import ThreadStrategy
+
+__all__ = ["AsyncStrategy", "ThreadStrategy"]
