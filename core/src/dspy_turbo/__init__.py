@@ -35,6 +35,7 @@ __all__ = [
     "Decision",
     "ModelSelector",
     "CacheBackend",
+    "CachedModule",
     "Codec",
     "Component",
     "ConfigError",
@@ -52,3 +53,12 @@ __all__ = [
     "load",
     "register_codec",
 ]
+
+
+def __getattr__(name: str):
+    # CachedModule subclasses dspy.Module: imported on first use, so `import dspy_turbo` stays light.
+    if name == "CachedModule":
+        from .cached_module import CachedModule
+
+        return CachedModule
+    raise AttributeError(f"module 'dspy_turbo' has no attribute {name!r}")

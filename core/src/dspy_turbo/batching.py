@@ -81,6 +81,20 @@ class BatchOptions(Options):
     retry: RetrySettings = RetrySettings()
 
 
+def item_key(turbo: Turbo, program: Any, inputs: dict[str, Any], prefix: str | None = None) -> str | None:
+    """The program-level key of one item (``None`` when the program or inputs cannot be keyed)."""
+    try:
+        if prefix is None:
+            prefix = program_key(turbo, program)
+        return turbo.key({"_fn_identifier": "dspy_turbo.batch_item", "program": prefix, "inputs": inputs})
+    except Exception:  # unkeyable: run without the item cache; LM requests are still cached
+        return None
+
+
+def program_key(turbo: Turbo, program: Any) -> str:
+    return turbo.key({"_fn_identifier": "dspy_turbo.program", "program": program_identity(program)})
+
+
 class BatchError(RuntimeError):
     """A batch stopped because ``max_errors`` items failed; the first failure is ``__cause__``."""
 
@@ -208,23 +222,18 @@ class _Batch:
         self.prefix = None
         if options.item_cache:
             try:
-                self.prefix = turbo.key({"_fn_identifier": "dspy_turbo.program", "program": program_identity(program)})
+                self.prefix = program_key(turbo, program)
             except Exception:  # an identity we cannot key: no item cache, LM requests are still cached
                 self.prefix = None
         with self.policy.active():
             self.context = contextvars.copy_context()
         self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dspy-turbo-batch-io")
         self.progress = Progress(options.progress, total)
-        self.items = self.hits = self.coalesced = self.errors = self.executed = 0
+        self.items = self.hits = self.coalesced = self.errors = self.executed = self.finished = 0
         self.first_error: BaseException | None = None
 
     def key(self, inputs: dict[str, Any]) -> str | None:
-        if self.prefix is None:
-            return None
-        try:
-            return self.turbo.key({"_fn_identifier": "dspy_turbo.batch_item", "program": self.prefix, "inputs": inputs})
-        except Exception:  # inputs that cannot be keyed run without the item cache
-            return None
+        return None if self.prefix is None else item_key(self.turbo, self.program, inputs, self.prefix)
 
     def keep(self, item: Item, value: Any) -> None:
         if item.key is not None and self.options.item_cache and value is not None:
@@ -256,7 +265,8 @@ class _Batch:
 
         def finished(outcome: _Outcome) -> None:
             self.progress.update(errors=0 if outcome.ok else 1)
-            if not outcome.ok:
+            self.finished += 1
+            if not outcome.ok and not abort.done():
                 self.errors += 1
                 if self.first_error is None:
                     self.first_error = outcome.value
@@ -267,6 +277,8 @@ class _Batch:
             callpolicy._POLICY.set(self.policy)  # this task's own context: LM calls see the batch's policy
             try:
                 async with slots_free:
+                    if abort.done():  # the batch is stopping: start nothing new
+                        return
                     if self.options.timeout is not None:
                         value = await asyncio.wait_for(runner.run(item), self.options.timeout)
                     else:
@@ -335,7 +347,7 @@ class _Batch:
                 if isinstance(head, asyncio.Future) and not head.done():
                     await asyncio.wait([head, abort], return_when=asyncio.FIRST_COMPLETED)
                 if abort.done():
-                    raise BatchError(self.errors, self.items - len(slots), self.first_error) from self.first_error
+                    raise BatchError(self.errors, self.finished + self.hits, self.first_error) from self.first_error
                 ready: list[_Outcome] = []
                 while slots and (not isinstance(slots[0][0], asyncio.Future) or slots[0][0].done()):
                     slot, duplicate = slots.popleft()
@@ -422,8 +434,9 @@ def _options(turbo: Turbo, strategy: str | None, overrides: dict[str, Any]) -> t
         package = KNOWN_PROVIDERS.get(("batch_strategy", strategy))
         hint = f"; it is provided by {package}: pip install {package}" if package else ""
         raise ValueError(f"unknown batch strategy {strategy!r}{hint} (available: {available})")
-    base = spec.options if spec is not None and spec.cls is cls else None
-    data = base.model_dump(exclude_unset=True) if base is not None else {}
+    # The YAML's options carry over to a strategy chosen per call, as far as it has them.
+    data = spec.options.model_dump(exclude_unset=True) if spec is not None else {}
+    data = {k: v for k, v in data.items() if k in cls.Options.model_fields}
     data.update({k: v for k, v in overrides.items() if v is not None})
     options = cls.Options.model_validate(data)
     return cls.from_options(options, turbo), options
@@ -478,7 +491,7 @@ def batch_iter(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy:
     in a thread, so this works from any code, inside a running event loop too."""
     component, options = _options(turbo, strategy, overrides)
     batch = _Batch(turbo, program, options, component, _total(examples))
-    handoff: queue.Queue = queue.Queue(maxsize=4)
+    handoff: queue.Queue = queue.Queue(maxsize=1)  # backpressure: one ready list waits for the consumer
     state: dict[str, Any] = {}
     caller = contextvars.copy_context()
 
