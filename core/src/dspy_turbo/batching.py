@@ -154,11 +154,18 @@ class Runner:
     Every method is called on the batch's event loop.
     """
 
+    bounded: bool = False
+    """True when ``run`` itself lets at most ``max_concurrency`` items run at once (a pool
+    of that many threads): the batch then hands items over without waiting for a slot,
+    so a worker that finishes picks the next item without a round trip through the event
+    loop. With a per-item ``timeout`` the batch still hands out slots itself, so that the
+    timeout counts running time only, not time spent queued."""
+
     async def run(self, item: Item) -> Any:
         """Run ``item`` once and return its result, or raise what it raised.
 
-        The batch calls this for at most ``max_concurrency`` items at once, so a runner
-        needs no queue of its own. If the awaiting task is cancelled (a timeout, a
+        Unless ``bounded``, the batch calls this for at most ``max_concurrency`` items
+        at once, so a runner needs no queue of its own. If the awaiting task is cancelled (a timeout, a
         cancelled batch), stop the item when that is possible (a coroutine) or let it
         finish in the background (a thread cannot be interrupted; a pool of
         ``max_concurrency`` threads still bounds how many run).
@@ -276,13 +283,16 @@ class _Batch:
         async def execute(item: Item, future: asyncio.Future) -> None:
             callpolicy._POLICY.set(self.policy)  # this task's own context: LM calls see the batch's policy
             try:
-                async with slots_free:
-                    if abort.done():  # the batch is stopping: start nothing new
-                        return
-                    if self.options.timeout is not None:
-                        value = await asyncio.wait_for(runner.run(item), self.options.timeout)
-                    else:
-                        value = await runner.run(item)
+                if runner.bounded and self.options.timeout is None:
+                    value = await runner.run(item)
+                else:
+                    async with slots_free:
+                        if abort.done():  # the batch is stopping: start nothing new
+                            return
+                        if self.options.timeout is not None:
+                            value = await asyncio.wait_for(runner.run(item), self.options.timeout)
+                        else:
+                            value = await runner.run(item)
                 outcome = _Outcome(True, value)
             except asyncio.TimeoutError:
                 outcome = _Outcome(False, TimeoutError(f"batch item {item.index} ran longer than its timeout "

@@ -15,14 +15,23 @@ from dspy_turbo.batching import BatchOptions, BatchStrategy, Item, Runner
 
 
 class ThreadRunner(Runner):
+    bounded = True  # the pool has max_concurrency threads: a free worker takes the next item at once
+
     def __init__(self, max_concurrency: int):
         self.pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="dspy-turbo-batch")
+        self.stopping = False
+
+    def _call(self, item: Item) -> Any:
+        if self.stopping:  # the batch stopped (max_errors, cancelled): queued items do not start
+            raise asyncio.CancelledError()
+        return item.call()
 
     async def run(self, item: Item) -> Any:
         # wrap_future: cancelling the await cancels an item not started yet; a started one finishes in its thread.
-        return await asyncio.wrap_future(self.pool.submit(item.call))
+        return await asyncio.wrap_future(self.pool.submit(self._call, item))
 
     async def aclose(self) -> None:
+        self.stopping = True
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
