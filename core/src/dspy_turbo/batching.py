@@ -459,14 +459,35 @@ def _total(examples: Any) -> int | None:
         return None
 
 
+_installed_by_batches: dict[int, int] = {}
+_install_lock = threading.Lock()
+
+
 def _ensure_installed(turbo: Turbo):
-    """LM requests go through a Turbo only when one is installed: install this one for the batch."""
+    """LM requests go through a Turbo only when one is installed: with none installed, this
+    one is, for as long as any of its batches runs. Returns the undo, or None."""
     from .dspy_integration import active
 
-    if active() is None:
-        turbo.install()
-        return turbo.uninstall
-    return None
+    with _install_lock:
+        current = active()
+        if current is None:
+            turbo.install()
+            _installed_by_batches[id(turbo)] = 1
+        elif current is turbo and id(turbo) in _installed_by_batches:
+            _installed_by_batches[id(turbo)] += 1
+        else:
+            return None
+
+    def undo() -> None:
+        with _install_lock:
+            left = _installed_by_batches.get(id(turbo), 1) - 1
+            if left > 0:
+                _installed_by_batches[id(turbo)] = left
+                return
+            _installed_by_batches.pop(id(turbo), None)
+            turbo.uninstall()
+
+    return undo
 
 
 async def abatch_iter(turbo: Turbo, program: Any, examples: Any, *, strategy: str | None = None,

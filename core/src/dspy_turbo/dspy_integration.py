@@ -9,6 +9,8 @@
    that concurrent identical misses make one LM call (single-flight) and every LM call is
    reported with its latency, tokens and cost. ``cache=False`` calls pass straight through,
    as in DSPy; ``rollout_id`` is part of the request, so it separates entries as in DSPy.
+   Inside a batch, every real LM call also goes through the batch's rate limit and
+   retries (``callpolicy``); elsewhere that layer is a no-op.
 
 If the program later calls ``dspy.configure_cache()``, that replaces ``dspy.cache``. The
 next LM call notices, logs a warning and puts the Turbo back: while a Turbo is installed

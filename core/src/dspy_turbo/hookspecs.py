@@ -68,9 +68,14 @@ def dspy_turbo_similarity_search() -> list[type[Component]]:
 
 @hookspec
 def dspy_turbo_batch_strategies() -> list[type[Component]]:
-    """Batch strategy classes (``kind = "batch_strategy"``), chosen by ``batching: {type: ...}``.
+    """Batch strategy classes (``kind = "batch_strategy"``), chosen by ``batching: {type: ...}``
+    or per call (``turbo.batch(..., strategy="async")``).
 
-    Called once at assembly; results are merged; duplicate names are an error.
+    Each class subclasses :class:`dspy_turbo.batching.BatchStrategy`: its ``runner(max_concurrency)``
+    returns a :class:`dspy_turbo.batching.Runner` whose ``async run(item)`` runs one item
+    (``item.call()`` on a thread or ``await item.acall()``). The core does everything else
+    (bulk cache lookup, de-duplication, order, errors, timeouts, rate limits, retries,
+    progress, events). Called once at assembly; results are merged; duplicate names are an error.
     """
 
 
