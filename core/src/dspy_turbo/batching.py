@@ -130,12 +130,14 @@ class Item:
         return self._batch.context.copy().run(self._call)
 
     def _call(self) -> Any:
+        spent = callpolicy.tracking_spent()
         value = self._batch.program(**self.inputs)
-        self._batch.keep(self, value)
+        self._batch.keep(self, value, spent)
         return value
 
     async def acall(self) -> Any:
         program = self._batch.program
+        spent = callpolicy.tracking_spent()  # this task's own context
         acall = getattr(program, "acall", None)
         if acall is not None:
             value = await acall(**self.inputs)
@@ -144,7 +146,7 @@ class Item:
         else:
             raise TypeError(f"{type(program).__name__} has no acall(); use the 'thread' batch strategy")
         if self.key is not None and self._batch.options.item_cache:
-            await asyncio.get_running_loop().run_in_executor(self._batch.io, self._batch.keep, self, value)
+            await asyncio.get_running_loop().run_in_executor(self._batch.io, self._batch.keep, self, value, spent)
         return value
 
 
@@ -242,9 +244,9 @@ class _Batch:
     def key(self, inputs: dict[str, Any]) -> str | None:
         return None if self.prefix is None else item_key(self.turbo, self.program, inputs, self.prefix)
 
-    def keep(self, item: Item, value: Any) -> None:
+    def keep(self, item: Item, value: Any, spent: callpolicy.Spent | None = None) -> None:
         if item.key is not None and self.options.item_cache and value is not None:
-            self.turbo.store(item.key, value)
+            self.turbo.store(item.key, value, usage=spent.usage() if spent else None, cost=spent.cost if spent else None)
 
     def lookup(self, keys: list[str]) -> dict[str, Any]:
         entries = self.turbo.cache.get_many(keys, report_misses=False)

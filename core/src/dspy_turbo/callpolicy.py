@@ -24,6 +24,35 @@ if TYPE_CHECKING:
     from .turbo import Turbo
 
 _POLICY: contextvars.ContextVar[CallPolicy | None] = contextvars.ContextVar("dspy_turbo_call_policy", default=None)
+# What the real LM calls of the running batch item used: stored with its result, so a hit on
+# the item reports the tokens and dollars it saved.
+_SPENT: contextvars.ContextVar[Spent | None] = contextvars.ContextVar("dspy_turbo_item_spent", default=None)
+
+
+class Spent:
+    __slots__ = ("prompt_tokens", "completion_tokens", "cost")
+
+    def __init__(self):
+        self.prompt_tokens = self.completion_tokens = 0
+        self.cost: float | None = None
+
+    def add(self, usage: dict, cost: float | None) -> None:
+        self.prompt_tokens += int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
+        self.completion_tokens += int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
+        if cost is not None:
+            self.cost = (self.cost or 0.0) + cost
+
+    def usage(self) -> dict[str, int]:
+        total = self.prompt_tokens + self.completion_tokens
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": total} if total else {}
+
+
+def tracking_spent() -> Spent:
+    """Start counting what this item's LM calls use (in the current context)."""
+    spent = Spent()
+    _SPENT.set(spent)
+    return spent
 
 RETRY, RATE_LIMITED = "retry", "rate_limited"
 
@@ -54,7 +83,12 @@ class CallPolicy:
         model = getattr(lm, "model", None)
         return model, self.limiter.estimate(model, _prompt_chars(call)) if self.limiter else 0.0
 
-    def _observe(self, model: str | None, result: Any) -> None:
+    def _observe(self, lm: Any, model: str | None, result: Any) -> None:
+        spent = _SPENT.get()
+        if spent is not None:
+            from .dspy_integration import _usage_cost
+
+            spent.add(*_usage_cost(lm, result))
         if self.limiter is not None:
             usage = getattr(result, "usage", None) or {}
             self.limiter.observe(model, int(usage.get("completion_tokens") or usage.get("output_tokens") or 0))
@@ -110,7 +144,7 @@ def execute(original, lm: Any, call: Any) -> Any:
                 raise
             policy.sleep(delay)
             continue
-        policy._observe(model, result)
+        policy._observe(lm, model, result)
         return result
     raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -135,7 +169,7 @@ async def aexecute(original, lm: Any, call: Any) -> Any:
                 raise
             await policy.asleep(delay)
             continue
-        policy._observe(model, result)
+        policy._observe(lm, model, result)
         return result
     raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -128,8 +128,13 @@ class Turbo:
         return None if entry is None else entry.copy_value()
 
     def store(self, key: str, value: Any, *, request: dict[str, Any] | None = None, model: str | None = None,
-              ttl: float | None = None, tags: Iterable[str] = ()) -> bool:
-        """Admit and write ``value`` through every tier. Never raises; False when not stored."""
+              ttl: float | None = None, tags: Iterable[str] = (), usage: dict[str, int] | None = None,
+              cost: float | None = None) -> bool:
+        """Admit and write ``value`` through every tier. Never raises; False when not stored.
+
+        ``usage`` and ``cost``: what producing ``value`` took, when the value does not say
+        itself (a batch item's LM calls); a later hit reports them as saved.
+        """
         tags = (*tags, *_TAGS.get())
         reason = admission.refusal_reason(value)
         allowed = {
@@ -139,7 +144,9 @@ class Turbo:
             "truncated": self.settings.cache.admission.store_truncated,
         }.get(reason, False)
         try:
-            usage, cost, model = admission.usage_and_cost(value, model or (request or {}).get("model"), self.prices)
+            found_usage, found_cost, model = admission.usage_and_cost(value, model or (request or {}).get("model"),
+                                                                      self.prices)
+            usage, cost = usage or found_usage, cost if cost is not None else found_cost
             entry = Entry.create(value, ttl=ttl if ttl is not None else self.default_ttl, usage=usage, cost=cost,
                                  model=model, tags=tags)
         except EncodeError as exc:

@@ -284,3 +284,17 @@ def test_unknown_strategy_per_call(make_turbo, lm):
     turbo = make_turbo(_config())
     with pytest.raises(ValueError, match="unknown batch strategy 'fibers'.*available: async, thread"):
         turbo.batch(dspy.Predict("question -> answer"), [{"question": "a"}], strategy="fibers")
+
+
+def test_an_item_hit_reports_the_tokens_and_dollars_it_saved(make_turbo, lm):
+    turbo = make_turbo(_config())
+    examples = [{"question": f"q{i}"} for i in range(3)]
+    turbo.batch(QA(), examples)
+    spent = turbo.stats()
+    assert spent["tokens"]["spent"] > 0 and spent["dollars"]["spent"] > 0
+    turbo.reset_stats()
+    turbo.batch(QA(), examples)
+    saved = turbo.stats()
+    assert saved["lm_calls"] == 0
+    assert saved["tokens"]["saved"] == spent["tokens"]["spent"]
+    assert saved["dollars"]["saved"] == pytest.approx(spent["dollars"]["spent"])
