@@ -296,11 +296,16 @@ class _Batch:
                         else:
                             value = await runner.run(item)
                 outcome = _Outcome(True, value)
-            except asyncio.TimeoutError:
-                outcome = _Outcome(False, TimeoutError(f"batch item {item.index} ran longer than its timeout "
-                                                       f"of {self.options.timeout:g}s"))
+            except asyncio.TimeoutError as exc:
+                if isinstance(exc.__cause__, asyncio.CancelledError):  # wait_for's deadline, not the program's own
+                    exc = TimeoutError(f"batch item {item.index} ran longer than its timeout of {self.options.timeout:g}s")
+                outcome = _Outcome(False, exc)
             except Exception as exc:
                 outcome = _Outcome(False, exc)
+            except BaseException as exc:  # KeyboardInterrupt in an item: the batch must not wait for it forever
+                if not isinstance(exc, asyncio.CancelledError) and not future.done():
+                    future.set_result(_Outcome(False, exc))
+                raise
             future.set_result(outcome)
             finished(outcome)
 
