@@ -39,6 +39,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -161,7 +162,9 @@ class Runner:
     of that many threads): the batch then hands items over without waiting for a slot,
     so a worker that finishes picks the next item without a round trip through the event
     loop. With a per-item ``timeout`` the batch still hands out slots itself, so that the
-    timeout counts running time only, not time spent queued."""
+    timeout counts running time only, not time spent queued. A bounded runner may also
+    offer ``submit(item) -> concurrent.futures.Future`` (the same as ``run``, without a
+    coroutine per item); the batch then uses it when there is no ``timeout``."""
 
     async def run(self, item: Item) -> Any:
         """Run ``item`` once and return its result, or raise what it raised.
@@ -309,6 +312,27 @@ class _Batch:
             future.set_result(outcome)
             finished(outcome)
 
+        # A bounded runner with submit(): no coroutine per item, one callback into the loop when it is done.
+        submit = getattr(runner, "submit", None) if runner.bounded and self.options.timeout is None else None
+        pending: set = set()
+
+        def settle(future: asyncio.Future, done) -> None:
+            pending.discard(done)
+            if future.done() or done.cancelled():
+                return
+            exc = done.exception()
+            if isinstance(exc, asyncio.CancelledError):  # stopped with the batch
+                return
+            outcome = _Outcome(True, done.result()) if exc is None else _Outcome(False, exc)
+            future.set_result(outcome)
+            finished(outcome)
+
+        def _from_thread(future: asyncio.Future, done) -> None:
+            try:
+                loop.call_soon_threadsafe(settle, future, done)
+            except RuntimeError:  # the loop is closed: the batch is over, nobody waits for this item
+                pass
+
         async def admit(examples_chunk: list[Any]) -> None:
             nonlocal index
             prepared = []
@@ -346,9 +370,14 @@ class _Batch:
                         inflight[key] = future
                         leaders[i] = key
                     self.executed += 1
-                    task = loop.create_task(execute(Item(i, key, inputs, self), future))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                    if submit is not None:
+                        submitted = submit(Item(i, key, inputs, self))
+                        pending.add(submitted)
+                        submitted.add_done_callback(partial(_from_thread, future))
+                    else:
+                        task = loop.create_task(execute(Item(i, key, inputs, self), future))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
                     slots.append((future, False))
 
         try:
@@ -379,6 +408,8 @@ class _Batch:
                     ready.append(outcome)
                 yield ready
         finally:
+            for submitted in list(pending):
+                submitted.cancel()  # not started yet: never starts; running: finishes in its thread
             for task in list(tasks):
                 task.cancel()
             if tasks:

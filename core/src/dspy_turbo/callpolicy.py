@@ -66,6 +66,18 @@ class CallPolicy:
         self.sleep = sleep
         self.asleep = asleep
         self.retries = 0
+        self._single: dict[int, tuple[Any, Any]] = {}  # id(lm) -> (lm, its one-attempt copy), for this batch
+
+    def one_attempt(self, lm: Any) -> Any:
+        """The LM as DSPy's execute sees it, with DSPy's own retries off (this policy retries)."""
+        if not getattr(lm, "num_retries", 0):
+            return lm
+        held = self._single.get(id(lm))
+        if held is None or held[0] is not lm:
+            clone = copy.copy(lm)  # shallow: shares the engine, history and kwargs with the user's LM
+            clone.num_retries = 0
+            held = self._single[id(lm)] = (lm, clone)
+        return held[1]
 
     @contextlib.contextmanager
     def active(self):
@@ -115,21 +127,12 @@ def _prompt_chars(call: Any) -> int:
     return total
 
 
-def _one_attempt(lm: Any) -> Any:
-    """The LM as DSPy's execute sees it, with DSPy's own retries off (this policy retries)."""
-    if not getattr(lm, "num_retries", 0):
-        return lm
-    clone = copy.copy(lm)  # shallow: shares the engine, history and kwargs with the user's LM
-    clone.num_retries = 0
-    return clone
-
-
 def execute(original, lm: Any, call: Any) -> Any:
     policy = _POLICY.get()
     if policy is None:
         return original(lm, call)
     attempts = policy.retry.attempts_for(lm)
-    once = _one_attempt(lm)
+    once = policy.one_attempt(lm)
     model, tokens = policy._acquire_args(lm, call)
     for attempt in range(attempts):
         if policy.limiter is not None:
@@ -154,7 +157,7 @@ async def aexecute(original, lm: Any, call: Any) -> Any:
     if policy is None:
         return await original(lm, call)
     attempts = policy.retry.attempts_for(lm)
-    once = _one_attempt(lm)
+    once = policy.one_attempt(lm)
     model, tokens = policy._acquire_args(lm, call)
     for attempt in range(attempts):
         if policy.limiter is not None:

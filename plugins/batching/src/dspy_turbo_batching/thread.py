@@ -8,7 +8,7 @@ calls far below the concurrency asked for. Works with any callable program.
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from dspy_turbo.batching import BatchOptions, BatchStrategy, Item, Runner
@@ -26,9 +26,12 @@ class ThreadRunner(Runner):
             raise asyncio.CancelledError()
         return item.call()
 
+    def submit(self, item: Item) -> Future:
+        return self.pool.submit(self._call, item)
+
     async def run(self, item: Item) -> Any:
         # wrap_future: cancelling the await cancels an item not started yet; a started one finishes in its thread.
-        return await asyncio.wrap_future(self.pool.submit(self._call, item))
+        return await asyncio.wrap_future(self.submit(item))
 
     async def aclose(self) -> None:
         self.stopping = True
