@@ -133,7 +133,7 @@ class Item:
     def _call(self) -> Any:
         spent = callpolicy.tracking_spent()
         value = self._batch.program(**self.inputs)
-        self._batch.keep(self, value, spent)
+        self._batch.keep_later(self, value, spent)
         return value
 
     async def acall(self) -> Any:
@@ -147,7 +147,7 @@ class Item:
         else:
             raise TypeError(f"{type(program).__name__} has no acall(); use the 'thread' batch strategy")
         if self.key is not None and self._batch.options.item_cache:
-            await asyncio.get_running_loop().run_in_executor(self._batch.io, self._batch.keep, self, value, spent)
+            self._batch.keep_later(self, value, spent)
         return value
 
 
@@ -246,6 +246,16 @@ class _Batch:
 
     def key(self, inputs: dict[str, Any]) -> str | None:
         return None if self.prefix is None else item_key(self.turbo, self.program, inputs, self.prefix)
+
+    def keep_later(self, item: Item, value: Any, spent: callpolicy.Spent) -> None:
+        """Store an item's result on the batch's I/O threads: the worker goes on to the next
+        item at once (the store is off the path between two LM calls). The batch waits for
+        pending stores before it ends."""
+        if item.key is not None and self.options.item_cache and value is not None:
+            try:
+                self.io.submit(self.keep, item, value, spent)
+            except RuntimeError:  # the batch is over (cancelled): store here instead
+                self.keep(item, value, spent)
 
     def keep(self, item: Item, value: Any, spent: callpolicy.Spent | None = None) -> None:
         if item.key is not None and self.options.item_cache and value is not None:
@@ -416,10 +426,11 @@ class _Batch:
                 await asyncio.gather(*tasks, return_exceptions=True)
             await runner.aclose()
             await source.aclose()
-            self.io.shutdown(wait=False)
+            await asyncio.get_running_loop().run_in_executor(None, self.io.shutdown, True)  # pending stores land
             self.progress.close()
             self.turbo.bus.emit(Event(BATCH, latency=time.perf_counter() - started, namespace=self.turbo.namespace,
-                                      extra={"items": self.items, "hits": self.hits, "coalesced": self.coalesced,
+                                      extra={"items": self.items, "hits": self.hits,
+                                             "misses": self.executed + self.coalesced, "coalesced": self.coalesced,
                                              "executed": self.executed, "errors": self.errors,
                                              "retries": self.policy.retries, "strategy": self.strategy.name}))
 

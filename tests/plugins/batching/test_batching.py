@@ -73,7 +73,7 @@ def test_cache_first_second_run_makes_no_lm_call(make_turbo, slow_lm, strategy):
     assert slow_lm.engine.calls == calls
     assert [r.answer for r in again] == [r.answer for r in first]
     stats = turbo.stats()
-    assert stats["batches"]["hits"] == 20 and stats["batches"]["executed"] == 0
+    assert stats["batches"]["hits"] == 20 and stats["batches"]["executed"] == 0 and stats["batches"]["misses"] == 0
     assert stats["hits_total"] == 20  # one bulk lookup per item, no LM-level lookups
 
 
@@ -94,7 +94,9 @@ def test_duplicates_in_a_batch_run_once(make_turbo, slow_lm):
     assert slow_lm.engine.calls == 32
     assert [r.answer for r in results[:32]] == [r.answer for r in results[32:]]
     assert results[0] is not results[32]  # each item has its own copy
-    assert turbo.stats()["batches"]["coalesced"] == 32
+    batches = turbo.stats()["batches"]
+    assert batches["coalesced"] == 32 and batches["executed"] == 32 and batches["misses"] == 64
+    assert batches["items"] == 64 and batches["batches"] == 1 and batches["seconds"] > 0
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
