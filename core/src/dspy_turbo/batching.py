@@ -131,6 +131,8 @@ class Item:
         return self._batch.context.copy().run(self._call)
 
     def _call(self) -> Any:
+        if self._batch.stopping:  # max_errors was reached while this item waited for a thread
+            raise asyncio.CancelledError()
         spent = callpolicy.tracking_spent()
         value = self._batch.program(**self.inputs)
         self._batch.keep_later(self, value, spent)
@@ -243,6 +245,7 @@ class _Batch:
         self.progress = Progress(options.progress, total)
         self.items = self.hits = self.coalesced = self.errors = self.executed = self.finished = 0
         self.first_error: BaseException | None = None
+        self.stopping = False
 
     def key(self, inputs: dict[str, Any]) -> str | None:
         return None if self.prefix is None else item_key(self.turbo, self.program, inputs, self.prefix)
@@ -293,6 +296,7 @@ class _Batch:
                 if self.first_error is None:
                     self.first_error = outcome.value
                 if self.max_errors is not None and self.errors >= self.max_errors and not abort.done():
+                    self.stopping = True
                     abort.set_result(None)
 
         async def execute(item: Item, future: asyncio.Future) -> None:

@@ -112,10 +112,11 @@ def test_failing_item_with_return_exceptions(make_turbo, lm, strategy):
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_max_errors_stops_the_batch(make_turbo, lm, strategy):
+def test_max_errors_stops_the_batch(make_turbo, strategy):
+    lm = offline_lm("openai/gpt-4o-mini", latency=0.02)
     turbo = make_turbo(_config(max_concurrency=2))
     examples = [{"question": f"bad {i}" if i % 2 else f"q{i}"} for i in range(40)]
-    with pytest.raises(BatchError, match="3 failed items") as info:
+    with pytest.raises(BatchError, match="3 failed items") as info, dspy.context(lm=lm, adapter=None):
         turbo.batch(QA(), examples, strategy=strategy, max_errors=3)
     assert isinstance(info.value.__cause__, ValueError)
     assert lm.engine.calls < 2 * 20  # stopped early: not every good item ran
