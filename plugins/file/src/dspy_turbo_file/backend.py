@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -119,14 +118,6 @@ class FileBackend(CacheBackend):
             return Entry.from_bytes(blob)
         except DecodeError as exc:
             return self._corrupt(key, exc)
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
-        found = {}
-        for key in keys:
-            entry = self.get(key)
-            if entry is not None:
-                found[key] = entry
-        return found
 
     def _corrupt(self, key: str, error: BaseException) -> None:
         try:
