@@ -15,6 +15,9 @@ SOURCES += plugins/prometheus/pyproject.toml plugins/logsink/pyproject.toml
 # batch strategies (thread, async)
 PACKAGES += -e plugins/batching
 SOURCES += plugins/batching/pyproject.toml
+# semantic cache (faiss)
+PACKAGES += -e plugins/faiss
+SOURCES += plugins/faiss/pyproject.toml
 
 .PHONY: demo test bench lint clean
 

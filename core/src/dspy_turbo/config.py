@@ -65,10 +65,39 @@ class SingleFlightSettings(Options):
     the call itself."""
 
 
+class SemanticGuards(Options):
+    """A candidate above the threshold is still a miss when these differ from the query."""
+
+    numbers: bool = True
+    dates: bool = True
+    negations: bool = True
+    entities: bool = True
+
+
+class SemanticOverride(Options):
+    """Per-signature settings, keyed by the signature as ``"question -> answer"``."""
+
+    threshold: float | None = Field(default=None, ge=0.5, le=1.0)
+    fields: list[str] | None = None
+
+
 class SemanticSettings(Options):
     index: dict[str, Any]
     embedder: dict[str, Any]
     threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    # -- semantic cache (dspy_turbo.semantic) --
+    fields: list[str] | None = None
+    """Input fields whose values are embedded; the others must match exactly. Default: every text input."""
+    signatures: dict[str, SemanticOverride] = {}
+    """Per-signature ``threshold`` and ``fields``, keyed by ``"inputs -> outputs"`` (``"prompt"`` for lm("..."))."""
+    guards: SemanticGuards = SemanticGuards()
+    candidates: int = Field(default=4, ge=1, le=64)
+    """Nearest neighbours checked against the guards before a lookup is a miss."""
+    batch_window: Duration = 0.002
+    """How long a lookup waits for concurrent ones to share its embedding pass (only when others are in flight)."""
+    max_batch: int = Field(default=64, ge=1)
+    embedding_cache: int = Field(default=10_000, ge=0)
+    """Vectors of recent texts kept in memory, so a text is not embedded twice."""
 
 
 class CacheSettings(Options):

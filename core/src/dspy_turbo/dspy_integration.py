@@ -76,7 +76,11 @@ class DSPyCache(_DSPyCache):
         key = self._key(request, ignored_args_for_cache_key)
         if key is None:
             return None
-        value = self.turbo.lookup(key, count=not _RECHECK.get())
+        semantic = self.turbo.semantic
+        if semantic is None:
+            value = self.turbo.lookup(key, count=not _RECHECK.get())
+        else:  # exact first, then a safe paraphrase match (dspy_turbo.semantic)
+            value = semantic.lookup(request, key, ignored_args_for_cache_key, count=not _RECHECK.get())
         if value is not None and hasattr(value, "usage") and not isinstance(value, dict):
             # As DSPy's own cache does: a hit made no LM call, so it reports no usage.
             value.usage = {}
@@ -86,8 +90,8 @@ class DSPyCache(_DSPyCache):
     def put(self, request: dict[str, Any], value: Any, ignored_args_for_cache_key: list[str] | None = None,
             enable_memory_cache: bool = True) -> None:
         key = self._key(request, ignored_args_for_cache_key)
-        if key is not None:
-            self.turbo.store(key, value, request=request)
+        if key is not None and self.turbo.store(key, value, request=request) and self.turbo.semantic is not None:
+            self.turbo.semantic.add(request, key, ignored_args_for_cache_key)
 
     def __contains__(self, key: str) -> bool:
         for tier in self.turbo.cache.tiers:

@@ -63,11 +63,12 @@ class TieredCache:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def get(self, key: str, count: bool = True) -> Entry | None:
+    def get(self, key: str, count: bool = True, count_miss: bool = True) -> Entry | None:
         """The entry from the first tier that has it (promoted upward), or None.
 
         ``count=False`` emits no hit or miss event: for a re-read of a request that was
-        already counted (single-flight), so every request counts once.
+        already counted (single-flight), so every request counts once. ``count_miss=False``
+        leaves the miss event to the caller (the semantic cache, which may still hit).
         """
         started = time.perf_counter()
         for index, tier in enumerate(self.tiers):
@@ -91,7 +92,7 @@ class TieredCache:
                 self.bus.emit(Event(ev.HIT, tier=tier.name, latency=time.perf_counter() - started, model=entry.model,
                                     tokens=entry.total_tokens, cost=entry.cost, key=key, namespace=self.namespace))
             return entry
-        if count and self.bus:
+        if count and count_miss and self.bus:
             self.bus.emit(Event(ev.MISS, latency=time.perf_counter() - started, key=key, namespace=self.namespace))
         return None
 

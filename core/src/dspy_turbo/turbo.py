@@ -84,6 +84,20 @@ class Turbo:
         self.closed = False
         self._selector = self._budget = None  # model routing, built on first use (router.py)
         self._routing_lock = threading.Lock()
+        # -- semantic cache (cache.semantic): dspy_turbo.semantic --
+        self.semantic = None
+        if config.semantic_index is not None and config.semantic_embedder is not None:
+            from .semantic import SemanticCache
+
+            try:
+                self.semantic = SemanticCache.build(self, config)
+            except BaseException:  # a config error at load must not leave tiers, threads or sinks open
+                self.cache.close()
+                self.coordinator.close()
+                self.bus.close(0)
+                for built in self.sinks:
+                    getattr(built, "close", lambda: None)()
+                raise
         pm.hook.dspy_turbo_startup(turbo=self)
 
     def _build_tiers(self, config: Config) -> list[Tier]:
@@ -292,6 +306,8 @@ class Turbo:
             snap["timed"] = self.timings.snapshot()
         if self.alerts is not None:
             snap["alerts_firing"] = self.alerts.firing()
+        if self.semantic is not None:
+            snap["semantic"] = self.semantic.snapshot()
         return snap
 
     # -- monitoring: event handoff, profiling, timings --------------------------------------
@@ -319,10 +335,15 @@ class Turbo:
     def reset_stats(self) -> None:
         self._stats.reset()
         self.timings = type(self.timings)()
+        if self.semantic is not None:
+            self.semantic.stats.reset()
 
     def clear(self, tier: str | None = None) -> dict[str, int]:
         """Remove this namespace's entries (from one tier, or all); returns counts per tier."""
-        return self.cache.clear(self.keys.prefix, tier)
+        removed = self.cache.clear(self.keys.prefix, tier)
+        if self.semantic is not None and tier is None:
+            removed["semantic"] = self.semantic.clear()
+        return removed
 
     @contextlib.contextmanager
     def tagged(self, *tags: str) -> Iterator[None]:
@@ -365,6 +386,11 @@ class Turbo:
             self.pm.hook.dspy_turbo_shutdown(turbo=self)
         except Exception as exc:
             logger.warning("a dspy_turbo_shutdown hook raised %s", describe_error(exc))
+        if self.semantic is not None:
+            try:
+                self.semantic.close()  # persists the index when it has a directory
+            except Exception as exc:
+                logger.warning("semantic cache close raised %s", describe_error(exc))
         self.cache.close()
         self.coordinator.close()
         if not self.bus.close(self.settings.metrics.flush_timeout):

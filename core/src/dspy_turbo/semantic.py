@@ -1,0 +1,796 @@
+"""The semantic cache: a paraphrase of an answered question gets the cached answer, safely.
+
+What this module holds is everything that is not tied to one vector library; the index
+(``kind = "similarity_index"``) and the embedder (``kind = "embedder"``) are components a
+plugin registers (``dspy-turbo-faiss`` provides ``faiss`` and ``sentence-transformers``).
+
+How one LM request is matched (``SemanticCache.lookup``), after an exact miss:
+
+1. :func:`extract` recovers the signature's *input fields* from the request: the
+   ``[[ ## field ## ]]`` sections that DSPy's ChatAdapter and JSONAdapter render, or the
+   whole prompt of a plain ``lm("...")`` call. Only those values are embedded, never the
+   rendered prompt: unrelated questions wrapped in one DSPy prompt all look alike.
+2. The **scope** is a hash of everything else, exactly: the request with the embedded
+   values masked out (model, endpoint, instructions, field names, demos, decoding
+   parameters, tools, every input field that is not embedded) and the namespace. A
+   semantic hit is only possible inside one scope.
+3. The embedded text is embedded (concurrent callers share one forward pass: the
+   :class:`MicroBatcher`; a text is never embedded twice: the embedding cache), the index
+   is searched inside the scope, and a candidate at or above the threshold (cosine
+   similarity) must pass the :mod:`guards <dspy_turbo.semantic.guard_reason>`: a
+   differing number, date, negation or named entity is a miss, however close the vectors.
+4. The candidate's entry is read from the exact tiers; an entry that expired or was
+   evicted takes its vector out of the index.
+
+A request that cannot be matched safely (empty input, input longer than the embedder
+reads, non-text input such as an image or a list) is exact-only, with a
+``semantic_skip`` event saying why. Every rejection by a guard is a ``semantic_reject``
+event; a hit is a ``hit`` event with ``tier="semantic"`` and the similarity; stats per
+scope and a similarity histogram are in ``turbo.stats()["semantic"]``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+import xxhash
+
+from . import events as ev
+from .events import Event, describe_error
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .config import Config, SemanticSettings
+    from .turbo import Turbo
+
+# Event kinds of the semantic cache (a semantic hit is an ordinary HIT with tier="semantic").
+SEMANTIC_MISS, SEMANTIC_REJECT, SEMANTIC_SKIP, SEMANTIC_ADD, SEMANTIC_REMOVE = (
+    "semantic_miss", "semantic_reject", "semantic_skip", "semantic_add", "semantic_remove",
+)
+TIER = "semantic"
+
+
+# -- the component contracts -----------------------------------------------------------------
+
+
+class Embedder(Protocol):
+    """What an ``embedder`` component provides."""
+
+    dimension: int
+    max_tokens: int
+    """Inputs longer than this (in the model's tokens) are not embedded: the model would cut them."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """``(len(texts), dimension)`` float32 rows, L2-normalised (inner product = cosine)."""
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens the model reads for ``text`` (special tokens included)."""
+
+
+class SimilarityIndex(Protocol):
+    """What a ``similarity_index`` component provides. Every change is an operation
+    (``add``, ``remove``, ``clear``) that another replica can replay in order."""
+
+    def add(self, scope: str, item_id: int, vector: np.ndarray, meta: dict[str, Any]) -> None:
+        """Insert (or replace) one vector in ``scope``; ``meta`` is JSON-able and comes back from search."""
+
+    def remove(self, item_id: int) -> bool:
+        """Take one vector out; False when it was not there."""
+
+    def search(self, scope: str, vector: np.ndarray, k: int) -> list[tuple[int, float, dict[str, Any]]]:
+        """Up to ``k`` ``(item_id, cosine, meta)`` in ``scope``, best first."""
+
+    def clear(self) -> int:
+        """Remove everything; returns how many vectors were removed."""
+
+    def __len__(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class ComponentUnavailable(RuntimeError):
+    """Raised by a component's ``from_options`` when what it needs is missing or broken
+    (a package that does not import, a model that is not on disk). The Turbo turns it into
+    a ``ConfigError`` at the component's YAML path, so it fails at load, not at a call."""
+
+    def __init__(self, message: str, package: str | None = None):
+        super().__init__(message)
+        self.package = package
+
+
+# -- recovering the signature's input fields -------------------------------------------------
+
+_INPUTS_BLOCK = re.compile(r"Your input fields are:\n(.*?)\n(?:Your output fields are:|All interactions will be structured)", re.S)
+_FIELD_DECL = re.compile(r"^\s*\d+\.\s*`([^`]+)`\s*\(([^)]*(?:\([^)]*\))?[^)]*)\)", re.M)
+_OUTPUTS_BLOCK = re.compile(r"Your output fields are:\n(.*?)\n(?:All interactions will be structured|\Z)", re.S)
+# Trailers DSPy's adapters put after the last input section of the user message.
+_TRAILERS = ("\n\nRespond with", "\n\nThe output fields", "\n\nYour response")
+_TEXT_TYPES = {"str", "optional[str]", "str | none", "union[str, nonetype]", "typing.optional[str]"}
+_NON_TEXT_MARKERS = ("<DSPY_IMAGE_START>", "<<CUSTOM-TYPE-START-IDENTIFIER>>", "data:image/", "<DSPY_AUDIO_START>")
+_MASK = "\x00semantic\x00"
+
+
+@dataclass
+class Query:
+    """One request as the semantic cache sees it."""
+
+    signature: str
+    """``"question -> answer"`` for a DSPy signature, ``"prompt"`` for a plain call (a label, no text)."""
+    text: str | None = None
+    """What is embedded (the chosen input fields' values), or None when the request is exact-only."""
+    scope: str | None = None
+    fields: tuple[str, ...] = ()
+    skip: str | None = None
+    """Why the request is exact-only: ``empty``, ``non_text``, ``too_long``, ``no_fields``, ``unparsed``."""
+
+
+def _message_text(message: Any) -> str | None:
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else None
+
+
+def _input_fields(system: str) -> list[tuple[str, str]]:
+    block = _INPUTS_BLOCK.search(system)
+    return _FIELD_DECL.findall(block.group(1)) if block else []
+
+
+def _output_names(system: str) -> list[str]:
+    block = _OUTPUTS_BLOCK.search(system)
+    return [name for name, _ in _FIELD_DECL.findall(block.group(1))] if block else []
+
+
+def _sections(user: str, names: list[str]) -> dict[str, tuple[int, int]]:
+    """Character span of each input field's value in a rendered user message."""
+    marks = []
+    for name in names:
+        at = user.rfind(f"[[ ## {name} ## ]]\n")
+        if at >= 0:
+            marks.append((at, name))
+    marks.sort()
+    spans = {}
+    for i, (at, name) in enumerate(marks):
+        start = at + len(f"[[ ## {name} ## ]]\n")
+        end = marks[i + 1][0] if i + 1 < len(marks) else len(user)
+        if i + 1 == len(marks):
+            cut = [user.find(t, start) for t in _TRAILERS]
+            end = min([c for c in cut if c >= 0], default=end)
+        spans[name] = (start, end)
+    return spans
+
+
+def _is_text(type_: str) -> bool:
+    return type_.strip().lower().replace("typing.", "") in _TEXT_TYPES
+
+
+def extract(request: dict[str, Any], fields_for: Any = None) -> tuple[Query, dict[str, Any] | None]:
+    """Split a DSPy LM request into what is embedded and what must match exactly.
+
+    Returns the :class:`Query` and the request with the embedded values masked (the
+    scope's material), or None for that when the request is exact-only.
+    ``fields_for(signature) -> list | None`` says which input fields count for a
+    signature (None: every text input field).
+    """
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages:
+        prompt = request.get("prompt")
+        if isinstance(prompt, str):  # text-completion door
+            query = Query("prompt", fields=("prompt",))
+            return _finish(query, {"prompt": prompt}, {**request, "prompt": _MASK})
+        return Query("?", skip="unparsed"), None
+    last = messages[-1]
+    if not isinstance(last, dict) or last.get("role") != "user":
+        return Query("?", skip="unparsed"), None
+    user = _message_text(last)
+    if user is None:  # a list of content parts: images, audio, files
+        return Query("?", skip="non_text"), None
+    system = next((_message_text(m) for m in messages if isinstance(m, dict) and m.get("role") == "system"), None) or ""
+    declared = _input_fields(system)
+    if not declared:  # a plain lm("...") or a chat the program built itself: the last user turn counts
+        query = Query("prompt", fields=("prompt",))
+        masked = {**request, "messages": [*messages[:-1], {**last, "content": _MASK}]}
+        return _finish(query, {"prompt": user}, masked)
+    names = [name for name, _ in declared]
+    signature = f"{', '.join(names)} -> {', '.join(_output_names(system))}"
+    chosen = fields_for(signature) if fields_for else None
+    types = dict(declared)
+    embedded = [n for n in names if (chosen is None and _is_text(types[n])) or (chosen is not None and n in chosen)]
+    query = Query(signature, fields=tuple(embedded))
+    if not embedded:
+        query.skip = "no_fields" if chosen is not None else "non_text"
+        return query, None
+    if any(not _is_text(types[n]) for n in embedded):
+        query.skip = "non_text"
+        return query, None
+    spans = _sections(user, embedded)
+    if set(spans) != set(embedded):
+        query.skip = "unparsed"
+        return query, None
+    values = {n: user[s:e].strip() for n, (s, e) in spans.items()}
+    masked_user, last_end = [], 0
+    for name, (start, end) in sorted(spans.items(), key=lambda item: item[1][0]):
+        masked_user += [user[last_end:start], _MASK, name]
+        last_end = end
+    masked_user.append(user[last_end:])
+    masked = {**request, "messages": [*messages[:-1], {**last, "content": "".join(masked_user)}]}
+    return _finish(query, {n: values[n] for n in embedded}, masked)
+
+
+def _finish(query: Query, values: dict[str, str], masked: dict[str, Any]) -> tuple[Query, dict[str, Any] | None]:
+    if any(marker in v for v in values.values() for marker in _NON_TEXT_MARKERS):
+        query.skip = "non_text"
+        return query, None
+    if not any(v.strip() for v in values.values()):
+        query.skip = "empty"
+        return query, None
+    query.text = next(iter(values.values())) if len(values) == 1 else "\n".join(f"{k}: {v}" for k, v in values.items())
+    return query, masked
+
+
+# -- guards ------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+(?:[.,:/]\d+)*")
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
+    "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000, "million": 10**6,
+    "billion": 10**9, "trillion": 10**12, "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5,
+    "half": 0.5, "double": 2, "twice": 2, "triple": 3, "dozen": 12,
+}
+_DATE_WORDS = {
+    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+    "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "monday",
+    "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today", "tomorrow", "yesterday", "tonight",
+    "weekend", "spring", "summer", "autumn", "fall", "winter", "morning", "evening", "night", "noon", "midnight",
+    "before", "after", "since", "until", "ago", "last", "next", "past", "future", "current", "now",
+}
+# May and March are also ordinary words; count them as dates only when capitalised.
+_AMBIGUOUS_DATE = {"may", "march", "fall", "before", "after", "since", "until", "now", "past", "next", "last"}
+_NEGATIONS = {"not", "no", "never", "none", "nobody", "nothing", "nowhere", "neither", "nor", "cannot", "without",
+              "isn't", "aren't", "wasn't", "weren't", "don't", "doesn't", "didn't", "won't", "wouldn't", "can't",
+              "couldn't", "shouldn't", "haven't", "hasn't", "hadn't", "mustn't", "needn't", "ain't", "dont", "doesnt",
+              "didnt", "cant", "wont", "isnt", "arent", "shouldnt", "couldnt", "wouldnt", "lack", "lacks", "except"}
+# Capitalised words that are not names: sentence openers and question words.
+_NOT_NAMES = {
+    "i", "a", "an", "the", "what", "what's", "whats", "how", "how's", "why", "who", "who's", "whom", "whose", "which",
+    "when", "where", "where's", "is", "are", "was", "were", "do", "does", "did", "can", "could", "should", "would",
+    "will", "shall", "may", "might", "must", "have", "has", "had", "if", "in", "on", "at", "to", "for", "of", "and",
+    "or", "but", "my", "your", "our", "their", "his", "her", "its", "it", "it's", "this", "that", "these", "those",
+    "there", "here", "please", "tell", "explain", "describe", "give", "list", "name", "find", "i'm", "i've", "im",
+    "we", "you", "they", "he", "she", "me", "us", "them", "be", "been", "being", "as", "by", "with", "from", "about",
+    "some", "any", "all", "most", "best", "good", "ok", "okay", "hi", "hello", "hey", "yes", "so", "also", "then",
+    "now", "just", "get", "make", "let", "want", "need", "know", "think", "one", "s", "t", "q", "a:",
+}
+
+
+@dataclass(frozen=True)
+class Features:
+    numbers: frozenset[str]
+    dates: frozenset[str]
+    negations: int
+    names: frozenset[str]
+    words: frozenset[str]
+
+
+def _number(token: str) -> str | None:
+    if token[0].isdigit():
+        return token.replace(",", "")
+    value = _NUMBER_WORDS.get(token.lower())
+    return None if value is None else format(value, "g")
+
+
+def features(text: str) -> Features:
+    """What the guards compare: numbers, date words, negations, names (a cheap, model-free
+    reading: a capitalised word that is not a sentence opener, an acronym, a word with digits)."""
+    numbers, dates, names, words, negations = set(), set(), set(), set(), 0
+    sentence_start = True
+    for match in _WORD.finditer(text):
+        token = match.group(0)
+        lower = token.lower().strip("'-")
+        if lower.endswith("'s"):
+            lower = lower[:-2]
+        words.add(lower)
+        number = _number(token)
+        if number is not None:
+            numbers.add(number)
+        if lower in _DATE_WORDS and (lower not in _AMBIGUOUS_DATE or (token[0].isupper() and not sentence_start)):
+            dates.add(lower)
+        if lower in _NEGATIONS or lower.endswith("n't"):
+            negations += 1
+        if token[0].isupper() and lower not in _NOT_NAMES and number is None and lower not in _DATE_WORDS:
+            if not sentence_start or token.isupper() and len(token) > 1:
+                names.add(lower)
+        sentence_start = _ends_sentence(text, match.end())
+    return Features(frozenset(numbers), frozenset(dates), negations, frozenset(names), frozenset(words))
+
+
+def _ends_sentence(text: str, end: int) -> bool:
+    rest = text[end:end + 4].lstrip(" )\"'")
+    return rest[:1] in (".", "?", "!", ":", "\n") and rest != ""
+
+
+def _named_in(name: str, words: frozenset[str]) -> bool:
+    if name in words:
+        return True
+    stem = name[: max(4, len(name) - 3)]  # "Australia" ~ "Australian", "Paris" ~ "Parisian"
+    return len(name) >= 4 and any(w.startswith(stem) for w in words if len(w) >= 4)
+
+
+def guard_reason(query: Features, cached: Features, guards: Any = None) -> str | None:
+    """Why a candidate must not be served for this query (``number``, ``date``,
+    ``negation``, ``entity``), or None when every enabled guard passes."""
+    on = (lambda name: getattr(guards, name, True)) if guards is not None else (lambda name: True)
+    if on("numbers") and query.numbers != cached.numbers:
+        return "number"
+    if on("dates") and query.dates != cached.dates:
+        return "date"
+    if on("negations") and (query.negations > 0) != (cached.negations > 0):
+        return "negation"
+    if on("entities"):
+        if any(not _named_in(n, cached.words) for n in query.names) or any(not _named_in(n, query.words) for n in cached.names):
+            return "entity"
+    return None
+
+
+# -- embedding: cache and micro-batching ------------------------------------------------------
+
+
+class _Slot:
+    __slots__ = ("text", "vector", "error", "done")
+
+    def __init__(self, text: str):
+        self.text = text
+        self.vector = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+class MicroBatcher:
+    """Concurrent ``embed`` calls share one forward pass.
+
+    The first caller becomes the runner; while another caller is in flight it waits up to
+    ``window`` seconds for more texts, then embeds everything queued (up to
+    ``max_batch``) at once. A caller alone is never delayed. Texts already embedded come
+    from an LRU of ``cache_size`` vectors, so the same text is never embedded twice.
+    """
+
+    def __init__(self, embed, window: float = 0.002, max_batch: int = 64, cache_size: int = 10_000):
+        self._embed = embed
+        self.window = window
+        self.max_batch = max_batch
+        self._queue: list[_Slot] = []
+        self._lock = threading.Lock()
+        self._runner = threading.Lock()
+        self._inflight = 0
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache_size = cache_size
+        self.batches = 0
+        self.embedded = 0
+        self.cache_hits = 0
+
+    def _cached(self, text: str):
+        with self._lock:
+            vector = self._cache.get(text)
+            if vector is not None:
+                self._cache.move_to_end(text)
+                self.cache_hits += 1
+            return vector
+
+    def embed(self, text: str):
+        vector = self._cached(text)
+        if vector is not None:
+            return vector
+        slot = _Slot(text)
+        with self._lock:
+            self._queue.append(slot)
+            self._inflight += 1
+        try:
+            while not slot.done.is_set():
+                if self._runner.acquire(blocking=False):
+                    try:
+                        if not slot.done.is_set():
+                            self._run_once()
+                    finally:
+                        self._runner.release()
+                else:
+                    slot.done.wait(0.05)
+        finally:
+            with self._lock:
+                self._inflight -= 1
+        if slot.error is not None:
+            raise slot.error
+        return slot.vector
+
+    def _run_once(self) -> None:
+        if self.window and self._inflight > 1 and len(self._queue) < self.max_batch:
+            time.sleep(self.window)  # others are in flight: let them join this pass
+        with self._lock:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
+        if not batch:
+            return
+        texts = list(dict.fromkeys(slot.text for slot in batch))
+        try:
+            vectors = self._embed(texts)
+        except BaseException as exc:  # every waiter gets the error, none hangs
+            for slot in batch:
+                slot.error = exc
+                slot.done.set()
+            return
+        by_text = dict(zip(texts, vectors, strict=True))
+        with self._lock:
+            self.batches += 1
+            self.embedded += len(texts)
+            for text, vector in by_text.items():
+                self._cache[text] = vector
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        for slot in batch:
+            slot.vector = by_text[slot.text]
+            slot.done.set()
+
+
+# -- stats -------------------------------------------------------------------------------------
+
+# Histogram of the best candidate's similarity per lookup: one bin below 0.80, 0.01 wide above.
+_BIN_EDGES = [round(0.80 + i / 100, 2) for i in range(21)]
+_MAX_SCOPES = 1000
+
+
+def _bin(score: float) -> str:
+    if score < _BIN_EDGES[0]:
+        return "<0.80"
+    index = min(int((score - 0.80) * 100 + 1e-9), 19)
+    return f"{_BIN_EDGES[index]:.2f}-{_BIN_EDGES[index + 1]:.2f}"
+
+
+@dataclass
+class _ScopeStats:
+    label: str
+    counts: Counter = field(default_factory=Counter)
+
+
+class SemanticStats:
+    """An event handler on the Turbo's bus: counts per scope and a similarity histogram."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.totals: Counter[str] = Counter()
+            self.reasons: Counter[str] = Counter()
+            self.scopes: dict[str, _ScopeStats] = {}
+            self.histogram: dict[str, Counter] = {}
+            self.hit_similarity_sum = 0.0
+
+    def __call__(self, event: Event) -> None:
+        kind = event.kind
+        if kind == ev.HIT and event.tier == TIER:
+            outcome = "hits"
+        elif kind in (SEMANTIC_MISS, SEMANTIC_REJECT, SEMANTIC_SKIP, SEMANTIC_ADD, SEMANTIC_REMOVE):
+            outcome = {SEMANTIC_MISS: "misses", SEMANTIC_REJECT: "rejected", SEMANTIC_SKIP: "skipped",
+                       SEMANTIC_ADD: "added", SEMANTIC_REMOVE: "removed"}[kind]
+        else:
+            return
+        extra = event.extra or {}
+        with self._lock:
+            self.totals[outcome] += 1
+            if event.reason and outcome in ("rejected", "skipped", "removed"):
+                self.reasons[f"{outcome}:{event.reason}"] += 1
+            scope = extra.get("scope")
+            if scope:
+                stats = self.scopes.get(scope)
+                if stats is None and len(self.scopes) < _MAX_SCOPES:
+                    stats = self.scopes[scope] = _ScopeStats(extra.get("signature", "?") + f" @ {event.model or '?'}")
+                (stats.counts if stats else self.totals)[outcome if stats else "untracked_scope_events"] += 1
+            similarity = extra.get("similarity")
+            if similarity is not None and outcome in ("hits", "misses", "rejected"):
+                self.histogram.setdefault(_bin(similarity), Counter())[outcome] += 1
+                if outcome == "hits":
+                    self.hit_similarity_sum += similarity
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            hits = self.totals["hits"]
+            return {
+                **{k: self.totals[k] for k in ("hits", "misses", "rejected", "skipped", "added", "removed")},
+                "reasons": dict(self.reasons),
+                "mean_hit_similarity": round(self.hit_similarity_sum / hits, 4) if hits else None,
+                "scopes": {scope: {"label": s.label, **dict(s.counts)} for scope, s in self.scopes.items()},
+                "histogram": {b: dict(self.histogram[b]) for b in sorted(self.histogram)},
+            }
+
+
+# -- the semantic cache ------------------------------------------------------------------------
+
+
+class SemanticCache:
+    """The semantic layer of one Turbo: lookup after an exact miss, add after a store."""
+
+    def __init__(self, turbo: Turbo, settings: SemanticSettings, index: SimilarityIndex, embedder: Embedder):
+        self.turbo = turbo
+        self.settings = settings
+        self.index = index
+        self.embedder = embedder
+        self.namespace = turbo.namespace
+        self.batcher = MicroBatcher(embedder.embed, settings.batch_window, settings.max_batch, settings.embedding_cache)
+        self.stats = SemanticStats()
+        self._overrides = dict(settings.signatures)
+        self._features: OrderedDict[str, Features] = OrderedDict()
+        turbo.bus.add("semantic", self.stats)
+        turbo.bus.add("semantic-evictions", self._on_event)
+
+    @classmethod
+    def build(cls, turbo: Turbo, config: Config) -> SemanticCache:
+        from .config import ConfigError, ConfigIssue
+
+        parts = []
+        for spec in (config.semantic_index, config.semantic_embedder):
+            try:
+                parts.append(spec.cls.from_options(spec.options, turbo))
+            except ComponentUnavailable as exc:
+                raise ConfigError([ConfigIssue(spec.path, str(exc))], config.source) from None
+        return cls(turbo, config.settings.cache.semantic, parts[0], parts[1])
+
+    # -- per-signature settings ------------------------------------------------------------
+
+    def _fields_for(self, signature: str) -> list[str] | None:
+        override = self._overrides.get(signature)
+        if override is not None and override.fields is not None:
+            return override.fields
+        return self.settings.fields
+
+    def threshold_for(self, signature: str) -> float:
+        override = self._overrides.get(signature)
+        if override is not None and override.threshold is not None:
+            return override.threshold
+        return self.settings.threshold
+
+    def _feat(self, text: str) -> Features:
+        got = self._features.get(text)
+        if got is None:
+            got = features(text)
+            self._features[text] = got
+            if len(self._features) > 4096:
+                self._features.popitem(last=False)
+        return got
+
+    # -- the request path ------------------------------------------------------------------
+
+    def prepare(self, request: dict[str, Any], ignored=None) -> Query:
+        """Extract and scope a request (no embedding yet); ``query.skip`` says why not."""
+        query, masked = extract(request, self._fields_for)
+        if masked is None:
+            return query
+        text = query.text or ""
+        limit = self.embedder.max_tokens
+        # Word pieces are at least one character: a text shorter than the limit cannot exceed it.
+        if len(text) + 2 > limit and self.embedder.count_tokens(text) > limit:
+            query.skip, query.text = "too_long", None
+            return query
+        material = self.turbo.keys.dumps(masked, ignored) + b"|" + orjson.dumps(list(query.fields))
+        query.scope = xxhash.xxh3_128_hexdigest(self.turbo.keys.prefix.encode() + material)
+        return query
+
+    def _event(self, kind: str, query: Query, request: dict[str, Any], **kwargs) -> None:
+        extra = {"scope": query.scope, "signature": query.signature, **kwargs.pop("extra", {})}
+        self.turbo.bus.emit(Event(kind, model=request.get("model"), namespace=self.namespace, extra=extra, **kwargs))
+
+    def lookup(self, request: dict[str, Any], key: str, ignored=None, count: bool = True) -> Any:
+        """The exact entry, else a safe semantic match's value, else None (counted once)."""
+        turbo = self.turbo
+        started = time.perf_counter()
+        entry = turbo.cache.get(key, count, count_miss=False)
+        if entry is not None:
+            return entry.copy_value()
+        value = None
+        try:
+            value = self._search(request, key, ignored, count, started)
+        except Exception as exc:  # the semantic layer never breaks the program: an exact miss
+            turbo.bus.emit(Event(ev.ERROR, error=describe_error(exc), reason="semantic_lookup", key=key,
+                                 namespace=self.namespace, extra={"component": "semantic"}))
+        if value is None and count and turbo.bus:
+            turbo.bus.emit(Event(ev.MISS, latency=time.perf_counter() - started, key=key, namespace=self.namespace))
+        return value
+
+    def _search(self, request: dict[str, Any], key: str, ignored, count: bool, started: float) -> Any:
+        query = self.prepare(request, ignored)
+        if query.skip is not None:
+            if count:
+                self._event(SEMANTIC_SKIP, query, request, reason=query.skip, key=key)
+            return None
+        vector = self.batcher.embed(query.text)
+        threshold = self.threshold_for(query.signature)
+        candidates = self.index.search(query.scope, vector, self.settings.candidates)
+        best = candidates[0][1] if candidates else None
+        mine = self._feat(query.text)
+        now = time.time()
+        for item_id, score, meta in candidates:
+            if score < threshold:
+                break
+            expires = meta.get("expires")
+            if expires is not None and expires <= now:
+                self._remove(item_id, "expired")
+                continue
+            reason = guard_reason(mine, self._feat(meta.get("text", "")), self.settings.guards)
+            if reason is not None:
+                if count:
+                    self._event(SEMANTIC_REJECT, query, request, reason=reason, key=key,
+                                extra={"similarity": round(score, 4)})
+                continue
+            entry = self.turbo.cache.get(meta["key"], count=False)
+            if entry is None:  # evicted or expired in the tiers: the vector goes too
+                self._remove(item_id, "gone")
+                continue
+            if count:
+                self.turbo.bus.emit(Event(ev.HIT, tier=TIER, latency=time.perf_counter() - started, model=entry.model,
+                                          tokens=entry.total_tokens, cost=entry.cost, key=key, namespace=self.namespace,
+                                          extra={"scope": query.scope, "signature": query.signature,
+                                                 "similarity": round(score, 4)}))
+            return entry.copy_value()
+        if count:
+            self._event(SEMANTIC_MISS, query, request, key=key,
+                        extra={"similarity": round(best, 4)} if best is not None else {})
+        return None
+
+    def add(self, request: dict[str, Any], key: str, ignored=None) -> bool:
+        """Index a request whose response was just stored; never raises."""
+        try:
+            query = self.prepare(request, ignored)
+            if query.skip is not None:
+                return False
+            vector = self.batcher.embed(query.text)
+            ttl = self.turbo.default_ttl
+            meta = {"key": key, "text": query.text, "expires": time.time() + ttl if ttl else None}
+            self.index.add(query.scope, item_id(key), vector, meta)
+            self._event(SEMANTIC_ADD, query, request, key=key)
+            return True
+        except Exception as exc:
+            self.turbo.bus.emit(Event(ev.ERROR, error=describe_error(exc), reason="semantic_add", key=key,
+                                      namespace=self.namespace, extra={"component": "semantic"}))
+            return False
+
+    def _remove(self, item: int, reason: str) -> None:
+        if self.index.remove(item):
+            self.turbo.bus.emit(Event(SEMANTIC_REMOVE, reason=reason, namespace=self.namespace))
+
+    def _on_event(self, event: Event) -> None:
+        # An entry evicted from the last tier that held it is gone: so is its vector.
+        if event.kind == ev.EVICT and event.key and event.tier == self.turbo.cache.tiers[-1].name:
+            self._remove(item_id(event.key), "evicted")
+
+    def invalidate(self, key: str) -> bool:
+        """Remove one entry's vector (the exact tiers are cleared by the caller)."""
+        return self.index.remove(item_id(key))
+
+    def clear(self) -> int:
+        return self.index.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = self.stats.snapshot()
+        snap["entries"] = len(self.index)
+        snap["embedder"] = {"batches": self.batcher.batches, "embedded": self.batcher.embedded,
+                            "cache_hits": self.batcher.cache_hits}
+        return snap
+
+    def close(self) -> None:
+        for part in (self.index, self.embedder):
+            close = getattr(part, "close", None)
+            if close:
+                close()
+
+
+def item_id(key: str) -> int:
+    """The index id of a cache key: a positive 63-bit hash (FAISS ids are int64)."""
+    return xxhash.xxh3_64_intdigest(key.encode()) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+# -- calibration -------------------------------------------------------------------------------
+
+
+def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion (sound at 0 and at n, unlike the normal one)."""
+    if total == 0:
+        return (0.0, 1.0)
+    p = successes / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def read_pairs(path: str) -> list[tuple[str, str, int]]:
+    """Labelled pairs from JSON, JSON Lines, or either gzip'd. Each item has the two texts
+    as ``text_a``/``text_b`` (or ``a``/``b``, ``query``/``cached``, ``origin``/``similar``)
+    and a ``label`` (1 = same question, 0 = different; missing means 1)."""
+    import gzip
+    import json
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        raw = fh.read()
+    stripped = raw.lstrip()
+    items = json.loads(raw) if stripped.startswith("[") else [json.loads(line) for line in raw.splitlines() if line.strip()]
+    pairs = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ValueError(f"{path}: item {i} is a {type(item).__name__}, expected an object")
+        for a_name, b_name in (("text_a", "text_b"), ("a", "b"), ("query", "cached"), ("origin", "similar")):
+            if a_name in item and b_name in item:
+                break
+        else:
+            raise ValueError(f"{path}: item {i} has neither text_a/text_b, a/b, query/cached nor origin/similar")
+        label = item.get("label", 1)
+        if label not in (0, 1, True, False, "0", "1"):
+            raise ValueError(f"{path}: item {i} has label {label!r}; expected 0 or 1")
+        pairs.append((str(item[a_name]), str(item[b_name]), int(label)))
+    if not pairs:
+        raise ValueError(f"{path}: no pairs")
+    return pairs
+
+
+@dataclass
+class SweepRow:
+    threshold: float
+    tp: int
+    fp: int
+    positives: int
+    negatives: int
+
+    @property
+    def precision(self) -> float | None:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else None
+
+    @property
+    def recall(self) -> float:
+        return self.tp / self.positives if self.positives else 0.0
+
+    @property
+    def false_hit_rate(self) -> float:
+        return self.fp / self.negatives if self.negatives else 0.0
+
+
+def sweep(scores: list[float], labels: list[int], passed: list[bool], thresholds: list[float]) -> list[SweepRow]:
+    """For each threshold: true and false hits when a pair hits at ``score >= t`` and the guards pass."""
+    positives = sum(labels)
+    rows = []
+    for t in thresholds:
+        tp = sum(1 for s, y, g in zip(scores, labels, passed, strict=True) if g and s >= t and y)
+        fp = sum(1 for s, y, g in zip(scores, labels, passed, strict=True) if g and s >= t and not y)
+        rows.append(SweepRow(t, tp, fp, positives, len(labels) - positives))
+    return rows
+
+
+def recommend(rows: list[SweepRow], target: float) -> SweepRow | None:
+    """The lowest threshold whose precision meets ``target`` there and at every stricter threshold."""
+    best = None
+    for row in sorted(rows, key=lambda r: -r.threshold):
+        if row.precision is not None and row.precision < target:
+            break
+        if row.precision is not None:
+            best = row
+    return best
+
+
+def score_pairs(embed, pairs: list[tuple[str, str, int]], guards: Any = None, batch: int = 256) -> tuple[list[float], list[bool]]:
+    """Cosine of each pair (embedded in batches) and whether the guards let it through."""
+    import numpy as np
+
+    texts = list(dict.fromkeys(t for a, b, _ in pairs for t in (a, b)))
+    vectors = {}
+    for i in range(0, len(texts), batch):
+        chunk = texts[i:i + batch]
+        for text, vector in zip(chunk, embed(chunk), strict=True):
+            vectors[text] = vector
+    scores = [float(np.dot(vectors[a], vectors[b])) for a, b, _ in pairs]
+    passed = [guard_reason(features(a), features(b), guards) is None for a, b, _ in pairs]
+    return scores, passed

@@ -1,0 +1,1 @@
+"""dspy-turbo semantic cache components: FAISS index, sentence-transformers embedder."""

