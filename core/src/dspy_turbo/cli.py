@@ -7,6 +7,8 @@
     dspy-turbo clear [...]      remove a namespace's entries (or one tag's) from every tier or one
     dspy-turbo route PROMPT     explain which tier and model the routing config picks for a prompt
     dspy-turbo top --url URL    live dashboard of a process serving the Prometheus sink
+    dspy-turbo calibrate --pairs FILE [--target-precision 0.99]
+                                sweep semantic-cache thresholds on labelled pairs; print the one for the YAML
 
 Errors are messages, never tracebacks; exit code 2 means bad input.
 """
@@ -145,6 +147,23 @@ def add_top(sub) -> None:
     top.add_argument("--interval", type=_interval, default=1.0, metavar="SECONDS", help="refresh period (default: 1)")
     top.add_argument("--once", action="store_true", help="print one frame and exit (for scripts)")
     top.set_defaults(func=cmd_top)
+# -- semantic cache calibration (dspy_turbo.semantic) --
+
+
+def cmd_calibrate(args) -> int:
+    from .semantic import calibrate_command
+
+    return calibrate_command(args, _registry()[1])
+
+
+def _add_calibrate(sub) -> None:
+    cal = sub.add_parser("calibrate", help="choose the semantic cache threshold from labelled pairs")
+    cal.add_argument("--pairs", required=True, help="JSON, JSON Lines (or .gz) of {text_a, text_b, label}")
+    cal.add_argument("--target-precision", type=float, default=0.99, help="precision the threshold must reach (default 0.99)")
+    cal.add_argument("--config", help="a config whose cache.semantic embedder and guards to use (default: sentence-transformers)")
+    cal.add_argument("--no-guards", action="store_true", help="score cosine alone, without the guards")
+    cal.add_argument("--limit", type=int, default=0, help="use only the first N pairs")
+    cal.set_defaults(func=cmd_calibrate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="run the cold/warm demo (dspy-turbo demo --help for its options)",
                    add_help=False).set_defaults(func=cmd_demo)
     add_top(sub)
+    _add_calibrate(sub)
     return parser
 
 

@@ -794,3 +794,66 @@ def score_pairs(embed, pairs: list[tuple[str, str, int]], guards: Any = None, ba
     scores = [float(np.dot(vectors[a], vectors[b])) for a, b, _ in pairs]
     passed = [guard_reason(features(a), features(b), guards) is None for a, b, _ in pairs]
     return scores, passed
+
+
+def calibrate_command(args, registry) -> int:
+    """``dspy-turbo calibrate``: embed labelled pairs, sweep thresholds, print the table and the choice."""
+    from .config import ConfigError, ConfigIssue, SemanticGuards, parse
+
+    if not 0.5 <= args.target_precision <= 1.0:
+        raise ConfigError([ConfigIssue("--target-precision", f"{args.target_precision} is outside 0.5..1.0")], "calibrate")
+    try:
+        pairs = read_pairs(args.pairs)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigIssue("--pairs", str(exc))], "calibrate") from None
+    if args.limit:
+        pairs = pairs[: args.limit]
+    guards: Any = SemanticGuards()
+    if args.config:
+        config = parse(args.config, registry)
+        if config.semantic_embedder is None:
+            raise ConfigError([ConfigIssue("cache.semantic", "no semantic cache configured")], config.source)
+        spec = config.semantic_embedder
+        guards = config.settings.cache.semantic.guards
+    else:
+        cls = registry.get("embedder", "sentence-transformers")
+        if cls is None:
+            raise ConfigError([ConfigIssue("embedder", "the sentence-transformers embedder is not installed; "
+                                                       "it is provided by dspy-turbo-faiss: pip install dspy-turbo-faiss")],
+                              "calibrate")
+        from .config import ComponentSpec
+
+        spec = ComponentSpec("embedder", cls, cls.Options(), "cache.semantic.embedder")
+    try:
+        embedder = spec.cls.from_options(spec.options, None)
+    except ComponentUnavailable as exc:
+        raise ConfigError([ConfigIssue(spec.path, str(exc))], "calibrate") from None
+    labels = [y for _, _, y in pairs]
+    positives = sum(labels)
+    print(f"{len(pairs)} pairs ({positives} same, {len(pairs) - positives} different); embedding...", flush=True)
+    scores, passed = score_pairs(embedder.embed, pairs, None if args.no_guards else guards)
+    if args.no_guards:
+        passed = [True] * len(pairs)
+    thresholds = [round(0.80 + i * 0.005, 3) for i in range(40)]
+    rows = sweep(scores, labels, passed, thresholds)
+    print(f"\n{'threshold':>9}  {'precision (95% CI)':>24}  {'false-hit rate (95% CI)':>25}  {'recall (95% CI)':>22}")
+    for row in rows:
+        p = f"{row.precision:.3f}" if row.precision is not None else "  -  "
+        p_lo, p_hi = wilson(row.tp, row.tp + row.fp)
+        f_lo, f_hi = wilson(row.fp, row.negatives)
+        r_lo, r_hi = wilson(row.tp, row.positives)
+        print(f"{row.threshold:>9.3f}  {p:>6} [{p_lo:.3f}, {p_hi:.3f}]{'':>5}  {row.false_hit_rate:>7.4f} [{f_lo:.4f}, {f_hi:.4f}]"
+              f"  {row.recall:>6.3f} [{r_lo:.3f}, {r_hi:.3f}]")
+    if not positives or positives == len(pairs):
+        print("\nthe pairs need both labels (0 and 1) to estimate precision; no threshold recommended")
+        return 2
+    choice = recommend(rows, args.target_precision)
+    if choice is None:
+        print(f"\nno threshold up to {thresholds[-1]} reaches precision {args.target_precision}; "
+              "the pairs are too hard for this embedder, or add guards")
+        return 1
+    lo, _ = wilson(choice.tp, choice.tp + choice.fp)
+    print(f"\nthreshold {choice.threshold:.3f}: precision {choice.precision:.3f} (95% CI lower bound {lo:.3f}), "
+          f"false-hit rate {choice.false_hit_rate:.4f}, recall {choice.recall:.3f}")
+    print("put in the YAML:\n\ncache:\n  semantic:\n    threshold: " + f"{choice.threshold:.3f}")
+    return 0

