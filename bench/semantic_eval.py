@@ -94,7 +94,7 @@ def serve_all(stored: list[str], stored_vecs: np.ndarray, queries: list[str], qu
     unique = {}
     for i, text in enumerate(stored):
         unique.setdefault(text, i)
-    for text, i in unique.items():
+    for i in unique.values():
         index.add("s", i, stored_vecs[i], {"i": i})
     feats = {}
 
@@ -272,38 +272,37 @@ def speed_rows(qqp, vectors: Vectors, threshold: float, lookups: int) -> tuple[l
             if approx:
                 rows.append((f"IVF recall@1 vs exact, {size:,}", f"{ivf_recall(semantic.index, scope, base, rng):.3f}"))
             if size == 100_000:
-                rest = requests[lookups:lookups + 2000]
-                done, errors = 0, []
-                lock = threading.Lock()
-                chunks = [rest[i::32] for i in range(32)]
-                barrier = threading.Barrier(33)
-
-                def caller(chunk):
-                    nonlocal done
-                    barrier.wait()
-                    for request in chunk:
-                        try:
-                            semantic.lookup(request, turbo.key(request))
-                        except Exception as exc:  # pragma: no cover - reported below
-                            errors.append(exc)
-                        with lock:
-                            done += 1
-
-                threads = [threading.Thread(target=caller, args=(c,)) for c in chunks]
-                for t in threads:
-                    t.start()
-                barrier.wait()
-                started = time.perf_counter()
-                for t in threads:
-                    t.join()
-                rate = done / (time.perf_counter() - started)
+                rate, errors = throughput(turbo, requests[lookups:lookups + 2000], callers=32)
                 figures["throughput_32"] = rate
                 rows.append((f"throughput, 32 concurrent callers, {size:,} entries",
-                             f"{rate:.0f} lookups/s ({semantic.batcher.batches} embedding passes; errors {len(errors)})"))
-
+                             f"{rate:.0f} lookups/s ({semantic.batcher.batches} embedding passes; errors {errors})"))
         finally:
             turbo.close()
     return rows, figures
+
+
+def throughput(turbo, requests: list[dict], callers: int) -> tuple[float, int]:
+    """Lookups per second with ``callers`` threads started together, each with its share of requests."""
+    semantic = turbo.semantic
+    errors = []
+    barrier = threading.Barrier(callers + 1)
+
+    def caller(chunk):
+        barrier.wait()
+        for request in chunk:
+            try:
+                semantic.lookup(request, turbo.key(request))
+            except Exception as exc:  # lookup never raises; counted if it ever does
+                errors.append(exc)
+
+    threads = [threading.Thread(target=caller, args=(requests[i::callers],)) for i in range(callers)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    return len(requests) / (time.perf_counter() - started), len(errors)
 
 
 def ivf_recall(index, scope: str, base: np.ndarray, rng: np.random.Generator, n: int = 500) -> float:

@@ -63,6 +63,10 @@ def dspy_turbo_similarity_search() -> list[type[Component]]:
 
     Called once at assembly; results are merged as for ``dspy_turbo_cache_backends``.
     Names are unique per kind (an index and an embedder may share a name).
+    What each kind must provide is in :mod:`dspy_turbo.semantic` (the ``SimilarityIndex``
+    and ``Embedder`` protocols); ``from_options`` raises
+    :class:`dspy_turbo.semantic.ComponentUnavailable` when a package or model it needs is
+    missing, which the host reports as a config error at the component's YAML path.
     """
 
 

@@ -126,11 +126,11 @@ class FaissIndex(Component):
         import numpy as np
 
         row = np.asarray(vector, dtype="float32").reshape(1, -1)
-        op = {"op": "add", "scope": scope, "id": int(item_id), "vector": base64.b64encode(row.tobytes()).decode(),
-              "meta": meta}
         with self._lock:
             self._add(scope, int(item_id), row, meta)
-            self._log(op)
+            if self._journal is not None:
+                self._log({"op": "add", "scope": scope, "id": int(item_id),
+                           "vector": base64.b64encode(row.tobytes()).decode(), "meta": meta})
             limit = self.options.max_entries
             while limit is not None and len(self._meta) > limit:
                 oldest = next(iter(self._meta))
