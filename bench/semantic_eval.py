@@ -84,12 +84,15 @@ class Served:
 
 
 def serve_all(stored: list[str], stored_vecs: np.ndarray, queries: list[str], query_vecs: np.ndarray,
-              threshold: float, candidates: int = 4) -> list[Served]:
-    """For each query: what dspy-turbo serves (candidates >= threshold, first passing the guards)
-    and what plain cosine would serve (top-1 >= threshold)."""
-    from dspy_turbo.semantic import features, guard_reason
+              threshold: float, candidates: int = 4, margin: float | None = None) -> list[Served]:
+    """For each query: what dspy-turbo serves (``dspy_turbo.semantic.pick``: threshold, guards,
+    margin over the other neighbours, as a lookup does) and what plain cosine would serve
+    (top-1 >= threshold)."""
+    from dspy_turbo.config import SemanticSettings
+    from dspy_turbo.semantic import features, guard_reason, pick
     from dspy_turbo_faiss.index import FaissIndex, IndexOptions
 
+    margin = SemanticSettings.model_fields["margin"].default if margin is None else margin
     index = FaissIndex(IndexOptions(exact_up_to=10**9))  # exact search: quality, not speed, here
     unique = {}
     for i, text in enumerate(stored):
@@ -108,14 +111,9 @@ def serve_all(stored: list[str], stored_vecs: np.ndarray, queries: list[str], qu
     for text, vector in zip(queries, query_vecs, strict=True):
         found = index.search("s", vector, candidates)
         plain = found[0][0] if found and found[0][1] >= threshold else None
-        served = None
-        for item, score, _ in found:
-            if score < threshold:
-                break
-            if guard_reason(feat(text), feat(stored[item])) is None:
-                served = item
-                break
-        out.append(Served(served, plain))
+        pos, _ = pick([score for _, score, _ in found], threshold, margin,
+                      lambda i, found=found, text=text: guard_reason(feat(text), feat(stored[found[i][0]])))
+        out.append(Served(None if pos is None else found[pos][0], plain))
     return out
 
 
@@ -124,7 +122,7 @@ def paraphrase_rows(pairs, vectors: Vectors, threshold: float) -> list[tuple[str
     similars = [p["similar"] for p in pairs]
     served = serve_all(origins, vectors.of("para-origin", origins), similars, vectors.of("para-similar", similars), threshold)
     rows = []
-    for label, pick in (("plain MiniLM + FAISS", lambda s: s.plain_entry), ("dspy-turbo (guards)", lambda s: s.entry)):
+    for label, pick in (("plain MiniLM + FAISS", lambda s: s.plain_entry), ("dspy-turbo (guards, margin)", lambda s: s.entry)):
         true = sum(1 for i, s in enumerate(served) if pick(s) is not None and origins[pick(s)] == origins[i])
         false = sum(1 for i, s in enumerate(served) if pick(s) is not None and origins[pick(s)] != origins[i])
         rows.append((label, true / max(1, true + false), true / len(pairs)))
@@ -138,10 +136,21 @@ def qqp_rows(pairs, vectors: Vectors, threshold: float) -> list[tuple[str, float
     negatives = [i for i, p in enumerate(pairs) if not p["label"]]
     positives = [i for i, p in enumerate(pairs) if p["label"]]
     rows = []
-    for label, pick in (("plain MiniLM + FAISS", lambda s: s.plain_entry), ("dspy-turbo (guards)", lambda s: s.entry)):
+    for label, pick in (("plain MiniLM + FAISS", lambda s: s.plain_entry), ("dspy-turbo (guards, margin)", lambda s: s.entry)):
         false = sum(1 for i in negatives if pick(served[i]) is not None)
         true = sum(1 for i in positives if pick(served[i]) is not None and a[pick(served[i])] == a[i])
         rows.append((label, false / len(negatives), true / len(positives)))
+    return rows
+
+
+def sweep_rows(para, qqp, vectors: Vectors, thresholds: list[float]) -> list[tuple]:
+    """Both text protocols at several thresholds (embeddings are reused), plain and with guards."""
+    rows = []
+    for t in thresholds:
+        p_plain, p_turbo = paraphrase_rows(para, vectors, t)
+        q_plain, q_turbo = qqp_rows(qqp, vectors, t)
+        rows.append((f"{t:.2f}", f"{p_plain[1]:.1%} / {p_plain[2]:.1%}", f"{p_turbo[1]:.1%} / {p_turbo[2]:.1%}",
+                     f"{q_plain[1]:.2%} / {q_plain[2]:.1%}", f"{q_turbo[1]:.2%} / {q_turbo[2]:.1%}"))
     return rows
 
 
@@ -163,14 +172,15 @@ def semantic_turbo(threshold: float):
         "semantic": {"index": {"type": "faiss"}, "embedder": {"type": "sentence-transformers"}, "threshold": threshold}}})
 
 
-def dspy_rows(para, qqp, threshold: float, n: int, seed: int) -> list[tuple[str, str]]:
+def dspy_rows(para, qqp, threshold: float, n: int, seed: int) -> tuple[list[tuple[str, str]], list[int]]:
+    """The table rows, and the counts that must be 0 (false hits on unrelated questions, hits across scopes)."""
     import dspy
 
     adapter = dspy.ChatAdapter()
     signature = dspy.Signature("question -> answer", instructions="Answer the user's question in one short paragraph.")
     other_signature = dspy.Signature("question -> summary", instructions="Summarise what the user asks about.")
     rng = random.Random(seed)
-    rows = []
+    rows, must_be_zero = [], []
 
     def run(inserts: list[dict], queries: list[dict]) -> list[str | None]:
         """Store every insert (its own text as the value) and return what each query is served."""
@@ -211,6 +221,7 @@ def dspy_rows(para, qqp, threshold: float, n: int, seed: int) -> list[tuple[str,
     stored, asked = questions[:1000], questions[1000:2000]
     got = run([dspy_request(adapter, signature, q) for q in stored], [dspy_request(adapter, signature, q) for q in asked])
     hits = sum(1 for g in got if g is not None)
+    must_be_zero.append(hits)
     rows.append(("1,000 random unrelated questions", f"false hits {hits} (target 0)"))
 
     base = [dspy_request(adapter, signature, p["origin"]) for p in sample]
@@ -220,8 +231,9 @@ def dspy_rows(para, qqp, threshold: float, n: int, seed: int) -> list[tuple[str,
         ("other temperature", [dspy_request(adapter, signature, p["similar"], temperature=0.7) for p in sample]),
     ):
         got = run(base, queries)
-        rows.append((f"paraphrases under {label}", f"hits {sum(1 for g in got if g is not None)} (target 0)"))
-    return rows
+        must_be_zero.append(sum(1 for g in got if g is not None))
+        rows.append((f"paraphrases under {label}", f"hits {must_be_zero[-1]} (target 0)"))
+    return rows, must_be_zero
 
 
 # -- speed ---------------------------------------------------------------------------------------
@@ -346,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--qqp-limit", type=int, default=10_000, help="question pairs used (0: all 40k)")
     parser.add_argument("--dspy-pairs", type=int, default=500, help="pairs per DSPy-shaped protocol")
     parser.add_argument("--speed", action="store_true", help="also measure lookup latency and throughput")
+    parser.add_argument("--sweep", default="", help="comma-separated thresholds: also print both text protocols at each")
+    parser.add_argument("--no-dspy", action="store_true", help="skip the DSPy-shaped protocols")
     parser.add_argument("--lookups", type=int, default=300, help="timed single lookups per index size")
     parser.add_argument("--cache-dir", default=None, help="keep embeddings here between runs")
     parser.add_argument("--seed", type=int, default=13)
@@ -386,11 +400,17 @@ def main(argv: list[str] | None = None) -> int:
           [(m, f"{f:.2%}", f"{r:.1%}") for m, f, r in rows]
           + [("target", f"<= {TARGETS['qqp_false_hits']:.0%} {verdicts[-2]}", f">= {TARGETS['qqp_recall']:.0%} {verdicts[-1]}")])
 
-    rows = dspy_rows(para, qqp, threshold, args.dspy_pairs, args.seed)
-    table("DSPy-shaped requests (ChatAdapter, dspy.Signature('question -> answer'), a Turbo's semantic cache)",
-          ("protocol", "result"), rows)
-    if any("(target 0)" in r and not r.split("(")[0].strip().endswith(" 0") for _, r in rows):
-        verdicts.append("FAIL")
+    if args.sweep:
+        thresholds = [float(x) for x in args.sweep.split(",") if x.strip()]
+        table("Threshold sweep (precision / recall on paraphrases; false hits / recall on question pairs)",
+              ("threshold", "paraphrase plain", "paraphrase dspy-turbo", "pairs plain", "pairs dspy-turbo"),
+              sweep_rows(para, qqp, vectors, thresholds))
+
+    if not args.no_dspy:
+        rows, must_be_zero = dspy_rows(para, qqp, threshold, args.dspy_pairs, args.seed)
+        verdicts += ["PASS" if n == 0 else "FAIL" for n in must_be_zero]
+        table("DSPy-shaped requests (ChatAdapter, dspy.Signature('question -> answer'), a Turbo's semantic cache)",
+              ("protocol", "result"), rows)
 
     if args.speed:
         rows, figures = speed_rows(qqp, vectors, threshold, args.lookups)

@@ -93,6 +93,8 @@ class SemanticSettings(Options):
     guards: SemanticGuards = SemanticGuards()
     candidates: int = Field(default=4, ge=1, le=64)
     """Nearest neighbours checked against the guards before a lookup is a miss."""
+    margin: float = Field(default=0.01, ge=0.0, le=0.2)
+    """A hit must be closer than every other cached neighbour by this much cosine; else it is ambiguous (a miss)."""
     batch_window: Duration = 0.002
     """How long a lookup waits for concurrent ones to share its embedding pass (only when others are in flight)."""
     max_batch: int = Field(default=64, ge=1)

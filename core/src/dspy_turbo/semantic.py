@@ -340,6 +340,29 @@ def guard_reason(query: Features, cached: Features, guards: Any = None) -> str |
     return None
 
 
+def pick(scores: list[float], threshold: float, margin: float, reject) -> tuple[int | None, list[tuple[int, str]]]:
+    """Which candidate (by position; ``scores`` best first) may be served, and why others were not.
+
+    A candidate is served when its score reaches ``threshold``, ``reject(position)`` (the
+    guards) finds nothing, and it beats every other neighbour by at least ``margin``: two
+    cached questions about equally close to the query make it ambiguous, so a miss.
+    """
+    rejections = []
+    for pos, score in enumerate(scores):
+        if score < threshold:
+            break
+        reason = reject(pos)
+        if reason is None and margin:
+            rival = max((s for j, s in enumerate(scores) if j != pos), default=None)
+            if rival is not None and score - rival < margin:
+                reason = "ambiguous"
+        if reason is not None:
+            rejections.append((pos, reason))
+            continue
+        return pos, rejections
+    return None, rejections
+
+
 # -- embedding: cache and micro-batching ------------------------------------------------------
 
 
@@ -614,22 +637,27 @@ class SemanticCache:
         best = candidates[0][1] if candidates else None
         mine = self._feat(query.text)
         now = time.time()
-        for item_id, score, meta in candidates:
-            if score < threshold:
-                break
-            expires = meta.get("expires")
+        alive = []
+        for candidate in candidates:
+            expires = candidate[2].get("expires")
             if expires is not None and expires <= now:
-                self._remove(item_id, "expired")
-                continue
-            reason = guard_reason(mine, self._feat(meta.get("text", "")), self.settings.guards)
-            if reason is not None:
-                if count:
+                self._remove(candidate[0], "expired")
+            else:
+                alive.append(candidate)
+        while alive:
+            pos, rejections = pick([score for _, score, _ in alive], threshold, self.settings.margin,
+                                   lambda i: guard_reason(mine, self._feat(alive[i][2].get("text", "")), self.settings.guards))
+            if count:
+                for i, reason in rejections:
                     self._event(SEMANTIC_REJECT, query, request, reason=reason, key=key,
-                                extra={"similarity": round(score, 4)})
-                continue
+                                extra={"similarity": round(alive[i][1], 4)})
+            if pos is None:
+                break
+            item, score, meta = alive[pos]
             entry = self.turbo.cache.get(meta["key"], count=False)
-            if entry is None:  # evicted or expired in the tiers: the vector goes too
-                self._remove(item_id, "gone")
+            if entry is None:  # evicted or expired in the tiers: the vector goes too, and the rest are tried
+                self._remove(item, "gone")
+                del alive[pos]
                 continue
             if count:
                 self.turbo.bus.emit(Event(ev.HIT, tier=TIER, latency=time.perf_counter() - started, model=entry.model,

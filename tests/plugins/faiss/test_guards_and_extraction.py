@@ -70,3 +70,16 @@ def test_guards_can_be_switched_off():
 
     a, b = features("Is coffee good for you?"), features("Is coffee not good for you?")
     assert guard_reason(a, b, SemanticGuards(negations=False)) is None
+
+
+def test_pick_serves_only_a_clear_winner():
+    from dspy_turbo.semantic import pick
+
+    def never(i):
+        return None
+
+    assert pick([0.97, 0.80], 0.9, 0.01, never) == (0, [])
+    assert pick([0.97, 0.965], 0.9, 0.01, never) == (None, [(0, "ambiguous"), (1, "ambiguous")]), "two near-equal questions"
+    assert pick([0.97, 0.93], 0.9, 0.01, lambda i: "number" if i == 0 else None) == (None, [(0, "number"), (1, "ambiguous")])
+    assert pick([0.89], 0.9, 0.01, never) == (None, [])
+    assert pick([0.97, 0.965], 0.9, 0.0, never) == (0, [])
