@@ -164,12 +164,16 @@ def dspy_request(adapter, signature, question: str, model: str = "openai/gpt-4o-
             "_fn_identifier": "dspy.clients.lm.litellm_completion"}
 
 
-def semantic_turbo(threshold: float):
+EMBEDDER: dict = {}  # the embedder options of this run (--quantize)
+
+
+def semantic_turbo(threshold: float, **semantic):
     import dspy_turbo
 
     return dspy_turbo.load({"namespace": f"eval-{random.randrange(10**9)}", "cache": {
         "tiers": [{"type": "memory", "max_bytes": "1GB"}],
-        "semantic": {"index": {"type": "faiss"}, "embedder": {"type": "sentence-transformers"}, "threshold": threshold}}})
+        "semantic": {"index": {"type": "faiss"}, "embedder": {"type": "sentence-transformers", **EMBEDDER},
+                     "threshold": threshold, **semantic}}})
 
 
 def dspy_rows(para, qqp, threshold: float, n: int, seed: int) -> tuple[list[tuple[str, str]], list[int]]:
@@ -182,9 +186,9 @@ def dspy_rows(para, qqp, threshold: float, n: int, seed: int) -> tuple[list[tupl
     rng = random.Random(seed)
     rows, must_be_zero = [], []
 
-    def run(inserts: list[dict], queries: list[dict]) -> list[str | None]:
-        """Store every insert (its own text as the value) and return what each query is served."""
-        turbo = semantic_turbo(threshold)
+    def run(inserts: list[dict], queries: list[dict], **semantic) -> list[int | None]:
+        """Store every insert (its position as the value) and return what each query is served."""
+        turbo = semantic_turbo(threshold, **semantic)
         try:
             for i, request in enumerate(inserts):
                 key = turbo.key(request)
@@ -216,13 +220,33 @@ def dspy_rows(para, qqp, threshold: float, n: int, seed: int) -> tuple[list[tupl
     rows.append((f"question pairs, {len(qsample)} pairs", f"false hits {false / max(1, len(neg)):.2%} ({false}/{len(neg)}), "
                                                         f"recall {true / max(1, len(pos)):.1%}"))
 
+    # 1,000 pairs of random questions, each pair in a scope of its own (a "pair" input field that
+    # is not embedded), so that a pair can only hit itself: near-duplicates elsewhere in the set
+    # cannot count.
     questions = list(dict.fromkeys(p["text_a"] for p in qqp))
     rng.shuffle(questions)
-    stored, asked = questions[:1000], questions[1000:2000]
-    got = run([dspy_request(adapter, signature, q) for q in stored], [dspy_request(adapter, signature, q) for q in asked])
+    firsts, seconds = questions[:1000], questions[1000:2000]
+    paired = dspy.Signature("pair, question -> answer", instructions="Answer the user's question in one short paragraph.")
+
+    def pair_request(i: int, question: str) -> dict:
+        messages = adapter.format(paired, demos=[], inputs={"pair": str(i), "question": question})
+        return {"model": "openai/gpt-4o-mini", "messages": messages, "temperature": 0.0, "max_tokens": 1000,
+                "_fn_identifier": "dspy.clients.lm.litellm_completion"}
+
+    got = run([pair_request(i, q) for i, q in enumerate(firsts)], [pair_request(i, q) for i, q in enumerate(seconds)],
+              fields=["question"])
     hits = sum(1 for g in got if g is not None)
     must_be_zero.append(hits)
-    rows.append(("1,000 random unrelated questions", f"false hits {hits} (target 0)"))
+    rows.append(("1,000 random unrelated question pairs", f"false hits {hits} (target 0)"))
+    # What the anchors do: embed the rendered prompt (the whole user message), same pairs.
+    from dspy_turbo_faiss.embedder import SentenceTransformerEmbedder
+
+    embed = SentenceTransformerEmbedder(SentenceTransformerEmbedder.Options(**EMBEDDER)).embed
+    rendered = [dspy_request(adapter, signature, q)["messages"][-1]["content"] for q in firsts + seconds]
+    vecs = np.vstack([embed(rendered[i:i + 128]) for i in range(0, len(rendered), 128)])
+    cosines = np.sum(vecs[:1000] * vecs[1000:], axis=1)
+    rows.append(("  same pairs, rendered prompt embedded (anchors)",
+                 f"mean cosine {cosines.mean():.3f}; false hits at {threshold}: {int((cosines >= threshold).sum())}"))
 
     base = [dspy_request(adapter, signature, p["origin"]) for p in sample]
     for label, queries in (
@@ -360,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", action="store_true", help="also measure lookup latency and throughput")
     parser.add_argument("--sweep", default="", help="comma-separated thresholds: also print both text protocols at each")
     parser.add_argument("--no-dspy", action="store_true", help="skip the DSPy-shaped protocols")
+    parser.add_argument("--quantize", action="store_true", help="the embedder's int8 option (faster, vectors differ)")
     parser.add_argument("--lookups", type=int, default=300, help="timed single lookups per index size")
     parser.add_argument("--cache-dir", default=None, help="keep embeddings here between runs")
     parser.add_argument("--seed", type=int, default=13)
@@ -382,8 +407,10 @@ def main(argv: list[str] | None = None) -> int:
         qqp = json.load(fh)
     if args.qqp_limit:
         qqp = random.Random(args.seed).sample(qqp, min(args.qqp_limit, len(qqp)))
-    vectors = Vectors(SentenceTransformerEmbedder(), Path(args.cache_dir) if args.cache_dir else None)
-    print(f"threshold {threshold} (cosine), model all-MiniLM-L6-v2, {len(para)} paraphrase pairs, {len(qqp)} question pairs")
+    EMBEDDER.update({"quantize": True} if args.quantize else {})
+    cache_dir = Path(args.cache_dir) / ("q8" if args.quantize else "fp32") if args.cache_dir else None
+    vectors = Vectors(SentenceTransformerEmbedder(SentenceTransformerEmbedder.Options(**EMBEDDER)), cache_dir)
+    print(f"threshold {threshold} (cosine), model all-MiniLM-L6-v2{' (int8)' if args.quantize else ''}, {len(para)} paraphrase pairs, {len(qqp)} question pairs")
     verdicts: list[str] = []
 
     rows = paraphrase_rows(para, vectors, threshold)
