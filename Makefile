@@ -19,7 +19,7 @@ SOURCES += plugins/batching/pyproject.toml
 PACKAGES += -e plugins/faiss
 SOURCES += plugins/faiss/pyproject.toml
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench bench-semantic lint clean
 
 $(STAMP): $(SOURCES)
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py
 	$(BIN)/python bench/bench_storage.py
 	$(BIN)/python bench/bench_routing.py
+
+bench-semantic: $(STAMP)
+	$(BIN)/python bench/semantic_eval.py --speed
 
 lint: $(STAMP)
 	$(BIN)/ruff check core plugins examples tests bench

@@ -549,8 +549,7 @@ class SemanticCache:
         self.stats = SemanticStats()
         self._overrides = dict(settings.signatures)
         self._features: OrderedDict[str, Features] = OrderedDict()
-        turbo.bus.add("semantic", self.stats)
-        turbo.bus.add("semantic-evictions", self._on_event)
+        turbo.bus.add("semantic", self._on_event)  # one handler: the exact-hit path pays one call
 
     @classmethod
     def build(cls, turbo: Turbo, config: Config) -> SemanticCache:
@@ -692,6 +691,7 @@ class SemanticCache:
             self.turbo.bus.emit(Event(SEMANTIC_REMOVE, reason=reason, namespace=self.namespace))
 
     def _on_event(self, event: Event) -> None:
+        self.stats(event)
         # An entry evicted from the last tier that held it is gone: so is its vector.
         if event.kind == ev.EVICT and event.key and event.tier == self.turbo.cache.tiers[-1].name:
             self._remove(item_id(event.key), "evicted")

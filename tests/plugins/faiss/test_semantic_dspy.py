@@ -188,3 +188,14 @@ async def test_async_program_gets_semantic_hits(semantic_turbo, lm):
     first = await program.acall(question=QUESTION)
     second = await program.acall(question=PARAPHRASE)
     assert second.answer == first.answer and lm.engine.calls == 1
+
+
+def test_eviction_from_the_last_tier_removes_the_vector(make_turbo, semantic_config, minilm, lm):
+    turbo = make_turbo(semantic_config(tiers=[{"type": "memory", "max_entries": 1}])).install()
+    program = dspy.Predict("question -> answer")
+    program(question=QUESTION)
+    program(question="How tall is Mount Everest?")
+    assert len(turbo.semantic.index) == 1, "the evicted answer's vector went with it"
+    assert turbo.stats()["semantic"]["reasons"] == {"removed:evicted": 1}
+    program(question=PARAPHRASE)
+    assert lm.engine.calls == 3
