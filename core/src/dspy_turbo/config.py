@@ -392,4 +392,9 @@ def json_schema(registry: Registry) -> dict[str, Any]:
     schema["$defs"]["MetricsSettings"]["properties"]["sinks"] = {"type": "array", "items": one_of("metric_sink")}
     schema["properties"]["batching"] = {"anyOf": [one_of("batch_strategy"), {"type": "null"}]}
     schema["properties"]["routing"] = {"anyOf": [one_of("model_selector"), {"type": "null"}]}
+    # -- semantic cache components --
+    semantic = schema["$defs"].get("SemanticSettings", {}).get("properties", {})
+    if semantic:
+        semantic["index"] = one_of("similarity_index")
+        semantic["embedder"] = one_of("embedder")
     return schema
