@@ -238,11 +238,11 @@ def dspy_rows(para, qqp, threshold: float, n: int, seed: int) -> tuple[list[tupl
     hits = sum(1 for g in got if g is not None)
     must_be_zero.append(hits)
     rows.append(("1,000 random unrelated question pairs", f"false hits {hits} (target 0)"))
-    # What the anchors do: embed the rendered prompt (the whole user message), same pairs.
+    # What the anchors do: embed the rendered prompt (system and user message), same pairs.
     from dspy_turbo_faiss.embedder import SentenceTransformerEmbedder
 
     embed = SentenceTransformerEmbedder(SentenceTransformerEmbedder.Options(**EMBEDDER)).embed
-    rendered = [dspy_request(adapter, signature, q)["messages"][-1]["content"] for q in firsts + seconds]
+    rendered = ["\n\n".join(m["content"] for m in dspy_request(adapter, signature, q)["messages"]) for q in firsts + seconds]
     vecs = np.vstack([embed(rendered[i:i + 128]) for i in range(0, len(rendered), 128)])
     cosines = np.sum(vecs[:1000] * vecs[1000:], axis=1)
     rows.append(("  same pairs, rendered prompt embedded (anchors)",

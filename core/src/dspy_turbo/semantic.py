@@ -373,16 +373,18 @@ class _Slot:
         self.text = text
         self.vector = None
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        self.done = False
 
 
 class MicroBatcher:
     """Concurrent ``embed`` calls share one forward pass.
 
-    The first caller becomes the runner; while another caller is in flight it waits up to
-    ``window`` seconds for more texts, then embeds everything queued (up to
-    ``max_batch``) at once. A caller alone is never delayed. Texts already embedded come
-    from an LRU of ``cache_size`` vectors, so the same text is never embedded twice.
+    One caller at a time is the runner: it embeds everything queued (up to ``max_batch``)
+    at once, waiting up to ``window`` seconds first when other callers are in flight, so
+    that they join the pass. Callers queued meanwhile wait; when a pass ends they are
+    woken and one of them runs the next pass with everything queued by then. A caller
+    alone is never delayed. Texts already embedded come from an LRU of ``cache_size``
+    vectors, so the same text is never embedded twice.
     """
 
     def __init__(self, embed, window: float = 0.002, max_batch: int = 64, cache_size: int = 10_000):
@@ -391,8 +393,10 @@ class MicroBatcher:
         self.max_batch = max_batch
         self._queue: list[_Slot] = []
         self._lock = threading.Lock()
-        self._runner = threading.Lock()
+        self._cv = threading.Condition(self._lock)
+        self._running = False
         self._inflight = 0
+        self._last_batch = 0
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_size = cache_size
         self.batches = 0
@@ -412,29 +416,36 @@ class MicroBatcher:
         if vector is not None:
             return vector
         slot = _Slot(text)
-        with self._lock:
+        with self._cv:
             self._queue.append(slot)
             self._inflight += 1
         try:
-            while not slot.done.is_set():
-                if self._runner.acquire(blocking=False):
-                    try:
-                        if not slot.done.is_set():
-                            self._run_once()
-                    finally:
-                        self._runner.release()
-                else:
-                    slot.done.wait(0.05)
+            while True:
+                with self._cv:
+                    if slot.done:
+                        break
+                    if self._running:
+                        self._cv.wait(0.1)
+                        continue
+                    self._running = True
+                try:
+                    self._run_once()
+                finally:
+                    with self._cv:
+                        self._running = False
+                        self._cv.notify_all()
         finally:
-            with self._lock:
+            with self._cv:
                 self._inflight -= 1
         if slot.error is not None:
             raise slot.error
         return slot.vector
 
     def _run_once(self) -> None:
-        if self.window and self._inflight > 1 and len(self._queue) < self.max_batch:
-            time.sleep(self.window)  # others are in flight: let them join this pass
+        # Others are in flight, or the last pass was shared: callers that just got their vector
+        # are likely to come back at once. Let them join this pass.
+        if self.window and (self._inflight > 1 or self._last_batch > 1) and len(self._queue) < self.max_batch:
+            time.sleep(self.window)
         with self._lock:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
         if not batch:
@@ -443,21 +454,21 @@ class MicroBatcher:
         try:
             vectors = self._embed(texts)
         except BaseException as exc:  # every waiter gets the error, none hangs
-            for slot in batch:
-                slot.error = exc
-                slot.done.set()
+            with self._lock:
+                for slot in batch:
+                    slot.error, slot.done = exc, True
             return
         by_text = dict(zip(texts, vectors, strict=True))
         with self._lock:
             self.batches += 1
             self.embedded += len(texts)
+            self._last_batch = len(batch)
             for text, vector in by_text.items():
                 self._cache[text] = vector
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        for slot in batch:
-            slot.vector = by_text[slot.text]
-            slot.done.set()
+            for slot in batch:
+                slot.vector, slot.done = by_text[slot.text], True
 
 
 # -- stats -------------------------------------------------------------------------------------
