@@ -567,11 +567,18 @@ class SemanticCache:
         from .config import ConfigError, ConfigIssue
 
         parts = []
-        for spec in (config.semantic_index, config.semantic_embedder):
-            try:
-                parts.append(spec.cls.from_options(spec.options, turbo))
-            except ComponentUnavailable as exc:
-                raise ConfigError([ConfigIssue(spec.path, str(exc))], config.source) from None
+        try:
+            for spec in (config.semantic_index, config.semantic_embedder):
+                try:
+                    parts.append(spec.cls.from_options(spec.options, turbo))
+                except ComponentUnavailable as exc:
+                    raise ConfigError([ConfigIssue(spec.path, str(exc))], config.source) from None
+        except BaseException:
+            for part in parts:  # e.g. release the index directory when the embedder cannot load
+                close = getattr(part, "close", None)
+                if close:
+                    close()
+            raise
         return cls(turbo, config.settings.cache.semantic, parts[0], parts[1])
 
     # -- per-signature settings ------------------------------------------------------------

@@ -73,3 +73,12 @@ def test_calibrate_bad_input_is_a_message(tmp_path, capsys):
     assert main(["calibrate", "--pairs", str(bad)]) == 2
     assert "item 0 has neither text_a/text_b" in capsys.readouterr().err
     assert main(["calibrate", "--pairs", str(tmp_path / "missing.json")]) == 2
+
+
+def test_a_failed_load_releases_the_index_directory(tmp_path):
+    config = semantic(index={"type": "faiss", "directory": str(tmp_path)},
+                      embedder={"type": "sentence-transformers", "model": str(tmp_path / "no-such-model")})
+    with pytest.raises(dspy_turbo.ConfigError):
+        dspy_turbo.load(config)
+    config["cache"]["semantic"]["embedder"] = {"type": "sentence-transformers"}
+    dspy_turbo.load(config).close()  # the directory is free again
