@@ -288,8 +288,10 @@ def _number(token: str) -> str | None:
 
 
 def features(text: str) -> Features:
-    """What the guards compare: numbers, date words, negations, names (a cheap, model-free
-    reading: a capitalised word that is not a sentence opener, an acronym, a word with digits)."""
+    """What the guards compare: numbers (digits and number words), date words, negations, and
+    names (a cheap, model-free reading: a capitalised word that is not a sentence opener or a
+    question word, or an acronym). Names are compared against the other text's words, so a
+    lower-case "france" still matches "France"."""
     numbers, dates, names, words, negations = set(), set(), set(), set(), 0
     sentence_start = True
     for match in _WORD.finditer(text):

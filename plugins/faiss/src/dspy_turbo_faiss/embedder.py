@@ -23,6 +23,7 @@ _PACKAGED = {DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".low
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 _models: dict[tuple[str, str], Any] = {}
 _models_lock = threading.Lock()
+_CHUNK = 8  # texts per forward pass within one embed() call (sorted by length)
 
 
 class EmbedderOptions(Options):
@@ -128,6 +129,20 @@ class SentenceTransformerEmbedder(Component):
         self.tokenizer = self.model.tokenizer
 
     def embed(self, texts: list[str]):
+        import numpy as np
+
+        if len(texts) <= 1:
+            return self._forward(texts)
+        # A batch is padded to its longest text: one long question among short ones would make
+        # every row pay for its length. Sorted by length, chunks hold texts of similar length.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), _CHUNK):
+            rows = order[start:start + _CHUNK]
+            out[rows] = self._forward([texts[i] for i in rows])
+        return out
+
+    def _forward(self, texts: list[str]):
         import numpy as np
         import torch
 
