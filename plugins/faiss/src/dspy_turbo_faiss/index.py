@@ -47,8 +47,9 @@ class IndexOptions(Options):
     max_entries: int | None = Field(default=None, ge=1)
     """Bound on vectors held; past it the oldest are removed."""
     threads: int | None = Field(default=1, ge=1)
-    """FAISS's OpenMP threads (process-wide). One query at a time gains nothing from more, and on a
-    busy machine OpenMP's waiting makes a 0.1 ms search take 10 ms. None leaves FAISS's default."""
+    """OpenMP threads of one search (set around the search only, so torch keeps its own). One
+    query gains nothing from more, and on a busy machine OpenMP's waiting makes a 0.1 ms search
+    take 10 ms. None leaves OpenMP's default."""
 
 
 def import_faiss():
@@ -108,8 +109,6 @@ class FaissIndex(Component):
     def __init__(self, options: IndexOptions | None = None):
         super().__init__(options)
         self.faiss = import_faiss()
-        if self.options.threads is not None:
-            self.faiss.omp_set_num_threads(self.options.threads)
         self._lock = threading.RLock()
         self._scopes: dict[str, _Scope] = {}
         self._meta: dict[int, tuple[str, dict[str, Any]]] = {}  # id -> (scope, meta); insertion order = age
@@ -179,7 +178,16 @@ class FaissIndex(Component):
             if holder is None or not holder.ids:
                 return []
             query = np.asarray(vector, dtype="float32").reshape(1, -1)
-            scores, ids = holder.index.search(query, min(k, len(holder.ids)))
+            threads = self.options.threads
+            if threads is None:
+                scores, ids = holder.index.search(query, min(k, len(holder.ids)))
+            else:  # OpenMP's thread count is per calling thread: restore it for torch and others
+                previous = self.faiss.omp_get_max_threads()
+                self.faiss.omp_set_num_threads(threads)
+                try:
+                    scores, ids = holder.index.search(query, min(k, len(holder.ids)))
+                finally:
+                    self.faiss.omp_set_num_threads(previous)
             out = []
             for score, item in zip(scores[0], ids[0], strict=True):
                 if item < 0:
