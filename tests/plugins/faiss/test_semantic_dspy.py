@@ -142,11 +142,11 @@ def test_ttl_expiry_and_clear_remove_vectors(make_turbo, semantic_config, minilm
     assert len(turbo.semantic.index) == 0
 
 
-def test_index_directory_persists_across_processes_restarts(make_turbo, semantic_config, minilm, lm, tmp_path):
-    """With a persistent tier (the SQLite example plugin) and an index directory, a restarted
-    program gets semantic hits for what the previous run answered."""
-    config = semantic_config(tiers=[{"type": "memory"}, {"type": "sqlite", "path": str(tmp_path / "cache.db")}])
-    config["cache"]["semantic"]["index"]["directory"] = str(tmp_path / "index")
+def test_index_directory_persists_across_restarts(make_turbo, semantic_config, minilm, lm, tmp_path):
+    """With the file tier and an index directory next to it, a restarted program gets
+    semantic hits for what the previous run answered."""
+    config = semantic_config(tiers=[{"type": "memory"}, {"type": "file", "directory": str(tmp_path / "cache")}])
+    config["cache"]["semantic"]["index"]["directory"] = str(tmp_path / "semantic-index")
     first = make_turbo(config).install()
     answer = dspy.Predict("question -> answer")(question=QUESTION).answer
     first.close()
