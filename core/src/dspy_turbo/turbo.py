@@ -374,7 +374,10 @@ class Turbo:
             if not tag:
                 raise ValueError("tag must not be empty")
             return self.cache.delete_tagged(prefix, tag, tier)
-        return self.cache.clear(prefix, tier)
+        removed = self.cache.clear(prefix, tier)
+        if self.semantic is not None and tier is None and prefix == self.keys.prefix:
+            removed["semantic"] = self.semantic.clear()  # the namespace's vectors go with its entries
+        return removed
 
     def close(self) -> None:
         if self.closed:

@@ -140,6 +140,18 @@ def test_ttl_expiry_and_clear_remove_vectors(make_turbo, semantic_config, minilm
     assert len(turbo.semantic.index) == 1  # the new answer's vector
     turbo.clear()
     assert len(turbo.semantic.index) == 0
+    dspy.Predict("question -> answer")(question=QUESTION)
+    turbo.invalidate()
+    assert len(turbo.semantic.index) == 0, "invalidating the namespace removes its vectors"
+
+
+def test_invalidated_tag_is_never_served_semantically(semantic_turbo, lm):
+    with semantic_turbo.tagged("pricing"):
+        dspy.Predict("question -> answer")(question=QUESTION)
+    semantic_turbo.invalidate(tag="pricing")
+    dspy.Predict("question -> answer")(question=PARAPHRASE)
+    assert lm.engine.calls == 2
+    assert semantic_turbo.stats()["semantic"]["reasons"].get("removed:gone") == 1
 
 
 def test_index_directory_persists_across_restarts(make_turbo, semantic_config, minilm, lm, tmp_path):
