@@ -211,3 +211,15 @@ def test_eviction_from_the_last_tier_removes_the_vector(make_turbo, semantic_con
     assert turbo.stats()["semantic"]["reasons"] == {"removed:evicted": 1}
     program(question=PARAPHRASE)
     assert lm.engine.calls == 3
+
+
+def test_a_failing_embedder_never_breaks_the_program(semantic_turbo, lm, monkeypatch):
+    def broken(texts):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(semantic_turbo.semantic.batcher, "_embed", broken)
+    program = dspy.Predict("question -> answer")
+    first = program(question=QUESTION)
+    assert program(question=QUESTION).answer == first.answer, "the exact cache still works"
+    assert lm.engine.calls == 1
+    assert semantic_turbo.stats()["errors"].get("semantic", 0) >= 2, "lookup and add failures are error events"
