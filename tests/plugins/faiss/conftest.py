@@ -1,9 +1,9 @@
-import os
 import uuid
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model comes from a package; a hub download is a bug
+# No HF_HUB_OFFLINE here: the embedder itself loads with local_files_only, so a test that
+# reached a model hub would fail on this machine (no network) instead of being hidden.
 
 
 @pytest.fixture(scope="session")
