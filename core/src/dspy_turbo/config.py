@@ -100,6 +100,10 @@ class SemanticSettings(Options):
     max_batch: int = Field(default=64, ge=1)
     embedding_cache: int = Field(default=10_000, ge=0)
     """Vectors of recent texts kept in memory, so a text is not embedded twice."""
+    share: bool = True
+    """With a shared tier (redis): keep every process's index in step through a log on it."""
+    sync_interval: Duration = Field(default=0.1, ge=0)
+    """How often, at most, a lookup first applies the other processes' index changes."""
 
 
 class CacheSettings(Options):

@@ -50,6 +50,19 @@ class Coordinator:
         """
         raise NotImplementedError
 
+    # Optional: an append-only log shared by every process (``supports_logs``), which
+    # keeps each process's similarity index in step (``dspy_turbo.replication``).
+    supports_logs: bool = False
+
+    def append(self, log: str, record: bytes) -> None:
+        """Append ``record`` to the log ``log`` (the oldest records may be trimmed)."""
+        raise NotImplementedError
+
+    def read(self, log: str, after: str, count: int) -> list[tuple[str, bytes]]:
+        """Up to ``count`` records appended after the record id ``after`` (``"0"``: from the
+        start), oldest first, as ``(id, record)``."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release connections; the default has none."""
 
@@ -137,6 +150,16 @@ class GuardedCoordinator(Coordinator):
 
     def take(self, bucket: str, amount: float, rate: float, capacity: float) -> float:
         return self._run(self.inner.take, bucket, amount, rate, capacity)
+
+    @property
+    def supports_logs(self) -> bool:  # type: ignore[override]
+        return self.inner.supports_logs
+
+    def append(self, log: str, record: bytes) -> None:
+        self._run(self.inner.append, log, record)
+
+    def read(self, log: str, after: str, count: int) -> list[tuple[str, bytes]]:
+        return self._run(self.inner.read, log, after, count)
 
     def close(self) -> None:
         self.inner.close()

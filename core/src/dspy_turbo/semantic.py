@@ -44,6 +44,7 @@ import xxhash
 
 from . import events as ev
 from .events import Event, describe_error
+from .replication import IndexReplication, supports_logs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -562,6 +563,11 @@ class SemanticCache:
         self.stats = SemanticStats()
         self._overrides = dict(settings.signatures)
         self._features: OrderedDict[str, Features] = OrderedDict()
+        self.replication = None
+        if settings.share and supports_logs(turbo.coordinator):
+            # Other processes of this namespace index through the shared tier: catch up now.
+            self.replication = IndexReplication(turbo.coordinator, index, "semantic", settings.sync_interval)
+            self.replication.sync(force=True)
         turbo.bus.add("semantic", self._on_event)  # one handler: the exact-hit path pays one call
 
     @classmethod
@@ -652,6 +658,8 @@ class SemanticCache:
             return None
         vector = self.batcher.embed(query.text)
         threshold = self.threshold_for(query.signature)
+        if self.replication is not None:
+            self.replication.sync()
         candidates = self.index.search(query.scope, vector, self.settings.candidates)
         best = candidates[0][1] if candidates else None
         mine = self._feat(query.text)
@@ -699,6 +707,8 @@ class SemanticCache:
             ttl = self.turbo.default_ttl
             meta = {"key": key, "text": query.text, "expires": time.time() + ttl if ttl else None}
             self.index.add(query.scope, item_id(key), vector, meta)
+            if self.replication is not None:
+                self.replication.published_add(query.scope, item_id(key), vector, meta)
             self._event(SEMANTIC_ADD, query, request, key=key)
             return True
         except Exception as exc:
@@ -708,6 +718,10 @@ class SemanticCache:
 
     def _remove(self, item: int, reason: str) -> None:
         if self.index.remove(item):
+            # Expiry happens in every replica by itself, and an eviction from this process's own last
+            # tier says nothing of the shared one: only "gone from every tier" is news for the others.
+            if self.replication is not None and reason not in ("expired", "evicted"):
+                self.replication.published_remove(item)
             self.turbo.bus.emit(Event(SEMANTIC_REMOVE, reason=reason, namespace=self.namespace))
 
     def _on_event(self, event: Event) -> None:
@@ -718,14 +732,21 @@ class SemanticCache:
 
     def invalidate(self, key: str) -> bool:
         """Remove one entry's vector (the exact tiers are cleared by the caller)."""
-        return self.index.remove(item_id(key))
+        removed = self.index.remove(item_id(key))
+        if removed and self.replication is not None:
+            self.replication.published_remove(item_id(key))
+        return removed
 
     def clear(self) -> int:
+        if self.replication is not None:
+            self.replication.published_clear()
         return self.index.clear()
 
     def snapshot(self) -> dict[str, Any]:
         snap = self.stats.snapshot()
         snap["entries"] = len(self.index)
+        if self.replication is not None:
+            snap["shared_index"] = self.replication.snapshot()
         snap["embedder"] = {"batches": self.batcher.batches, "embedded": self.batcher.embedded,
                             "cache_hits": self.batcher.cache_hits}
         return snap

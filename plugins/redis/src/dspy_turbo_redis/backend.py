@@ -47,6 +47,9 @@ class RedisOptions(BackendOptions):
     """Connection pool size (per process, per node)."""
     prefix: str = ""
     """Put before every key, to share one Redis database with other applications."""
+    log_max: int = Field(default=100_000, ge=1000)
+    """How many index changes the shared semantic-index log keeps (a Redis stream, trimmed
+    approximately): a process started later catches up from these."""
 
     @field_validator("url")
     @classmethod
@@ -136,7 +139,7 @@ class RedisBackend(CacheBackend):
         return RedisCluster.from_url(url, **common)
 
     def coordinator(self) -> RedisCoordinator:
-        return RedisCoordinator(self._client, f"{self.prefix}{self.namespace}:")
+        return RedisCoordinator(self._client, f"{self.prefix}{self.namespace}:", self.options.log_max)
 
     # -- reads -----------------------------------------------------------------------------
 

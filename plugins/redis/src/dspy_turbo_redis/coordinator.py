@@ -1,8 +1,9 @@
-"""Leases and token buckets on Redis: single-flight and rate limits across processes.
+"""Leases, token buckets and logs on Redis: single-flight, rate limits and the semantic
+index shared across processes.
 
-Both are single-key operations (``SET NX PX``, and Lua scripts on one key), so they work
-the same on a standalone server and on a Cluster. Time comes from the server (``TIME``),
-so the clocks of the client hosts do not matter.
+All are single-key operations (``SET NX PX``, Lua scripts on one key, a stream per log),
+so they work the same on a standalone server and on a Cluster. Time comes from the
+server (``TIME``, stream ids), so the clocks of the client hosts do not matter.
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ return tostring(wait)
 
 class RedisCoordinator(Coordinator):
     shared = True
+    supports_logs = True
 
-    def __init__(self, client_factory, prefix: str):
+    def __init__(self, client_factory, prefix: str, log_max: int = 100_000):
         """``client_factory()`` returns the backend's client (built lazily, shared pool)."""
         self._client = client_factory
         self.prefix = prefix
+        self.log_max = log_max
         self._release = self._take = None
 
     def _scripts(self):
@@ -65,3 +68,10 @@ class RedisCoordinator(Coordinator):
         _, take = self._scripts()
         wait = take(keys=[f"{self.prefix}bucket:{bucket}"], args=[repr(min(amount, capacity)), repr(rate), repr(capacity)])
         return float(wait)
+
+    def append(self, log: str, record: bytes) -> None:
+        self._client().xadd(f"{self.prefix}log:{log}", {"d": record}, maxlen=self.log_max, approximate=True)
+
+    def read(self, log: str, after: str, count: int) -> list[tuple[str, bytes]]:
+        rows = self._client().xrange(f"{self.prefix}log:{log}", min=f"({after}", max="+", count=count)
+        return [(rid.decode() if isinstance(rid, bytes) else rid, fields.get(b"d", b"")) for rid, fields in rows]
