@@ -194,6 +194,12 @@ class Turbo:
     def report_coalesced(self, key: str, model: str | None = None, usage: dict | None = None,
                          cost: float | None = None) -> None:
         """A request served by another caller's call (single-flight): it saved that call's usage and cost."""
+        if not usage and cost is None and key:
+            # Served from the cache after another process's call (a read reports no usage): the
+            # stored entry still knows what that call cost.
+            entry = self.cache.get(key, count=False)
+            if entry is not None:
+                usage, cost, model = entry.usage, entry.cost, model or entry.model
         self.bus.emit(Event(ev.COALESCED, key=key, model=model, tokens=_tokens(usage), cost=cost, namespace=self.namespace))
 
     # -- DSPy ----------------------------------------------------------------------------

@@ -98,6 +98,9 @@ def test_four_processes_asking_the_same_new_questions_make_one_call_each(redis_u
     assert sum(r["lm_calls"] for r in results) == 50, [(r["lm_calls"], r["stats"]["errors"], r["stats"]["coalesced"], r["stats"]["hits"]) for r in results]
     assert all(r["answers"] == results[0]["answers"] for r in results)
     assert sum(r["stats"]["coalesced"] for r in results) + sum(r["stats"]["hits_total"] for r in results) == 150
+    spent = sum(r["stats"]["tokens"]["spent"] for r in results)
+    saved = sum(r["stats"]["tokens"]["saved"] for r in results)
+    assert spent > 0 and saved == 3 * spent  # each of the other three processes saved what the one call spent
 
 
 def test_redis_killed_mid_run_then_restarted(redis_server, namespace, lm):
