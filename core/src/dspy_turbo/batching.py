@@ -242,6 +242,9 @@ class _Batch:
         with self.policy.active():
             self.context = contextvars.copy_context()
         self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dspy-turbo-batch-io")
+        # Every tier in this process's memory and no store hook that may do I/O: item lookups
+        # and stores take microseconds, less than handing them to the I/O threads.
+        self.inline_io = turbo.cache.in_process and not turbo._has_store_hooks
         self.progress = Progress(options.progress, total)
         self.items = self.hits = self.coalesced = self.errors = self.executed = self.finished = 0
         self.first_error: BaseException | None = None
@@ -253,8 +256,12 @@ class _Batch:
     def keep_later(self, item: Item, value: Any, spent: callpolicy.Spent) -> None:
         """Store an item's result on the batch's I/O threads: the worker goes on to the next
         item at once (the store is off the path between two LM calls). The batch waits for
-        pending stores before it ends."""
+        pending stores before it ends. With every tier in memory (``inline_io``) the store
+        takes microseconds and is made here, cheaper than the hand-off."""
         if item.key is not None and self.options.item_cache and value is not None:
+            if self.inline_io:
+                self.keep(item, value, spent)
+                return
             try:
                 self.io.submit(self.keep, item, value, spent)
             except RuntimeError:  # the batch is over (cancelled): store here instead
@@ -360,7 +367,12 @@ class _Batch:
                 index += 1
             self.items += len(prepared)
             keys = [k for _, k, inputs in prepared if k is not None and k not in inflight]
-            found = await loop.run_in_executor(self.io, self.lookup, keys) if keys else {}
+            if not keys:
+                found = {}
+            elif self.inline_io:
+                found = self.lookup(keys)
+            else:
+                found = await loop.run_in_executor(self.io, self.lookup, keys)
             handed: set[str] = set()
             for i, key, inputs in prepared:
                 if isinstance(inputs, BaseException):
@@ -606,10 +618,12 @@ def batch_iter(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy:
     undo = _ensure_installed(turbo)
     thread = threading.Thread(target=run, name="dspy-turbo-batch", daemon=True)
     thread.start()
+    drained = False  # the producer said it is done: it only has its loop to close, nothing to cancel
     try:
         while True:
             ready = handoff.get()
             if ready is _DONE:
+                drained = True
                 break
             for outcome in ready:
                 yield batch.result(outcome)
@@ -617,7 +631,7 @@ def batch_iter(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy:
         if error is not None and not isinstance(error, asyncio.CancelledError):
             raise error
     finally:
-        if thread.is_alive():  # the consumer stopped early: cancel the rest of the batch
+        if not drained and thread.is_alive():  # the consumer stopped early: cancel the rest of the batch
             loop, task = state.get("loop"), state.get("task")
             if loop is not None and task is not None:
                 loop.call_soon_threadsafe(task.cancel)

@@ -61,6 +61,12 @@ class TieredCache:
         else:
             breaker.success()
 
+    @property
+    def in_process(self) -> bool:
+        """Every tier keeps its entries in this process (see ``CacheBackend.in_process``):
+        a lookup or store is cheaper inline than handed to a thread."""
+        return all(getattr(tier.backend, "in_process", False) for tier in self.tiers)
+
     # -- reads -----------------------------------------------------------------------------
 
     def get(self, key: str, count: bool = True, count_miss: bool = True) -> Entry | None:
