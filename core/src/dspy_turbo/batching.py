@@ -348,9 +348,23 @@ class _Batch:
             future.set_result(outcome)
             finished(outcome)
 
+        # Items finished by the pool's threads wait here for the loop. One wake-up of the loop
+        # settles all those finished meanwhile: a wake-up is a thread switch under the GIL.
+        settled: deque[tuple[asyncio.Future, Any]] = deque()
+        wake = [False]  # a drain is scheduled and has not started yet
+
+        def drain() -> None:
+            wake[0] = False  # before popping: an item appended after this schedules the next drain
+            while settled:
+                settle(*settled.popleft())
+
         def _from_thread(future: asyncio.Future, done) -> None:
+            settled.append((future, done))
+            if wake[0]:
+                return
+            wake[0] = True
             try:
-                loop.call_soon_threadsafe(settle, future, done)
+                loop.call_soon_threadsafe(drain)
             except RuntimeError:  # the loop is closed: the batch is over, nobody waits for this item
                 pass
 
@@ -585,6 +599,14 @@ def batch_iter(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy:
                **overrides: Any) -> Iterator[Any]:
     """The blocking form of :func:`abatch_iter`: the batch runs on an event loop of its own,
     in a thread, so this works from any code, inside a running event loop too."""
+    return _run_blocking(turbo, program, examples, strategy, overrides, collect=False)
+
+
+def _run_blocking(turbo: Turbo, program: Any, examples: Iterable[Any], strategy: str | None,
+                  overrides: dict[str, Any], collect: bool) -> Iterator[Any]:
+    """``batch_iter``'s body. ``collect``: the caller wants the whole list (``batch``), so the
+    loop hands every result over at once at the end instead of waking the caller's thread
+    for each ready list (a thread switch, under the GIL, per few items)."""
     component, options = _options(turbo, strategy, overrides)
     batch = _Batch(turbo, program, options, component, _total(examples))
     handoff: queue.Queue = queue.Queue(maxsize=1)  # backpressure: one ready list waits for the consumer
@@ -599,8 +621,17 @@ def batch_iter(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy:
                                                      thread_name_prefix="dspy-turbo-batch-loop"))
         state["loop"], state["task"] = loop, asyncio.current_task()
         try:
+            collected: list[_Outcome] = []
             async for ready in batch.chunks(examples):
-                await loop.run_in_executor(batch.io, handoff.put, ready)
+                if collect:
+                    collected.extend(ready)
+                    continue
+                try:
+                    handoff.put_nowait(ready)  # the consumer keeps up: no thread hand-off for the put
+                except queue.Full:
+                    await loop.run_in_executor(batch.io, handoff.put, ready)
+            if collected:
+                handoff.put(collected)
             handoff.put(_DONE)  # the batch is over: blocking this loop can hold nothing up
         except BaseException as exc:
             state["error"] = exc
@@ -646,4 +677,4 @@ def batch_iter(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy:
 
 
 def batch(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy: str | None = None, **overrides: Any) -> list[Any]:
-    return list(batch_iter(turbo, program, examples, strategy=strategy, **overrides))
+    return list(_run_blocking(turbo, program, examples, strategy, overrides, collect=True))
