@@ -38,7 +38,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +52,7 @@ from .progress import Progress
 from .ratelimit import RateLimiter, RateLimitSettings
 from .retry import RetryPolicy, RetrySettings
 from .units import Duration
+from .workers import WorkerPool
 
 if TYPE_CHECKING:
     from .turbo import Turbo
@@ -241,7 +241,7 @@ class _Batch:
                 self.prefix = None
         with self.policy.active():
             self.context = contextvars.copy_context()
-        self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dspy-turbo-batch-io")
+        self.io = WorkerPool(max_workers=2, thread_name_prefix="dspy-turbo-batch-io")
         # Every tier in this process's memory and no store hook that may do I/O: item lookups
         # and stores take microseconds, less than handing them to the I/O threads.
         self.inline_io = turbo.cache.in_process and not turbo._has_store_hooks
@@ -617,8 +617,8 @@ def _run_blocking(turbo: Turbo, program: Any, examples: Iterable[Any], strategy:
         loop = asyncio.get_running_loop()
         # DSPy's async path hands cache reads and writes to the loop's default executor
         # (asyncio.to_thread); the stock one has min(32, cpus + 4) threads, too few for a batch.
-        loop.set_default_executor(ThreadPoolExecutor(max_workers=_helper_threads(options.max_concurrency),
-                                                     thread_name_prefix="dspy-turbo-batch-loop"))
+        loop.set_default_executor(WorkerPool(max_workers=_helper_threads(options.max_concurrency),
+                                             thread_name_prefix="dspy-turbo-batch-loop"))
         state["loop"], state["task"] = loop, asyncio.current_task()
         try:
             collected: list[_Outcome] = []
