@@ -65,7 +65,9 @@ class TieredCache:
     def in_process(self) -> bool:
         """Every tier keeps its entries in this process (see ``CacheBackend.in_process``):
         a lookup or store is cheaper inline than handed to a thread."""
-        return all(getattr(tier.backend, "in_process", False) for tier in self.tiers)
+        # The class's own claim: a wrapper forwarding attributes (__getattr__) to a memory
+        # tier may itself do I/O, and does not inherit the claim that way.
+        return all(getattr(type(tier.backend), "in_process", False) for tier in self.tiers)
 
     # -- reads -----------------------------------------------------------------------------
 
