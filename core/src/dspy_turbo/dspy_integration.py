@@ -166,8 +166,9 @@ def _report(turbo: Turbo, lm: Any, started: float, result: Any = None, error: Ba
 async def _acached(turbo: Turbo, execution: Any, lm: Any, call: Any) -> Any:
     """DSPy's cache read on the async path. DSPy hands it to a thread (a tier may do I/O);
     when every tier is in this process's memory the read is cheaper inline than that
-    hand-off, which costs two thread switches per LM call."""
-    if turbo.cache.in_process:
+    hand-off, which costs two thread switches per LM call. A semantic cache embeds the
+    request on a miss (a model, maybe a shared index): that read stays on a thread."""
+    if turbo.cache.in_process and getattr(turbo, "semantic", None) is None:
         return execution._cached(lm, call, True)
     return await asyncio.to_thread(execution._cached, lm, call, True)
 
