@@ -58,6 +58,10 @@ class CacheBackend(Component):
     on_corrupt = None
     """Set by the engine: call ``on_corrupt(key, error)`` when a stored value fails to decode
     (a foreign, truncated or planted value); the engine counts it as an error event."""
+    in_process: ClassVar[bool] = False
+    """True when ``get``/``set`` never wait on I/O (the entries live in this process's
+    memory): an event loop may then read and write inline instead of handing the call to
+    a thread. Leave False for anything behind a socket, a file or a lock held across I/O."""
 
     @property
     def tier_name(self) -> str:

@@ -38,7 +38,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +52,7 @@ from .progress import Progress
 from .ratelimit import RateLimiter, RateLimitSettings
 from .retry import RetryPolicy, RetrySettings
 from .units import Duration
+from .workers import WorkerPool
 
 if TYPE_CHECKING:
     from .turbo import Turbo
@@ -241,7 +241,10 @@ class _Batch:
                 self.prefix = None
         with self.policy.active():
             self.context = contextvars.copy_context()
-        self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dspy-turbo-batch-io")
+        self.io = WorkerPool(max_workers=2, thread_name_prefix="dspy-turbo-batch-io")
+        # Every tier in this process's memory and no store hook that may do I/O: item lookups
+        # and stores take microseconds, less than handing them to the I/O threads.
+        self.inline_io = turbo.cache.in_process and not turbo._has_store_hooks
         self.progress = Progress(options.progress, total)
         self.items = self.hits = self.coalesced = self.errors = self.executed = self.finished = 0
         self.first_error: BaseException | None = None
@@ -253,8 +256,12 @@ class _Batch:
     def keep_later(self, item: Item, value: Any, spent: callpolicy.Spent) -> None:
         """Store an item's result on the batch's I/O threads: the worker goes on to the next
         item at once (the store is off the path between two LM calls). The batch waits for
-        pending stores before it ends."""
+        pending stores before it ends. With every tier in memory (``inline_io``) the store
+        takes microseconds and is made here, cheaper than the hand-off."""
         if item.key is not None and self.options.item_cache and value is not None:
+            if self.inline_io:
+                self.keep(item, value, spent)
+                return
             try:
                 self.io.submit(self.keep, item, value, spent)
             except RuntimeError:  # the batch is over (cancelled): store here instead
@@ -341,9 +348,23 @@ class _Batch:
             future.set_result(outcome)
             finished(outcome)
 
+        # Items finished by the pool's threads wait here for the loop. One wake-up of the loop
+        # settles all those finished meanwhile: a wake-up is a thread switch under the GIL.
+        settled: deque[tuple[asyncio.Future, Any]] = deque()
+        wake = [False]  # a drain is scheduled and has not started yet
+
+        def drain() -> None:
+            wake[0] = False  # before popping: an item appended after this schedules the next drain
+            while settled:
+                settle(*settled.popleft())
+
         def _from_thread(future: asyncio.Future, done) -> None:
+            settled.append((future, done))
+            if wake[0]:
+                return
+            wake[0] = True
             try:
-                loop.call_soon_threadsafe(settle, future, done)
+                loop.call_soon_threadsafe(drain)
             except RuntimeError:  # the loop is closed: the batch is over, nobody waits for this item
                 pass
 
@@ -360,7 +381,12 @@ class _Batch:
                 index += 1
             self.items += len(prepared)
             keys = [k for _, k, inputs in prepared if k is not None and k not in inflight]
-            found = await loop.run_in_executor(self.io, self.lookup, keys) if keys else {}
+            if not keys:
+                found = {}
+            elif self.inline_io:
+                found = self.lookup(keys)
+            else:
+                found = await loop.run_in_executor(self.io, self.lookup, keys)
             handed: set[str] = set()
             for i, key, inputs in prepared:
                 if isinstance(inputs, BaseException):
@@ -573,6 +599,14 @@ def batch_iter(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy:
                **overrides: Any) -> Iterator[Any]:
     """The blocking form of :func:`abatch_iter`: the batch runs on an event loop of its own,
     in a thread, so this works from any code, inside a running event loop too."""
+    return _run_blocking(turbo, program, examples, strategy, overrides, collect=False)
+
+
+def _run_blocking(turbo: Turbo, program: Any, examples: Iterable[Any], strategy: str | None,
+                  overrides: dict[str, Any], collect: bool) -> Iterator[Any]:
+    """``batch_iter``'s body. ``collect``: the caller wants the whole list (``batch``), so the
+    loop hands every result over at once at the end instead of waking the caller's thread
+    for each ready list (a thread switch, under the GIL, per few items)."""
     component, options = _options(turbo, strategy, overrides)
     batch = _Batch(turbo, program, options, component, _total(examples))
     handoff: queue.Queue = queue.Queue(maxsize=1)  # backpressure: one ready list waits for the consumer
@@ -583,12 +617,21 @@ def batch_iter(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy:
         loop = asyncio.get_running_loop()
         # DSPy's async path hands cache reads and writes to the loop's default executor
         # (asyncio.to_thread); the stock one has min(32, cpus + 4) threads, too few for a batch.
-        loop.set_default_executor(ThreadPoolExecutor(max_workers=_helper_threads(options.max_concurrency),
-                                                     thread_name_prefix="dspy-turbo-batch-loop"))
+        loop.set_default_executor(WorkerPool(max_workers=_helper_threads(options.max_concurrency),
+                                             thread_name_prefix="dspy-turbo-batch-loop"))
         state["loop"], state["task"] = loop, asyncio.current_task()
         try:
+            collected: list[_Outcome] = []
             async for ready in batch.chunks(examples):
-                await loop.run_in_executor(batch.io, handoff.put, ready)
+                if collect:
+                    collected.extend(ready)
+                    continue
+                try:
+                    handoff.put_nowait(ready)  # the consumer keeps up: no thread hand-off for the put
+                except queue.Full:
+                    await loop.run_in_executor(batch.io, handoff.put, ready)
+            if collected:
+                handoff.put(collected)
             handoff.put(_DONE)  # the batch is over: blocking this loop can hold nothing up
         except BaseException as exc:
             state["error"] = exc
@@ -606,10 +649,12 @@ def batch_iter(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy:
     undo = _ensure_installed(turbo)
     thread = threading.Thread(target=run, name="dspy-turbo-batch", daemon=True)
     thread.start()
+    drained = False  # the producer said it is done: it only has its loop to close, nothing to cancel
     try:
         while True:
             ready = handoff.get()
             if ready is _DONE:
+                drained = True
                 break
             for outcome in ready:
                 yield batch.result(outcome)
@@ -617,7 +662,7 @@ def batch_iter(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy:
         if error is not None and not isinstance(error, asyncio.CancelledError):
             raise error
     finally:
-        if thread.is_alive():  # the consumer stopped early: cancel the rest of the batch
+        if not drained and thread.is_alive():  # the consumer stopped early: cancel the rest of the batch
             loop, task = state.get("loop"), state.get("task")
             if loop is not None and task is not None:
                 loop.call_soon_threadsafe(task.cancel)
@@ -632,4 +677,4 @@ def batch_iter(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy:
 
 
 def batch(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy: str | None = None, **overrides: Any) -> list[Any]:
-    return list(batch_iter(turbo, program, examples, strategy=strategy, **overrides))
+    return list(_run_blocking(turbo, program, examples, strategy, overrides, collect=True))

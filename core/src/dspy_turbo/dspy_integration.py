@@ -163,6 +163,16 @@ def _report(turbo: Turbo, lm: Any, started: float, result: Any = None, error: Ba
         turbo.report_coalesced(key, _lm_model(lm))
 
 
+async def _acached(turbo: Turbo, execution: Any, lm: Any, call: Any) -> Any:
+    """DSPy's cache read on the async path. DSPy hands it to a thread (a tier may do I/O);
+    when every tier is in this process's memory the read is cheaper inline than that
+    hand-off, which costs two thread switches per LM call. A semantic cache embeds the
+    request on a miss (a model, maybe a shared index): that read stays on a thread."""
+    if turbo.cache.in_process and getattr(turbo, "semantic", None) is None:
+        return execution._cached(lm, call, True)
+    return await asyncio.to_thread(execution._cached, lm, call, True)
+
+
 def _wrap(original_execute, original_aexecute, execution):
     """Wrap DSPy's execute/aexecute: hits return at once; misses go through single-flight.
 
@@ -221,7 +231,7 @@ def _wrap(original_execute, original_aexecute, execution):
         if turbo is None or not call.cache:
             return await callpolicy.aexecute(original_aexecute, lm, call)
         _ensure_in_charge(turbo)
-        hit = await asyncio.to_thread(execution._cached, lm, call, True)
+        hit = await _acached(turbo, execution, lm, call)
         if hit:
             return hit
 
@@ -248,7 +258,7 @@ def _wrap(original_execute, original_aexecute, execution):
 
             async def recheck():
                 with _rechecking():
-                    return await asyncio.to_thread(execution._cached, lm, call, True)
+                    return await _acached(turbo, execution, lm, call)
 
             result, elsewhere = await turbo.shared_flight.ado(key, recheck, call_lm)
             if elsewhere:
@@ -260,7 +270,7 @@ def _wrap(original_execute, original_aexecute, execution):
             return result
         turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
         with _rechecking():
-            return await asyncio.to_thread(execution._cached, lm, call, True) or result
+            return await _acached(turbo, execution, lm, call) or result
 
     execute.__wrapped__ = original_execute
     aexecute.__wrapped__ = original_aexecute

@@ -148,6 +148,9 @@ def dspy_turbo_wrap_backend(backend: CacheBackend, turbo: Turbo) -> CacheBackend
     Each implementation is called in turn with the backend as wrapped so far and may
     return a wrapper (an object with the ``CacheBackend`` methods) or ``None`` to leave it.
     The wrapper that the last implementation returns is the tier the engine calls.
+    A wrapper is read and written from a thread unless its class sets
+    ``in_process = True`` (see ``CacheBackend.in_process``); set it only when the wrapper
+    itself never waits on I/O, as the event loop then calls it inline.
     """
 
 

@@ -28,6 +28,7 @@ class MemoryOptions(BackendOptions):
 
 class MemoryBackend(CacheBackend):
     name: ClassVar[str] = "memory"
+    in_process: ClassVar[bool] = True  # a dict behind a lock held for microseconds: no I/O to wait on
     Options: ClassVar[type[MemoryOptions]] = MemoryOptions
 
     def __init__(self, options: MemoryOptions | None = None):

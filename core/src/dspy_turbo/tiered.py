@@ -61,6 +61,14 @@ class TieredCache:
         else:
             breaker.success()
 
+    @property
+    def in_process(self) -> bool:
+        """Every tier keeps its entries in this process (see ``CacheBackend.in_process``):
+        a lookup or store is cheaper inline than handed to a thread."""
+        # The class's own claim: a wrapper forwarding attributes (__getattr__) to a memory
+        # tier may itself do I/O, and does not inherit the claim that way.
+        return all(getattr(type(tier.backend), "in_process", False) for tier in self.tiers)
+
     # -- reads -----------------------------------------------------------------------------
 
     def get(self, key: str, count: bool = True, count_miss: bool = True) -> Entry | None:

@@ -2,23 +2,26 @@
 
 The pool belongs to the batch and is sized to it: the default executor of
 ``asyncio.to_thread`` has ``min(32, cpus + 4)`` threads, which caps a batch of 200 ms
-calls far below the concurrency asked for. Works with any callable program.
+calls far below the concurrency asked for. It is a :class:`dspy_turbo.workers.WorkerPool`,
+whose ``submit`` does not contend with the threads running DSPy. Works with any
+callable program.
 """
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from dspy_turbo.batching import BatchOptions, BatchStrategy, Item, Runner
+from dspy_turbo.workers import WorkerPool
 
 
 class ThreadRunner(Runner):
     bounded = True  # the pool has max_concurrency threads: a free worker takes the next item at once
 
     def __init__(self, max_concurrency: int):
-        self.pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="dspy-turbo-batch")
+        self.pool = WorkerPool(max_workers=max_concurrency, thread_name_prefix="dspy-turbo-batch")
         self.stopping = False
 
     def _call(self, item: Item) -> Any:
