@@ -73,19 +73,18 @@ class Entry:
                 raise DecodeError("not a dspy-turbo entry (bad magic)")
             raise DecodeError(f"entry format version {blob[2:3]!r} is not {FORMAT_VERSION}")
         try:
-            raw = orjson.loads(memoryview(blob)[3:])  # no copy of the body
-            tag, data = raw["t"], raw["d"]
-            entry = cls(
-                decode_value(tag, data), tag, float(raw["c"]),
-                None if raw.get("e") is None else float(raw["e"]),
+            raw = orjson.loads(blob[3:])  # a slice copy is cheaper than a memoryview here
+            tag = raw["t"]
+            expires = raw.get("e")
+            return cls(
+                decode_value(tag, raw["d"]), tag, float(raw["c"]), None if expires is None else float(expires),
                 raw.get("u") or {}, raw.get("$"), raw.get("m"), tuple(raw.get("g") or ()),  # fresh from orjson: no copy
+                blob,
             )
         except DecodeError:
             raise
         except Exception as exc:
             raise DecodeError(f"corrupt entry: {exc}") from exc
-        entry._blob = blob
-        return entry
 
     @property
     def size(self) -> int:
