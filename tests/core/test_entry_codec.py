@@ -75,3 +75,15 @@ def test_pickle_payload_is_never_executed(tmp_path):
     with pytest.raises(DecodeError):
         Entry.from_bytes(pickle.dumps(Evil()))
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("meta", [{"u": {"total_tokens": "n/a"}}, {"u": ["x"]}, {"$": "free"}, {"m": 7}, {"g": "tag"},
+                                  {"g": [1]}])
+def test_metadata_of_the_wrong_type_is_a_decode_error(meta):
+    import orjson
+
+    from dspy_turbo.entry import _HEADER
+
+    body = {"t": "json", "d": {"a": 1}, "c": 1.0, "e": None, "u": {}, "$": None, "m": None, "g": [], **meta}
+    with pytest.raises(DecodeError):
+        Entry.from_bytes(_HEADER + orjson.dumps(body))

@@ -263,7 +263,8 @@ class _Batch:
                 self.keep(item, value, spent)
                 return
             try:
-                self.io.submit(self.keep, item, value, spent)
+                # In the batch's context (the caller's `turbo.tagged(...)` tags, for one)
+                self.io.submit(self.context.copy().run, self.keep, item, value, spent)
             except RuntimeError:  # the batch is over (cancelled): store here instead
                 self.keep(item, value, spent)
 

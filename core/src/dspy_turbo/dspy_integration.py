@@ -94,13 +94,7 @@ class DSPyCache(_DSPyCache):
             self.turbo.semantic.add(request, key, ignored_args_for_cache_key)
 
     def __contains__(self, key: str) -> bool:
-        for tier in self.turbo.cache.tiers:
-            try:
-                if tier.breaker.allow() and tier.backend.get(key) is not None:
-                    return True
-            except Exception:  # a broken tier answers "not here", never raises into DSPy
-                continue
-        return False
+        return self.turbo.cache.contains(key)  # a broken tier answers "not here", never raises into DSPy
 
     def reset_memory_cache(self) -> None:
         for tier in self.turbo.cache.tiers:

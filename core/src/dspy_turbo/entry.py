@@ -75,11 +75,21 @@ class Entry:
         try:
             raw = orjson.loads(blob[3:])  # a slice copy is cheaper than a memoryview here
             tag = raw["t"]
-            expires = raw.get("e")
+            expires, usage, cost, model, tags = raw.get("e"), raw.get("u") or {}, raw.get("$"), raw.get("m"), raw.get("g") or ()
+            # Metadata is read on the hit path (tokens, cost saved): wrong types must be a miss
+            # here, not an exception later in the user's call.
+            if type(usage) is not dict or (cost is not None and type(cost) is not float and type(cost) is not int) \
+                    or (model is not None and type(model) is not str) or type(tags) is not list and tags != ():
+                raise DecodeError("corrupt entry: metadata of the wrong type")
+            for v in usage.values():  # a loop, not all(genexpr): this runs on every decode
+                if type(v) is not int:
+                    raise DecodeError("corrupt entry: usage counts must be integers")
+            for t in tags:
+                if type(t) is not str:
+                    raise DecodeError("corrupt entry: tags must be strings")
             return cls(
                 decode_value(tag, raw["d"]), tag, float(raw["c"]), None if expires is None else float(expires),
-                raw.get("u") or {}, raw.get("$"), raw.get("m"), tuple(raw.get("g") or ()),  # fresh from orjson: no copy
-                blob,
+                usage, cost, model, tuple(tags), blob,  # fresh from orjson: no copy
             )
         except DecodeError:
             raise

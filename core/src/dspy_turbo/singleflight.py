@@ -53,6 +53,10 @@ class SingleFlight:
 
     def do(self, key: str, fn: Callable[[], T]) -> tuple[T, bool]:
         """Run ``fn`` once for all concurrent callers of ``key``; returns (result, shared)."""
+        if _on_event_loop():
+            # A sync call made from async code, on the loop's own thread: waiting here could
+            # block the very loop an async leader needs to finish. Call without coalescing.
+            return fn(), False
         while True:
             fut, leader = self._join(key)
             if leader:
@@ -135,10 +139,15 @@ class SharedFlight:
         deadline = time.monotonic() + self.wait
         delay = self.poll
         while True:
+            attempt = asyncio.ensure_future(asyncio.to_thread(self.coordinator.try_lease, name, self.lease))
             try:
-                token = await asyncio.to_thread(self.coordinator.try_lease, name, self.lease)
+                token = await asyncio.shield(attempt)
             except CoordinationUnavailable:
                 return await call(), False
+            except asyncio.CancelledError:
+                # The thread may still take the lease: give it back then, or everybody waits it out.
+                attempt.add_done_callback(lambda done: self._release_taken(name, done))
+                raise
             if token is not None:
                 try:
                     return await call(), False
@@ -152,8 +161,21 @@ class SharedFlight:
                 return await call(), False
             delay = min(delay * 1.5, self.max_poll)
 
+    def _release_taken(self, name: str, attempt: asyncio.Future) -> None:
+        if attempt.cancelled() or attempt.exception() is not None or not attempt.result():
+            return
+        asyncio.get_running_loop().run_in_executor(None, self._release, name, attempt.result())
+
     def _release(self, name: str, token: str) -> None:
         try:
             self.coordinator.release(name, token)
         except CoordinationUnavailable:
             pass  # the lease expires by itself
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

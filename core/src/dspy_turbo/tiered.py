@@ -145,11 +145,11 @@ class TieredCache:
     # -- writes ----------------------------------------------------------------------------
 
     def _set_one(self, tier: Tier, key: str, entry: Entry, promote: bool = False) -> bool:
-        breaker = tier.write_breaker
-        if not breaker.allow():
-            return False
         ttl = effective_ttl(tier.ttl, entry)
         if ttl is not None and ttl <= 0:
+            return False
+        breaker = tier.write_breaker
+        if not breaker.allow():  # from here on, a half-open breaker's trial is ours to settle
             return False
         t0 = time.perf_counter()
         try:
@@ -174,6 +174,23 @@ class TieredCache:
             tier.backend.delete(key)
         except Exception as exc:
             self.failed(tier, "delete", exc, breaker=tier.write_breaker)
+            return
+        tier.write_breaker.success()
+
+    def contains(self, key: str) -> bool:
+        """Is ``key`` in any tier? No events, no promotion; a failing tier answers no."""
+        for tier in self.tiers:
+            if not tier.breaker.allow():
+                continue
+            try:
+                found = tier.backend.get(key) is not None
+            except Exception as exc:
+                self.failed(tier, "get", exc)
+                continue
+            tier.breaker.success()
+            if found:
+                return True
+        return False
 
     def delete(self, key: str) -> None:
         for tier in self.tiers:

@@ -21,7 +21,7 @@ from .coordination import Coordinator, GuardedCoordinator, LocalCoordinator
 from .costs import PriceTable
 from .entry import Entry
 from .events import Event, EventBus, describe_error
-from .keys import KeyBuilder
+from .keys import KEY_VERSION, KeyBuilder
 from .plugins import Registry, build_registry, make_plugin_manager
 from .singleflight import SharedFlight, SingleFlight
 from .stats import StatsAggregator
@@ -51,54 +51,59 @@ class Turbo:
         self._stats = StatsAggregator()
         self.bus = EventBus([("stats", self._stats)])
         self.sinks = []
-        queue_size = self.settings.metrics.queue_size
-        for spec in config.sinks:
-            try:
-                sink = spec.cls.from_options(spec.options, self)
-            except BaseException:  # e.g. a port in use: release what the earlier sinks hold
-                self.bus.close(0)
-                for built in self.sinks:
-                    getattr(built, "close", lambda: None)()
-                raise
-            self.sinks.append(sink)
-            self.bus.add_background(f"{spec.path}:{spec.cls.name}", sink, queue_size)
-        for impl in pm.hook.dspy_turbo_metric_event.get_hookimpls():
-            self.bus.add_background(f"hook:{impl.plugin_name}", _event_hook(impl.function), queue_size)
-        # -- monitoring: timings of user code, alert rules (see profiling.py, alerts.py)
-        from .profiling import Timings
+        self.cache = self.coordinator = self.semantic = None
+        try:
+            queue_size = self.settings.metrics.queue_size
+            for spec in config.sinks:
+                sink = spec.cls.from_options(spec.options, self)  # e.g. a port in use raises
+                self.sinks.append(sink)
+                self.bus.add_background(f"{spec.path}:{spec.cls.name}", sink, queue_size)
+            for impl in pm.hook.dspy_turbo_metric_event.get_hookimpls():
+                self.bus.add_background(f"hook:{impl.plugin_name}", _event_hook(impl.function), queue_size)
+            # -- monitoring: timings of user code, alert rules (see profiling.py, alerts.py)
+            from .profiling import Timings
 
-        self.timings = Timings()
-        self.alerts = None
-        if self.settings.metrics.alerts:
-            from .alerts import AlertMonitor
+            self.timings = Timings()
+            self.alerts = None
+            if self.settings.metrics.alerts:
+                from .alerts import AlertMonitor
 
-            self.alerts = AlertMonitor(self.settings.metrics.alerts, self.bus, self.namespace)
-            self.bus.add_background("alerts", self.alerts, queue_size)
-        self._should_store = pm.hook.dspy_turbo_should_store
-        self._has_store_hooks = bool(self._should_store.get_hookimpls())
-        self.cache = TieredCache(self._build_tiers(config), self.bus, self.namespace)
-        self.coordinator = self._find_coordinator()
-        flight = self.settings.cache.singleflight
-        self.shared_flight = SharedFlight(self.coordinator, flight.lease, flight.wait) if self.coordinator.shared else None
-        self.integration = None  # set by install()
-        self.closed = False
-        self._selector = self._budget = None  # model routing, built on first use (router.py)
-        self._routing_lock = threading.Lock()
-        # -- semantic cache (cache.semantic): dspy_turbo.semantic --
-        self.semantic = None
-        if config.semantic_index is not None and config.semantic_embedder is not None:
-            from .semantic import SemanticCache
+                self.alerts = AlertMonitor(self.settings.metrics.alerts, self.bus, self.namespace)
+                self.bus.add_background("alerts", self.alerts, queue_size)
+            self._should_store = pm.hook.dspy_turbo_should_store
+            self._has_store_hooks = bool(self._should_store.get_hookimpls())
+            self.cache = TieredCache(self._build_tiers(config), self.bus, self.namespace)
+            self.coordinator = self._find_coordinator()
+            flight = self.settings.cache.singleflight
+            self.shared_flight = SharedFlight(self.coordinator, flight.lease, flight.wait) if self.coordinator.shared else None
+            self.integration = None  # set by install()
+            self.closed = False
+            self._selector = self._budget = None  # model routing, built on first use (router.py)
+            self._routing_lock = threading.Lock()
+            # -- semantic cache (cache.semantic): dspy_turbo.semantic --
+            self.semantic = None
+            if config.semantic_index is not None and config.semantic_embedder is not None:
+                from .semantic import SemanticCache
 
-            try:
                 self.semantic = SemanticCache.build(self, config)
-            except BaseException:  # a config error at load must not leave tiers, threads or sinks open
-                self.cache.close()
-                self.coordinator.close()
-                self.bus.close(0)
-                for built in self.sinks:
-                    getattr(built, "close", lambda: None)()
-                raise
-        pm.hook.dspy_turbo_startup(turbo=self)
+            pm.hook.dspy_turbo_startup(turbo=self)
+        except BaseException:  # a failed start (a port in use, a config error, a hook) leaves nothing open
+            self._release_partial()
+            raise
+
+    def _release_partial(self) -> None:
+        for part in (self.semantic, self.cache, self.coordinator):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception as exc:
+                    logger.warning("closing after a failed start raised %s", describe_error(exc))
+        self.bus.close(0)
+        for sink in self.sinks:
+            try:
+                getattr(sink, "close", lambda: None)()
+            except Exception as exc:
+                logger.warning("closing a sink after a failed start raised %s", describe_error(exc))
 
     def _build_tiers(self, config: Config) -> list[Tier]:
         breaker = self.settings.cache.breaker
@@ -348,8 +353,15 @@ class Turbo:
         """Remove this namespace's entries (from one tier, or all); returns counts per tier."""
         removed = self.cache.clear(self.keys.prefix, tier)
         if self.semantic is not None and tier is None:
-            removed["semantic"] = self.semantic.clear()
+            self._clear_semantic(removed)
         return removed
+
+    def _clear_semantic(self, removed: dict[str, int]) -> None:
+        try:
+            removed["semantic"] = self.semantic.clear()  # the namespace's vectors go with its entries
+        except Exception as exc:  # the exact tiers are cleared already; report, never raise
+            self.bus.emit(Event(ev.ERROR, error=describe_error(exc), reason="semantic_clear", namespace=self.namespace,
+                                extra={"component": "semantic"}))
 
     @contextlib.contextmanager
     def tagged(self, *tags: str) -> Iterator[None]:
@@ -375,14 +387,16 @@ class Turbo:
             raise ValueError(f"no tier named {tier!r}; tiers: {', '.join(names)}")
         if namespace is not None and not namespace.strip():
             raise ValueError("namespace must not be empty (it would match every key)")
-        prefix = f"{namespace}:" if namespace else self.keys.prefix
+        # Entries only (<ns>:v1:...): a namespace's leases, rate buckets and index log on a
+        # shared tier belong to running processes and stay.
+        prefix = f"{namespace}:v{KEY_VERSION}:" if namespace else self.keys.prefix
         if tag is not None:
             if not tag:
                 raise ValueError("tag must not be empty")
             return self.cache.delete_tagged(prefix, tag, tier)
         removed = self.cache.clear(prefix, tier)
-        if self.semantic is not None and tier is None and prefix == self.keys.prefix:
-            removed["semantic"] = self.semantic.clear()  # the namespace's vectors go with its entries
+        if self.semantic is not None and tier is None and namespace in (None, self.namespace):
+            self._clear_semantic(removed)
         return removed
 
     def close(self) -> None:
