@@ -87,3 +87,12 @@ def test_metadata_of_the_wrong_type_is_a_decode_error(meta):
     body = {"t": "json", "d": {"a": 1}, "c": 1.0, "e": None, "u": {}, "$": None, "m": None, "g": [], **meta}
     with pytest.raises(DecodeError):
         Entry.from_bytes(_HEADER + orjson.dumps(body))
+
+
+def test_a_prediction_keeps_all_its_completions():
+    import dspy
+
+    prediction = dspy.Prediction.from_completions([{"answer": "a"}, {"answer": "b"}, {"answer": "c"}])
+    again = Entry.from_bytes(Entry.create(prediction).to_bytes()).copy_value()
+    assert isinstance(again, dspy.Prediction) and again.answer == "a"
+    assert [c.answer for c in again.completions] == ["a", "b", "c"]

@@ -161,12 +161,20 @@ def _is_prediction(value: Any) -> bool:
 
 def _encode_prediction(value: Any) -> Any:
     store = dict(value.items(include_dspy=True)) if hasattr(value, "items") else dict(value._store)
-    return {"fields": encode_value(store)[1]}
+    data = {"fields": encode_value(store)[1]}
+    completions = getattr(value, "_completions", None)
+    if completions is not None and len(completions) > 1:  # n > 1, BestOfN, majority: keep them all
+        data["completions"] = [encode_value(dict(c.items()))[1] for c in completions]
+    return data
 
 
 def _decode_prediction(data: Any) -> Any:
     import dspy
 
+    if data.get("completions"):
+        prediction = dspy.Prediction.from_completions([decode_value("json", c) for c in data["completions"]])
+        prediction._store = decode_value("json", data["fields"])  # the chosen one may not be the first
+        return prediction
     return dspy.Prediction(**decode_value("json", data["fields"]))
 
 

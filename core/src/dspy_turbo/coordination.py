@@ -45,8 +45,9 @@ class Coordinator:
         ``capacity`` (full when first used).
 
         Returns ``0.0`` when the tokens were taken, else how many seconds to wait before
-        enough are there (nothing is taken then). ``amount`` above ``capacity`` is clipped
-        to ``capacity``, so an oversized request waits for a full bucket instead of forever.
+        enough are there (nothing is taken then). A request larger than ``capacity`` waits
+        for a full bucket (not forever), then takes its whole ``amount``: the bucket goes
+        into debt, so the requests after it wait until the rate has paid for it.
         """
         raise NotImplementedError
 
@@ -101,7 +102,7 @@ class LocalCoordinator(Coordinator):
                 del self._leases[name]
 
     def take(self, bucket: str, amount: float, rate: float, capacity: float) -> float:
-        amount = min(amount, capacity)
+        need = min(amount, capacity)
         now = self.clock()
         with self._lock:
             state = self._buckets.get(bucket)
@@ -109,10 +110,10 @@ class LocalCoordinator(Coordinator):
                 state = self._buckets[bucket] = _Bucket(capacity, now)
             state.level = min(capacity, state.level + (now - state.updated) * rate)
             state.updated = now
-            if state.level >= amount:
-                state.level -= amount
+            if state.level >= need:
+                state.level -= amount  # may go below zero: debt for an oversized request
                 return 0.0
-            return (amount - state.level) / rate if rate > 0 else float("inf")
+            return (need - state.level) / rate if rate > 0 else float("inf")
 
 
 class CoordinationUnavailable(RuntimeError):

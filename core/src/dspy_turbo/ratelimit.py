@@ -102,8 +102,10 @@ class RateLimiter:
 
     async def aacquire(self, model: str | None, tokens: float = 0.0) -> float:
         waited = 0.0
+        shared = self.coordinator.shared  # a round trip to Redis: never on the event loop itself
         for bucket, amount, rate, capacity in self._buckets(model, tokens):
-            while (wait := self._take(bucket, amount, rate, capacity)) > 0:
+            while (wait := (await asyncio.to_thread(self._take, bucket, amount, rate, capacity) if shared
+                            else self._take(bucket, amount, rate, capacity))) > 0:
                 await self.asleep(wait)
                 waited += wait
         self.waited += waited

@@ -291,3 +291,47 @@ def test_get_many_is_one_round_trip_and_decodes(redis_url, namespace, cleanup):
         assert stats["hits"] == {"redis": 60} and stats["misses"] == 40
     finally:
         turbo.close()
+
+
+def test_a_busy_pool_waits_for_a_connection_instead_of_failing(redis_url):
+    prefix = f"pool-{uuid.uuid4().hex[:8]}:"
+    backend = RedisBackend(RedisOptions(url=redis_url, prefix=prefix, max_connections=4, timeout="2s"))
+    backend.set("ns:v1:k", Entry.create({"v": 1}))
+    errors = []
+
+    def read():
+        try:
+            for _ in range(20):
+                assert backend.get("ns:v1:k").value == {"v": 1}
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    backend.close()
+    _drop(redis_url, prefix)
+    assert errors == []
+
+
+def test_tag_index_expires_with_its_entries(redis_url):
+    prefix = f"tagttl-{uuid.uuid4().hex[:8]}:"
+    backend = RedisBackend(RedisOptions(url=redis_url, prefix=prefix))
+    try:
+        backend.set("ns:v1:a", Entry.create({"v": 1}, tags=("faq",)), ttl=60)
+        client = redis.Redis.from_url(redis_url)
+        assert 0 < client.pttl(f"{prefix}ns:tag:faq") <= 60_000
+        backend.set("ns:v1:b", Entry.create({"v": 2}, tags=("faq",)), ttl=600)
+        assert 60_000 < client.pttl(f"{prefix}ns:tag:faq") <= 600_000  # as long as its longest entry
+        client.close()
+    finally:
+        backend.close()
+        _drop(redis_url, prefix)
+
+
+def test_a_startup_node_with_credentials_is_refused_without_echoing_them():
+    with pytest.raises(dspy_turbo.ConfigError) as info:
+        dspy_turbo.load({"cache": {"tiers": [{"type": "redis", "startup_nodes": ["redis://:hunter2@10.0.0.1:7000"]}]}})
+    assert "hunter2" not in str(info.value) and "startup node" in str(info.value)

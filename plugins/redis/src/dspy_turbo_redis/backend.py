@@ -64,8 +64,9 @@ class RedisOptions(BackendOptions):
     def _nodes(cls, value: list[str] | None) -> list[str] | None:
         for node in value or ():
             host, _, port = node.rpartition(":")
-            if not host or not port.isdigit():
-                raise ValueError(f"startup node {node!r} is not host:port")
+            if not host or not port.isdigit() or any(c in host for c in "@/ "):
+                # never echo the value: a URL with a password pasted here must not reach a log
+                raise ValueError("a startup node is not host:port (credentials go in `password`, not in the node list)")
         return value
 
 
@@ -130,9 +131,15 @@ class RedisBackend(CacheBackend):
             common["password"] = opts.password.get_secret_value()
         url = opts.url.get_secret_value()
         if not self.is_cluster:
-            return redis.Redis.from_url(url, **common)
+            # A blocking pool: past max_connections a caller waits (at most `timeout`) for a free
+            # connection instead of failing at once, so a busy but healthy server is no error.
+            pool = redis.BlockingConnectionPool.from_url(url, timeout=timeout, **common)
+            return redis.Redis(connection_pool=pool)
         from redis.cluster import ClusterNode, RedisCluster
 
+        # No cluster-level retry loop either: a timed-out call would be tried again after a
+        # slot-map refresh, several times the timeout in all.
+        common["retry"] = Retry(NoBackoff(), 0)
         if opts.startup_nodes:
             nodes = [ClusterNode(host, int(port)) for host, _, port in (n.rpartition(":") for n in opts.startup_nodes)]
             return RedisCluster(startup_nodes=nodes, **common)
@@ -194,7 +201,10 @@ class RedisBackend(CacheBackend):
             tag_key = self._tag_key(namespace, tag)
             pipe.sadd(tag_key, key)
             if px is not None:
-                pipe.pexpire(tag_key, px, gt=True)  # the index lives as long as its longest entry
+                # The index lives as long as its longest entry: NX sets a first expiry (GT alone
+                # treats "no expiry" as infinite and never sets one), GT extends it.
+                pipe.pexpire(tag_key, px, nx=True)
+                pipe.pexpire(tag_key, px, gt=True)
             else:
                 pipe.persist(tag_key)
         pipe.execute()

@@ -20,18 +20,21 @@ return 0
 
 # A token bucket in one hash: level and the server time it was computed at. Returns the
 # seconds to wait as a string (Lua numbers would be truncated to integers in the reply).
+# As LocalCoordinator.take: an oversized request waits for a full bucket, then takes its
+# whole amount (the level goes negative: debt the rate pays off).
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local amount, rate, capacity = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local need = math.min(amount, capacity)
 local state = redis.call('HMGET', KEYS[1], 'level', 'ts')
 local level = tonumber(state[1]) or capacity
 local ts = tonumber(state[2]) or now
 level = math.min(capacity, level + math.max(0, now - ts) * rate)
 local wait = 0
-if level >= amount then level = level - amount else wait = (amount - level) / rate end
+if level >= need then level = level - amount else wait = (need - level) / rate end
 redis.call('HSET', KEYS[1], 'level', tostring(level), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - level) / rate * 1000) + 1000)  -- until refilled, debt included
 return tostring(wait)
 """
 
@@ -66,7 +69,7 @@ class RedisCoordinator(Coordinator):
         if rate <= 0:
             raise ValueError("rate must be positive")
         _, take = self._scripts()
-        wait = take(keys=[f"{self.prefix}bucket:{bucket}"], args=[repr(min(amount, capacity)), repr(rate), repr(capacity)])
+        wait = take(keys=[f"{self.prefix}bucket:{bucket}"], args=[repr(float(amount)), repr(rate), repr(capacity)])
         return float(wait)
 
     def append(self, log: str, record: bytes) -> None:
