@@ -328,9 +328,15 @@ class _Batch:
             except Exception as exc:
                 outcome = _Outcome(False, exc)
             except BaseException as exc:  # KeyboardInterrupt in an item: the batch must not wait for it forever
-                if not isinstance(exc, asyncio.CancelledError) and not future.done():
-                    future.set_result(_Outcome(False, exc))
-                raise
+                task = asyncio.current_task()
+                if isinstance(exc, asyncio.CancelledError) and not (task is not None and task.cancelling()):
+                    # The program raised CancelledError itself (an inner task it cancelled): that
+                    # item failed; the batch goes on and must not wait for it forever.
+                    outcome = _Outcome(False, exc)
+                else:
+                    if not isinstance(exc, asyncio.CancelledError) and not future.done():
+                        future.set_result(_Outcome(False, exc))
+                    raise
             future.set_result(outcome)
             finished(outcome)
 
@@ -343,7 +349,7 @@ class _Batch:
             if future.done() or done.cancelled():
                 return
             exc = done.exception()
-            if isinstance(exc, asyncio.CancelledError):  # stopped with the batch
+            if isinstance(exc, asyncio.CancelledError) and self.stopping:  # stopped with the batch
                 return
             outcome = _Outcome(True, done.result()) if exc is None else _Outcome(False, exc)
             future.set_result(outcome)

@@ -301,3 +301,22 @@ def test_an_item_hit_reports_the_tokens_and_dollars_it_saved(make_turbo, lm):
     assert saved["lm_calls"] == 0
     assert saved["tokens"]["saved"] == spent["tokens"]["spent"]
     assert saved["dollars"]["saved"] == pytest.approx(spent["dollars"]["spent"])
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_an_item_raising_cancelled_error_fails_alone(make_turbo, lm, strategy):
+    import asyncio
+
+    class CancelOne(dspy.Module):
+        def forward(self, question):
+            if question == "cancel me":
+                raise asyncio.CancelledError()  # e.g. an inner task the program cancelled
+            return f"ok {question}"
+
+        async def aforward(self, question):
+            return self.forward(question)
+
+    turbo = make_turbo(_config(max_concurrency=2))
+    results = turbo.batch(CancelOne(), [{"question": "cancel me"}, {"question": "fine"}], strategy=strategy,
+                          return_exceptions=True, item_cache=False)
+    assert isinstance(results[0], asyncio.CancelledError) and results[1] == "ok fine"

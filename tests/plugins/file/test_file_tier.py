@@ -217,3 +217,15 @@ def test_full_disk_degrades_and_the_program_goes_on(small_disk, lm):
         assert lm.engine.calls == 40
     finally:
         turbo.close()
+
+
+def test_a_foreign_key_in_the_directory_does_not_stop_invalidation(tmp_path):
+    backend = FileBackend(FileOptions(directory=str(tmp_path)))
+    backend.set("ns:v1:a", Entry.create({"v": 1}))
+    backend.set("ns:v1:b", Entry.create({"v": 2}))
+    foreign = diskcache.Cache(str(tmp_path))
+    foreign.set(("a", "tuple", "key"), b"written by something else")  # diskcache pickles such a key
+    foreign.close()
+    assert sorted(backend.keys("ns:")) == ["ns:v1:a", "ns:v1:b"]
+    assert backend.clear("ns:") == 2 and backend.get("ns:v1:a") is None
+    backend.close()

@@ -142,8 +142,15 @@ class FileBackend(CacheBackend):
         self._store().delete(key)
 
     def keys(self, prefix: str = "") -> list[str]:
+        """Our keys under ``prefix``, read as raw rows: a foreign (pickled) key in the directory
+        is passed over, never unpickled, and does not stop the listing (invalidation)."""
         cache = self._store()
-        return [key for key in cache if isinstance(key, str) and key.startswith(prefix)]
+        found = []
+        for shard in getattr(cache, "_shards", None) or (cache,):
+            for key, raw in shard._sql("SELECT key, raw FROM Cache").fetchall():
+                if raw and isinstance(key, str) and key.startswith(prefix):
+                    found.append(key)
+        return found
 
     def clear(self, prefix: str = "") -> int:
         cache = self._store()
