@@ -330,3 +330,32 @@ def test_cached_decorator_coalesces_concurrent_calls_and_counts_each_once(turbo,
     assert calls == ["same"] and results == [{"result": "same"}] * 8
     stats = turbo.stats()
     assert stats["coalesced"] == 7 and stats["misses"] == 8 and stats["hits_total"] == 0
+
+
+def test_waiters_of_an_unstored_call_do_not_count_its_usage_again(make_turbo):
+    """When the leader's answer is not stored (here a veto), waiters get their own copy of
+    it, marked as a hit: DSPy's usage tracking sees the one LM call once."""
+    import threading
+
+    class Veto:
+        @dspy_turbo.hookimpl
+        def dspy_turbo_should_store(self, request, value, entry, reason, turbo):
+            return False
+
+    make_turbo(plugins=[Veto()]).install()
+    model = offline_lm("openai/gpt-4o-mini", latency=0.3)
+    predict = dspy.Predict("question -> answer")
+    tracked, answers = [], []
+
+    def ask():
+        with dspy.context(lm=model), dspy.track_usage() as tracker:
+            answers.append(predict(question="same").answer)
+        tracked.append(tracker.get_total_tokens().get("openai/gpt-4o-mini", {}).get("total_tokens") or 0)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert model.engine.calls == 1 and len(set(answers)) == 1
+    assert sorted(tracked)[:3] == [0, 0, 0] and sorted(tracked)[3] > 0

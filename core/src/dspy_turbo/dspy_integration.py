@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
 import logging
 import threading
 import time
@@ -167,6 +168,23 @@ async def _acached(turbo: Turbo, execution: Any, lm: Any, call: Any) -> Any:
     return await asyncio.to_thread(execution._cached, lm, call, True)
 
 
+def _waiter_copy(result: Any) -> Any:
+    """A single-flight waiter's own result when the leader's was not stored (refused by
+    admission, vetoed, or every tier failed): not the leader's object, which its caller may
+    change, and with no usage of its own, like a cache hit, so DSPy's usage tracking counts
+    the one LM call once."""
+    try:
+        mine = copy.deepcopy(result)
+    except Exception:
+        mine = copy.copy(result)
+    try:
+        mine.cache_hit = True
+        mine.usage = {}
+    except Exception:
+        pass  # an object that refuses: the leader's numbers, as before
+    return mine
+
+
 def _wrap(original_execute, original_aexecute, execution):
     """Wrap DSPy's execute/aexecute: hits return at once; misses go through single-flight.
 
@@ -216,9 +234,9 @@ def _wrap(original_execute, original_aexecute, execution):
         if not shared:
             return result
         turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
-        # Our own copy from the cache when the leader stored it; else the leader's result.
+        # Our own copy from the cache when the leader stored it; else a copy of the leader's result.
         with _rechecking():
-            return execution._cached(lm, call, False) or result
+            return execution._cached(lm, call, False) or _waiter_copy(result)
 
     async def aexecute(lm, call):
         turbo = _active
@@ -264,7 +282,7 @@ def _wrap(original_execute, original_aexecute, execution):
             return result
         turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
         with _rechecking():
-            return await _acached(turbo, execution, lm, call) or result
+            return await _acached(turbo, execution, lm, call) or _waiter_copy(result)
 
     execute.__wrapped__ = original_execute
     aexecute.__wrapped__ = original_aexecute
