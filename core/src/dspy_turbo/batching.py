@@ -164,7 +164,10 @@ class Runner:
     of that many threads): the batch then hands items over without waiting for a slot,
     so a worker that finishes picks the next item without a round trip through the event
     loop. With a per-item ``timeout`` the batch still hands out slots itself, so that the
-    timeout counts running time only, not time spent queued. A bounded runner may also
+    timeout counts running time, not time spent waiting for a slot. (A thread cannot be
+    stopped: a timed-out item's thread runs on in the background and keeps its pool thread
+    busy, so an item handed to that pool meanwhile may wait for it, and that wait counts.)
+    A bounded runner may also
     offer ``submit(item) -> concurrent.futures.Future`` (the same as ``run``, without a
     coroutine per item); the batch then uses it when there is no ``timeout``."""
 
