@@ -91,9 +91,11 @@ class CallPolicy:
         if self.turbo is not None:
             self.turbo.bus.emit(Event(kind, model=model, latency=latency, error=error, namespace=self.turbo.namespace))
 
-    def _acquire_args(self, lm: Any, call: Any) -> tuple[str | None, float]:
+    def _acquire_args(self, lm: Any, call: Any) -> tuple[str | None, float, int]:
+        """(model, tokens, requests) one execute will send: ``n`` candidates are ``n`` requests."""
         model = getattr(lm, "model", None)
-        return model, self.limiter.estimate(model, _prompt_chars(call)) if self.limiter else 0.0
+        n = _candidates(lm, call)
+        return model, (self.limiter.estimate(model, _prompt_chars(call)) * n if self.limiter else 0.0), n
 
     def _observe(self, lm: Any, model: str | None, result: Any) -> None:
         spent = _SPENT.get()
@@ -133,10 +135,10 @@ def execute(original, lm: Any, call: Any) -> Any:
         return original(lm, call)
     attempts = policy.retry.attempts_for(lm)
     once = policy.one_attempt(lm)
-    model, tokens = policy._acquire_args(lm, call)
+    model, tokens, requests = policy._acquire_args(lm, call)
     for attempt in range(attempts):
         if policy.limiter is not None:
-            waited = policy.limiter.acquire(model, tokens)
+            waited = policy.limiter.acquire(model, tokens, requests)
             if waited:
                 policy._emit(RATE_LIMITED, model, waited)
         try:
@@ -158,10 +160,10 @@ async def aexecute(original, lm: Any, call: Any) -> Any:
         return await original(lm, call)
     attempts = policy.retry.attempts_for(lm)
     once = policy.one_attempt(lm)
-    model, tokens = policy._acquire_args(lm, call)
+    model, tokens, requests = policy._acquire_args(lm, call)
     for attempt in range(attempts):
         if policy.limiter is not None:
-            waited = await policy.limiter.aacquire(model, tokens)
+            waited = await policy.limiter.aacquire(model, tokens, requests)
             if waited:
                 policy._emit(RATE_LIMITED, model, waited)
         try:
@@ -175,6 +177,14 @@ async def aexecute(original, lm: Any, call: Any) -> Any:
         policy._observe(lm, model, result)
         return result
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _candidates(lm: Any, call: Any) -> int:
+    for source in (getattr(call, "kwargs", None), getattr(lm, "kwargs", None)):
+        n = (source or {}).get("n") or (source or {}).get("num_generations")
+        if isinstance(n, int) and n > 1:
+            return n
+    return 1
 
 
 def current() -> CallPolicy | None:

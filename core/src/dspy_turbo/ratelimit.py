@@ -61,12 +61,12 @@ class RateLimiter:
     def limit_for(self, model: str | None) -> Limit:
         return self.settings.per_model.get(model or "", self.settings)
 
-    def _buckets(self, model: str | None, tokens: float) -> list[tuple[str, float, float, float]]:
+    def _buckets(self, model: str | None, tokens: float, requests: int = 1) -> list[tuple[str, float, float, float]]:
         limit = self.limit_for(model)
         out = []
         if limit.requests_per_minute:
             rate = limit.requests_per_minute / 60
-            out.append((f"ratelimit:{model}:requests", 1.0, rate, max(1.0, rate * limit.burst)))
+            out.append((f"ratelimit:{model}:requests", float(requests), rate, max(1.0, rate * limit.burst)))
         if limit.tokens_per_minute:
             rate = limit.tokens_per_minute / 60
             out.append((f"ratelimit:{model}:tokens", max(1.0, tokens), rate, max(1.0, rate * limit.burst)))
@@ -90,20 +90,20 @@ class RateLimiter:
             old = self._completion.get(model or "")
             self._completion[model or ""] = completion_tokens if old is None else 0.8 * old + 0.2 * completion_tokens
 
-    def acquire(self, model: str | None, tokens: float = 0.0) -> float:
-        """Wait until the request may go; returns the seconds waited."""
+    def acquire(self, model: str | None, tokens: float = 0.0, requests: int = 1) -> float:
+        """Wait until ``requests`` requests (of ``tokens`` in all) may go; returns the seconds waited."""
         waited = 0.0
-        for bucket, amount, rate, capacity in self._buckets(model, tokens):
+        for bucket, amount, rate, capacity in self._buckets(model, tokens, requests):
             while (wait := self._take(bucket, amount, rate, capacity)) > 0:
                 self.sleep(wait)
                 waited += wait
         self.waited += waited
         return waited
 
-    async def aacquire(self, model: str | None, tokens: float = 0.0) -> float:
+    async def aacquire(self, model: str | None, tokens: float = 0.0, requests: int = 1) -> float:
         waited = 0.0
         shared = self.coordinator.shared  # a round trip to Redis: never on the event loop itself
-        for bucket, amount, rate, capacity in self._buckets(model, tokens):
+        for bucket, amount, rate, capacity in self._buckets(model, tokens, requests):
             while (wait := (await asyncio.to_thread(self._take, bucket, amount, rate, capacity) if shared
                             else self._take(bucket, amount, rate, capacity))) > 0:
                 await self.asleep(wait)

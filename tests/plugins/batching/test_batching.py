@@ -320,3 +320,21 @@ def test_an_item_raising_cancelled_error_fails_alone(make_turbo, lm, strategy):
     results = turbo.batch(CancelOne(), [{"question": "cancel me"}, {"question": "fine"}], strategy=strategy,
                           return_exceptions=True, item_cache=False)
     assert isinstance(results[0], asyncio.CancelledError) and results[1] == "ok fine"
+
+
+def test_n_candidates_take_n_requests_from_the_rate_limit(make_turbo, lm, monkeypatch):
+    from dspy_turbo import coordination
+
+    taken = []
+    original = coordination.LocalCoordinator.take
+
+    def take(self, bucket, amount, rate, capacity):
+        if bucket.endswith(":requests"):
+            taken.append(amount)
+        return original(self, bucket, amount, rate, capacity)
+
+    monkeypatch.setattr(coordination.LocalCoordinator, "take", take)
+    turbo = make_turbo(_config())
+    turbo.batch(dspy.Predict("question -> answer", n=3), [{"question": "hello"}], item_cache=False,
+                rate_limit={"requests_per_minute": 6000})
+    assert taken == [3.0]  # three candidates are three requests to the provider
