@@ -408,11 +408,13 @@ class _Batch:
                     value = found[key]
                     if key in handed:  # the same key twice in this chunk: each gets its own copy
                         value = _own_copy(value)
+                        self.turbo.report_coalesced(key)  # the bulk lookup counted the key once
                     handed.add(key)
                     slots.append((_Outcome(True, value), False))
                     self.progress.update(hits=1)
                 elif key is not None and key in inflight:
                     self.coalesced += 1
+                    self.turbo.report_coalesced(key)  # every request counts once in turbo.stats()
                     slots.append((inflight[key], True))
                 else:
                     future = loop.create_future()
