@@ -46,6 +46,7 @@ from pydantic import Field
 from . import callpolicy, codec
 from .callpolicy import CallPolicy
 from .components import Component, Options
+from .entry import Entry
 from .events import Event
 from .programs import item_inputs, program_identity
 from .progress import Progress
@@ -275,12 +276,13 @@ class _Batch:
         if item.key is not None and self.options.item_cache and value is not None:
             self.turbo.store(item.key, value, usage=spent.usage() if spent else None, cost=spent.cost if spent else None)
 
-    def lookup(self, keys: list[str]) -> dict[str, Any]:
+    def lookup(self, keys: list[str]) -> dict[str, tuple[Any, Entry]]:
+        """The cached items among ``keys``: their values (own copies) and entries."""
         entries = self.turbo.cache.get_many(keys, report_misses=False)
         out = {}
         for key, entry in entries.items():
             try:
-                out[key] = entry.copy_value()
+                out[key] = (entry.copy_value(), entry)
             except Exception:  # undecodable: run the item instead
                 continue
         return out
@@ -405,16 +407,17 @@ class _Batch:
                     finished(outcome)
                 elif key is not None and key in found:
                     self.hits += 1
-                    value = found[key]
+                    value, entry = found[key]
                     if key in handed:  # the same key twice in this chunk: each gets its own copy
                         value = _own_copy(value)
-                        self.turbo.report_coalesced(key)  # the bulk lookup counted the key once
+                        # the bulk lookup counted the key once; this copy saved the same call
+                        self.turbo.report_coalesced(key, entry.model, entry.usage, entry.cost, lookup=False)
                     handed.add(key)
                     slots.append((_Outcome(True, value), False))
                     self.progress.update(hits=1)
                 elif key is not None and key in inflight:
                     self.coalesced += 1
-                    self.turbo.report_coalesced(key)  # every request counts once in turbo.stats()
+                    self.turbo.report_coalesced(key, lookup=False)  # every request counts once in turbo.stats()
                     slots.append((inflight[key], True))
                 else:
                     future = loop.create_future()

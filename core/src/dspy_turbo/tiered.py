@@ -28,7 +28,7 @@ class Tier:
     ttl: float | None
     timeout: float | None
     write_breaker: CircuitBreaker = field(default=None)  # type: ignore[assignment]
-    """Writes (set, delete, clear); defaults to a copy of ``breaker``'s settings."""
+    """Writes (set, delete); defaults to a copy of ``breaker``'s settings."""
 
     def __post_init__(self) -> None:
         if self.write_breaker is None:
@@ -196,27 +196,24 @@ class TieredCache:
         for tier in self.tiers:
             self._safe_delete(tier, key)
 
-    def clear(self, prefix: str = "", tier_name: str | None = None) -> dict[str, int]:
+    def _removal(self, op: str, tier_name: str | None, remove) -> dict[str, int]:
+        """``remove(backend)`` on every tier (or the one named): how many each removed; a tier
+        that raises is an error event and is left out of the result."""
         removed = {}
         for tier in self.tiers:
             if tier_name is not None and tier.name != tier_name:
                 continue
             try:
-                removed[tier.name] = tier.backend.clear(prefix)
+                removed[tier.name] = remove(tier.backend)
             except Exception as exc:
-                self.failed(tier, "clear", exc)
+                self.failed(tier, op, exc)
         return removed
 
+    def clear(self, prefix: str = "", tier_name: str | None = None) -> dict[str, int]:
+        return self._removal("clear", tier_name, lambda backend: backend.clear(prefix))
+
     def delete_tagged(self, prefix: str, tag: str, tier_name: str | None = None) -> dict[str, int]:
-        removed = {}
-        for tier in self.tiers:
-            if tier_name is not None and tier.name != tier_name:
-                continue
-            try:
-                removed[tier.name] = tier.backend.delete_tagged(prefix, tag)
-            except Exception as exc:
-                self.failed(tier, "delete_tagged", exc)
-        return removed
+        return self._removal("delete_tagged", tier_name, lambda backend: backend.delete_tagged(prefix, tag))
 
     def close(self) -> None:
         for tier in self.tiers:

@@ -197,9 +197,12 @@ class Turbo:
                             extra=_token_split(usage)))
 
     def report_coalesced(self, key: str, model: str | None = None, usage: dict | None = None,
-                         cost: float | None = None) -> None:
-        """A request served by another caller's call (single-flight): it saved that call's usage and cost."""
-        if not usage and cost is None and key:
+                         cost: float | None = None, *, lookup: bool = True) -> None:
+        """A request served by another caller's call (single-flight): it saved that call's usage and cost.
+
+        Without ``usage`` or ``cost``, the stored entry is read for them (``lookup=False``:
+        a path that must not wait on a tier, such as a batch's event loop, skips that)."""
+        if lookup and not usage and cost is None and key:
             # Served from the cache after another process's call (a read reports no usage): the
             # stored entry still knows what that call cost.
             entry = self.cache.get(key, count=False)
