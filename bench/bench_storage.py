@@ -23,7 +23,7 @@ import uuid
 
 import diskcache
 import redis
-from bench_core import IGNORED, Budget, build_fixtures, compare, describe_value, plain
+from bench_core import IGNORED, Budget, Row, build_fixtures, compare, describe_value, plain, report
 from dspy.clients.cache import Cache
 
 import dspy_turbo
@@ -33,30 +33,6 @@ from dspy_turbo_file import FileBackend, FileOptions
 from dspy_turbo_redis import RedisBackend, RedisOptions
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-class Row:
-    def __init__(self, operation: str, baseline: str, base_us: float, turbo_us: float, max_ratio: float | None = None):
-        self.operation, self.baseline, self.base_us, self.turbo_us, self.max_ratio = operation, baseline, base_us, turbo_us, max_ratio
-
-    @property
-    def ratio(self) -> float:
-        return self.turbo_us / self.base_us
-
-    @property
-    def verdict(self) -> str:
-        return "info" if self.max_ratio is None else ("PASS" if self.ratio <= self.max_ratio else "FAIL")
-
-
-def print_table(rows: list[Row]) -> None:
-    header = ("operation", "baseline", "baseline µs", "turbo µs", "ratio", "target", "verdict")
-    cells = [header] + [(r.operation, r.baseline, f"{r.base_us:.2f}", f"{r.turbo_us:.2f}", f"{r.ratio:.2f}x",
-                         f"<= {r.max_ratio:.2f}x" if r.max_ratio is not None else "-", r.verdict) for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for n, row in enumerate(cells):
-        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def bench_redis(entry: Entry, budget: Budget) -> list[Row]:
@@ -75,8 +51,8 @@ def bench_redis(entry: Entry, budget: Budget) -> list[Row]:
         backend.clear("")
         backend.close()
         bare.close()
-    return [Row("redis hit (get + decode)", "redis-py GET", *hit, max_ratio=1.3),
-            Row("redis bulk 100 keys (+ decode)", "redis-py MGET", *bulk, max_ratio=1.3)]
+    return [Row("redis hit (get + decode)", *hit, max_ratio=1.3, baseline="redis-py GET"),
+            Row("redis bulk 100 keys (+ decode)", *bulk, max_ratio=1.3, baseline="redis-py MGET")]
 
 
 def bench_file(entry: Entry, budget: Budget) -> list[Row]:
@@ -91,7 +67,7 @@ def bench_file(entry: Entry, budget: Budget) -> list[Row]:
         finally:
             bare.close()
             backend.close()
-    return [Row("file hit (get + decode)", "diskcache get", *hit, max_ratio=1.5)]
+    return [Row("file hit (get + decode)", *hit, max_ratio=1.5, baseline="diskcache get")]
 
 
 def bench_file_vs_dspy_disk(fx, label: str, value, budget: Budget) -> list[Row]:
@@ -108,7 +84,7 @@ def bench_file_vs_dspy_disk(fx, label: str, value, budget: Budget) -> list[Row]:
                           budget)
         finally:
             turbo.close()
-    return [Row(f"disk hit via dspy.cache [{label}]", "DSPy disk cache", *hit, max_ratio=1.0)]
+    return [Row(f"disk hit via dspy.cache [{label}]", *hit, max_ratio=1.0, baseline="DSPy disk cache")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,11 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = bench_redis(entry, budget) + bench_file(entry, budget)
     for label, value in fx.values.items():
         rows += bench_file_vs_dspy_disk(fx, label, value, budget)
-    print_table(rows)
-    failed = [r.operation for r in rows if r.verdict == "FAIL"]
-    print()
-    print(f"{len(failed)} target(s) failed: {', '.join(failed)}" if failed else "all targets met")
-    return 1 if args.check and failed else 0
+    return report(rows, args.check)
 
 
 if __name__ == "__main__":
