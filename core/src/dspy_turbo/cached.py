@@ -113,7 +113,11 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
 
 def _shared(t: Turbo, key: str, value):
     """A single-flight waiter's result: counted as coalesced (its miss was counted already);
-    its own copy when the leader's value was stored, else the leader's value."""
-    t.report_coalesced(key)
-    own = t.lookup(key, count=False)
-    return own if own is not None else value
+    its own copy when the leader's value was stored, else the leader's value. One read of
+    the cache serves both."""
+    entry = t.cache.get(key, count=False)
+    if entry is None:
+        t.report_coalesced(key, lookup=False)
+        return value
+    t.report_coalesced(key, entry.model, entry.usage, entry.cost, lookup=False)
+    return entry.copy_value()
