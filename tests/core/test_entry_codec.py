@@ -77,16 +77,40 @@ def test_pickle_payload_is_never_executed(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("meta", [{"u": {"total_tokens": "n/a"}}, {"u": ["x"]}, {"$": "free"}, {"m": 7}, {"g": "tag"},
-                                  {"g": [1]}])
-def test_metadata_of_the_wrong_type_is_a_decode_error(meta):
+_FIELDS = ("t", "d", "c", "e", "u", "$", "m", "g")
+
+
+def _wire(version: int, **fields) -> bytes:
+    """Entry bytes in format 1 (an object) or 2 (an array), built by hand."""
     import orjson
 
-    from dspy_turbo.entry import _HEADER
+    body = {"t": "json", "d": {"a": 1}, "c": 1.0, "e": None, "u": {}, "$": None, "m": None, "g": [], **fields}
+    payload = body if version == 1 else [body[name] for name in _FIELDS]
+    return b"DT" + bytes([version]) + orjson.dumps(payload)
 
-    body = {"t": "json", "d": {"a": 1}, "c": 1.0, "e": None, "u": {}, "$": None, "m": None, "g": [], **meta}
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("meta", [{"u": {"total_tokens": "n/a"}}, {"u": ["x"]}, {"$": "free"}, {"m": 7}, {"g": "tag"},
+                                  {"g": [1]}, {"c": "yesterday"}, {"e": "never"}, {"t": 3}])
+def test_metadata_of_the_wrong_type_is_a_decode_error(version, meta):
+    assert Entry.from_bytes(_wire(version)).value == {"a": 1}  # the same bytes without the bad field decode
     with pytest.raises(DecodeError):
-        Entry.from_bytes(_HEADER + orjson.dumps(body))
+        Entry.from_bytes(_wire(version, **meta))
+
+
+@pytest.mark.parametrize("blob", [b"DT\x02[]", b'DT\x02["json", {}]', b'DT\x02{"t": "json", "d": 1}',
+                                  b'DT\x02["json", 1, 1.0, null, {}, null, null, [], "extra"]'])
+def test_an_array_of_the_wrong_shape_is_a_decode_error(blob):
+    with pytest.raises(DecodeError):
+        Entry.from_bytes(blob)
+
+
+def test_entries_written_in_format_1_are_still_read():
+    """A cache written by the previous release stays warm after an upgrade."""
+    old = Entry.from_bytes(_wire(1, u={"total_tokens": 7}, **{"$": 0.5}, m="openai/gpt-4o-mini", g=["eval"], e=9e9))
+    assert (old.value, old.total_tokens, old.cost, old.model, old.tags, old.expires_at) == \
+        ({"a": 1}, 7, 0.5, "openai/gpt-4o-mini", ("eval",), 9e9)
+    assert Entry.create({"a": 1}).to_bytes().startswith(b"DT\x02")  # new writes use format 2
 
 
 def test_a_prediction_keeps_all_its_completions():

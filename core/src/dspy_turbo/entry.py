@@ -6,9 +6,12 @@ the model, and tags for invalidation.
 
 Wire format (what byte-oriented tiers such as Redis and disk store)::
 
-    b"DT" + FORMAT_VERSION byte + orjson({"t": tag, "d": data, "c": created_at,
-                                          "e": expires_at, "u": usage, "$": cost,
-                                          "m": model, "g": tags})
+    b"DT" + FORMAT_VERSION byte + orjson([tag, data, created_at, expires_at, usage, cost,
+                                          model, tags])
+
+A positional array rather than an object: a hit decodes it with one unpacking instead of a
+key lookup per field, which is a sixth of what a 1.7 KB hit costs here (format 1 was the
+same fields as an object; it is still read, so a cache written before stays warm).
 
 Anything else under our prefix (a foreign value, a truncated write, a pickle someone
 planted) fails :meth:`Entry.from_bytes` with ``DecodeError`` and is treated as a miss.
@@ -25,11 +28,16 @@ import orjson
 from .codec import DecodeError, copy_value, decode_value, encode_value
 
 MAGIC = b"DT"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _HEADER = MAGIC + bytes([FORMAT_VERSION])
+_HEADER_V1 = MAGIC + b"\x01"
+# Allowed types of the metadata fields: one set lookup per field on the hit path.
+_NUMBER = frozenset({float, int})
+_NUMBER_OR_NONE = frozenset({float, int, type(None)})
+_STR_OR_NONE = frozenset({str, type(None)})
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a hit builds one per read, and they are smaller
 class Entry:
     value: Any
     tag: str = "json"
@@ -56,8 +64,7 @@ class Entry:
             tag, data = encode_value(self.value)
             self.tag = tag
             self._blob = _HEADER + orjson.dumps(
-                {"t": tag, "d": data, "c": self.created_at, "e": self.expires_at, "u": self.usage,
-                 "$": self.cost, "m": self.model, "g": list(self.tags)},
+                [tag, data, self.created_at, self.expires_at, self.usage, self.cost, self.model, list(self.tags)],
                 option=orjson.OPT_SERIALIZE_NUMPY,
             )
         return self._blob
@@ -68,33 +75,36 @@ class Entry:
             if not isinstance(blob, (bytes, bytearray, memoryview)):
                 raise DecodeError(f"expected bytes, got {type(blob).__name__}")
             blob = bytes(blob)
-        if not blob.startswith(_HEADER):
-            if blob[:2] != MAGIC:
-                raise DecodeError("not a dspy-turbo entry (bad magic)")
-            raise DecodeError(f"entry format version {blob[2:3]!r} is not {FORMAT_VERSION}")
         try:
-            raw = orjson.loads(blob[3:])  # a slice copy is cheaper than a memoryview here
-            tag = raw["t"]
-            expires, usage, cost, model, tags = raw.get("e"), raw.get("u") or {}, raw.get("$"), raw.get("m"), raw.get("g") or ()
-            # Metadata is read on the hit path (tokens, cost saved): wrong types must be a miss
-            # here, not an exception later in the user's call.
-            if type(usage) is not dict or (cost is not None and type(cost) is not float and type(cost) is not int) \
-                    or (model is not None and type(model) is not str) or type(tags) is not list and tags != ():
-                raise DecodeError("corrupt entry: metadata of the wrong type")
-            for v in usage.values():  # a loop, not all(genexpr): this runs on every decode
-                if type(v) is not int:
-                    raise DecodeError("corrupt entry: usage counts must be integers")
-            for t in tags:
-                if type(t) is not str:
-                    raise DecodeError("corrupt entry: tags must be strings")
-            return cls(
-                decode_value(tag, raw["d"]), tag, float(raw["c"]), None if expires is None else float(expires),
-                usage, cost, model, tuple(tags), blob,  # fresh from orjson: no copy
-            )
+            if blob.startswith(_HEADER):
+                tag, data, created, expires, usage, cost, model, tags = orjson.loads(blob[3:])  # a slice beats a memoryview
+            elif blob.startswith(_HEADER_V1):
+                raw = orjson.loads(blob[3:])
+                tag, data, created, expires = raw["t"], raw["d"], raw["c"], raw.get("e")
+                usage, cost, model, tags = raw.get("u") or {}, raw.get("$"), raw.get("m"), raw.get("g") or []
+            elif blob[:2] != MAGIC:
+                raise DecodeError("not a dspy-turbo entry (bad magic)")
+            else:
+                raise DecodeError(f"entry format version {blob[2:3]!r} is not {FORMAT_VERSION}")
         except DecodeError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # not JSON, not an array of eight, a missing field
             raise DecodeError(f"corrupt entry: {exc}") from exc
+        # Metadata is read on the hit path (tokens, cost saved, tags): wrong types must be a
+        # miss here, not an exception later in the user's call.
+        if type(tag) is not str or type(created) not in _NUMBER or type(expires) not in _NUMBER_OR_NONE \
+                or type(usage) is not dict or type(cost) not in _NUMBER_OR_NONE or type(model) not in _STR_OR_NONE \
+                or type(tags) is not list:
+            raise DecodeError("corrupt entry: metadata of the wrong type")
+        for v in usage.values():  # a loop, not all(genexpr): this runs on every decode
+            if type(v) is not int:
+                raise DecodeError("corrupt entry: usage counts must be integers")
+        for t in tags:
+            if type(t) is not str:
+                raise DecodeError("corrupt entry: tags must be strings")
+        # Plain JSON (the common case) is already its value, fresh from orjson: no copy, no lookup.
+        value = data if tag == "json" else decode_value(tag, data)
+        return cls(value, tag, created, expires, usage, cost, model, tuple(tags), blob)
 
     @property
     def size(self) -> int:

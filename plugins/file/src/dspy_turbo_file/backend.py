@@ -26,6 +26,7 @@ from dspy_turbo.backend import effective_ttl
 from dspy_turbo.units import ByteSize, Duration
 
 # diskcache's eviction policies by the names users know them by.
+_MODE_RAW = diskcache.core.MODE_RAW
 _POLICIES = {"lrs": "least-recently-stored", "lru": "least-recently-used", "lfu": "least-frequently-used", "none": "none"}
 
 
@@ -62,6 +63,8 @@ class BytesOnlyDisk(diskcache.Disk):
         return super().store(value, read, key=key)
 
     def fetch(self, mode, filename, value, read):
+        if mode == _MODE_RAW and type(value) is bytes:  # every entry below min_file_size: the hit path
+            return value
         if mode == diskcache.core.MODE_PICKLE:
             raise DecodeError("a pickled value is in the cache directory; refused (dspy-turbo never unpickles)")
         return super().fetch(mode, filename, value, read)
@@ -107,7 +110,9 @@ class FileBackend(CacheBackend):
     # -- reads ---------------------------------------------------------------------------
 
     def get(self, key: str) -> Entry | None:
-        cache = self._store()
+        cache = self._cache
+        if cache is None:
+            cache = self._open()
         try:
             blob = cache.get(key)
         except DecodeError as exc:
