@@ -7,6 +7,9 @@ checks every rule below.
 
 Rules:
 
+- ``get`` returns an entry that is the reader's: one ``Entry.from_bytes`` made for this
+  read, or the very object ``set`` was given (the engine copies those). Never return one
+  ``from_bytes`` result twice: the engine hands its value to the caller uncopied.
 - ``get`` returns ``None`` for a missing or expired key and for a stored value that cannot
   be decoded (which it also deletes, and reports through ``on_corrupt``); it raises only
   when the backend itself is broken (connection lost, disk gone). The engine turns those raises into error events and a

@@ -98,6 +98,15 @@ class CacheBackendSuite:
         assert backend.get("ns1:v1:a") is None and backend.get("ns1:v1:b") is None
         assert backend.get("ns2:v1:a") is not None
 
+    def test_a_read_value_is_the_readers_own(self, backend):
+        """A caller that mutates what it read changes nothing another read sees."""
+        backend.set("conformance:own", _entry())
+        for read in (lambda: backend.get("conformance:own"), lambda: backend.get_many(["conformance:own"])["conformance:own"]):
+            mine = read().copy_value()
+            mine["answer"] = "changed"
+            mine["n"].append(4)
+            assert read().copy_value() == {"answer": "42", "n": [1, 2, 3]}
+
     def test_get_many(self, backend):
         backend.set("conformance:x", _entry({"v": "x"}))
         backend.set("conformance:y", _entry({"v": "y"}))

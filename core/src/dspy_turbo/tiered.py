@@ -139,6 +139,7 @@ class TieredCache:
         return found
 
     def _promote(self, key: str, entry: Entry, tiers: list[Tier]) -> None:
+        entry.share()  # an in-process tier keeps this very object
         for tier in tiers:
             self._set_one(tier, key, entry, promote=True)
 

@@ -229,3 +229,20 @@ def test_a_foreign_key_in_the_directory_does_not_stop_invalidation(tmp_path):
     assert sorted(backend.keys("ns:")) == ["ns:v1:a", "ns:v1:b"]
     assert backend.clear("ns:") == 2 and backend.get("ns:v1:a") is None
     backend.close()
+
+
+@pytest.mark.parametrize("tiers", [["file"], ["memory", "file"]])
+def test_a_caller_mutating_a_disk_hit_changes_no_later_hit(tmp_path, tiers):
+    """A disk hit hands its freshly decoded value over uncopied, unless a tier above keeps it."""
+    config = {"cache": {"tiers": [{"type": t, **({"directory": str(tmp_path)} if t == "file" else {})} for t in tiers]}}
+    writer = dspy_turbo.load(config)
+    writer.store("ns:v1:k", {"answer": "42", "n": [1, 2]})
+    writer.close()
+    reader = dspy_turbo.load(config)  # a new process's view: an empty memory tier, the same directory
+    try:
+        for _ in range(3):  # disk hit (promoted when a memory tier is there), then memory hits
+            mine = reader.lookup("ns:v1:k")
+            assert mine == {"answer": "42", "n": [1, 2]}
+            mine["n"].append(3)
+    finally:
+        reader.close()
