@@ -114,6 +114,9 @@ class CacheSettings(Options):
     breaker: BreakerSettings = BreakerSettings()
     singleflight: SingleFlightSettings = SingleFlightSettings()
     semantic: SemanticSettings | None = None
+    sync_interval: Duration = Field(default=0.1, ge=0)
+    """With a shared tier: how often a process applies other processes' ``invalidate()`` to
+    its memory tier (before a read, at most this often; see ``invalidation.py``)."""
 
 
 class MetricsSettings(Options):

@@ -34,12 +34,19 @@ class Tier:
         if self.write_breaker is None:
             self.write_breaker = CircuitBreaker(self.breaker.threshold, self.breaker.cooldown)
 
+    @property
+    def backend_in_process(self) -> bool:
+        """The backend's class claims its entries live in this process (see ``TieredCache.in_process``)."""
+        return getattr(type(self.backend), "in_process", False)
+
 
 class TieredCache:
     def __init__(self, tiers: Iterable[Tier], bus: EventBus, namespace: str | None = None):
         self.tiers = list(tiers)
         self.bus = bus
         self.namespace = namespace
+        self.before_read = None
+        """Called before every read: applies other processes' invalidations (invalidation.py)."""
 
     # -- failure bookkeeping -------------------------------------------------------------
 
@@ -67,7 +74,7 @@ class TieredCache:
         a lookup or store is cheaper inline than handed to a thread."""
         # The class's own claim: a wrapper forwarding attributes (__getattr__) to a memory
         # tier may itself do I/O, and does not inherit the claim that way.
-        return all(getattr(type(tier.backend), "in_process", False) for tier in self.tiers)
+        return all(tier.backend_in_process for tier in self.tiers)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -78,6 +85,8 @@ class TieredCache:
         already counted (single-flight), so every request counts once. ``count_miss=False``
         leaves the miss event to the caller (the semantic cache, which may still hit).
         """
+        if self.before_read is not None:
+            self.before_read()
         started = time.perf_counter()
         for index, tier in enumerate(self.tiers):
             if not tier.breaker.allow():
@@ -110,6 +119,8 @@ class TieredCache:
         ``report_misses=False`` emits no miss events: a batch item that misses runs its
         program, whose LM requests are counted on their own.
         """
+        if self.before_read is not None:
+            self.before_read()
         found: dict[str, Entry] = {}
         missing = list(dict.fromkeys(keys))
         for index, tier in enumerate(self.tiers):

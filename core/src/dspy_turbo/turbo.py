@@ -21,8 +21,10 @@ from .coordination import Coordinator, GuardedCoordinator, LocalCoordinator
 from .costs import PriceTable
 from .entry import Entry
 from .events import Event, EventBus, describe_error
+from .invalidation import InvalidationFeed
 from .keys import KEY_VERSION, KeyBuilder
 from .plugins import Registry, build_registry, make_plugin_manager
+from .replication import supports_logs
 from .singleflight import SharedFlight, SingleFlight
 from .stats import StatsAggregator
 from .tiered import Tier, TieredCache
@@ -51,7 +53,7 @@ class Turbo:
         self._stats = StatsAggregator()
         self.bus = EventBus([("stats", self._stats)])
         self.sinks = []
-        self.cache = self.coordinator = self.semantic = None
+        self.cache = self.coordinator = self.semantic = self.invalidations = None
         try:
             queue_size = self.settings.metrics.queue_size
             for spec in config.sinks:
@@ -76,6 +78,10 @@ class Turbo:
             self.coordinator = self._find_coordinator()
             flight = self.settings.cache.singleflight
             self.shared_flight = SharedFlight(self.coordinator, flight.lease, flight.wait) if self.coordinator.shared else None
+            # Other processes' invalidate() reaching our memory tier (invalidation.py)
+            if supports_logs(self.coordinator) and any(t.backend_in_process for t in self.cache.tiers):
+                self.invalidations = InvalidationFeed(self.coordinator, self.cache, self.settings.cache.sync_interval)
+                self.cache.before_read = self.invalidations.sync
             self.integration = None  # set by install()
             self.closed = False
             self._selector = self._budget = None  # model routing, built on first use (router.py)
@@ -322,6 +328,8 @@ class Turbo:
             snap["alerts_firing"] = self.alerts.firing()
         if self.semantic is not None:
             snap["semantic"] = self.semantic.snapshot()
+        if self.invalidations is not None:
+            snap["invalidations"] = self.invalidations.snapshot()
         return snap
 
     # -- monitoring: event handoff, profiling, timings --------------------------------------
@@ -383,8 +391,10 @@ class Turbo:
     def invalidate(self, *, namespace: str | None = None, tag: str | None = None,
                    tier: str | None = None) -> dict[str, int]:
         """Remove entries from every tier (or one ``tier``): a whole namespace (default: this
-        one), or only the entries tagged ``tag`` in it. Returns how many each tier removed;
-        a tier that fails is skipped with an error event."""
+        one), or only the entries tagged ``tag`` in it. Returns how many each tier removed
+        here; a tier that fails is skipped with an error event. With a redis tier, the other
+        processes of this namespace drop the same entries from their memory tiers before
+        their next read (within ``cache.sync_interval``)."""
         names = [t.name for t in self.cache.tiers]
         if tier is not None and tier not in names:
             raise ValueError(f"no tier named {tier!r}; tiers: {', '.join(names)}")
@@ -393,11 +403,18 @@ class Turbo:
         # Entries only (<ns>:v1:...): a namespace's leases, rate buckets and index log on a
         # shared tier belong to running processes and stay.
         prefix = f"{namespace}:v{KEY_VERSION}:" if namespace else self.keys.prefix
+        if tag is not None and not tag:
+            raise ValueError("tag must not be empty")
         if tag is not None:
-            if not tag:
-                raise ValueError("tag must not be empty")
-            return self.cache.delete_tagged(prefix, tag, tier)
-        removed = self.cache.clear(prefix, tier)
+            removed = self.cache.delete_tagged(prefix, tag, tier)
+        else:
+            removed = self.cache.clear(prefix, tier)
+        if self.invalidations is not None and namespace in (None, self.namespace):
+            # After the shared tiers are cleared: a process dropping its copy now cannot
+            # read the stale entry back from them.
+            self.invalidations.publish(prefix, tag, tier)
+        if tag is not None:
+            return removed
         if self.semantic is not None and tier is None and namespace in (None, self.namespace):
             self._clear_semantic(removed)
         return removed
