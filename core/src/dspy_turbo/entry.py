@@ -19,6 +19,7 @@ planted) fails :meth:`Entry.from_bytes` with ``DecodeError`` and is treated as a
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,10 +32,11 @@ MAGIC = b"DT"
 FORMAT_VERSION = 2
 _HEADER = MAGIC + bytes([FORMAT_VERSION])
 _HEADER_V1 = MAGIC + b"\x01"
-# Allowed types of the metadata fields: one set lookup per field on the hit path.
-_NUMBER = frozenset({float, int})
-_NUMBER_OR_NONE = frozenset({float, int, type(None)})
-_STR_OR_NONE = frozenset({str, type(None)})
+# Every allowed combination of the types of (tag, created, expires, usage, cost, model,
+# tags): a hit checks them all with one set lookup.
+_NUMBER, _OPTIONAL_NUMBER = (float, int), (float, int, type(None))
+_FIELD_TYPES = frozenset(itertools.product((str,), _NUMBER, _OPTIONAL_NUMBER, (dict,), _OPTIONAL_NUMBER,
+                                           (str, type(None)), (list,)))
 
 
 @dataclass(slots=True)  # slots: a hit builds one per read, and they are smaller
@@ -94,9 +96,7 @@ class Entry:
             raise DecodeError(f"corrupt entry: {exc}") from exc
         # Metadata is read on the hit path (tokens, cost saved, tags): wrong types must be a
         # miss here, not an exception later in the user's call.
-        if type(tag) is not str or type(created) not in _NUMBER or type(expires) not in _NUMBER_OR_NONE \
-                or type(usage) is not dict or type(cost) not in _NUMBER_OR_NONE or type(model) not in _STR_OR_NONE \
-                or type(tags) is not list:
+        if (type(tag), type(created), type(expires), type(usage), type(cost), type(model), type(tags)) not in _FIELD_TYPES:
             raise DecodeError("corrupt entry: metadata of the wrong type")
         for v in usage.values():  # a loop, not all(genexpr): this runs on every decode
             if type(v) is not int:
