@@ -24,7 +24,7 @@ from .events import Event, EventBus, describe_error
 from .invalidation import InvalidationFeed
 from .keys import KEY_VERSION, KeyBuilder
 from .plugins import Registry, build_registry, make_plugin_manager
-from .replication import supports_logs
+from .shared_log import supports_logs
 from .singleflight import SharedFlight, SingleFlight
 from .stats import StatsAggregator
 from .tiered import Tier, TieredCache
@@ -412,7 +412,7 @@ class Turbo:
         if self.invalidations is not None and namespace in (None, self.namespace):
             # After the shared tiers are cleared: a process dropping its copy now cannot
             # read the stale entry back from them.
-            self.invalidations.publish(prefix, tag, tier)
+            self.invalidations.published_invalidation(prefix, tag, tier)
         if tag is not None:
             return removed
         if self.semantic is not None and tier is None and namespace in (None, self.namespace):
