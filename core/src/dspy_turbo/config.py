@@ -96,7 +96,8 @@ class SemanticSettings(Options):
     margin: float = Field(default=0.01, ge=0.0, le=0.2)
     """A hit must be closer than every other cached neighbour by this much cosine; else it is ambiguous (a miss)."""
     batch_window: Duration = 0.002
-    """How long a lookup waits for concurrent ones to share its embedding pass (only when others are in flight)."""
+    """Under load (embedding passes back to back), how long a pass waits for the callers of the last one to
+    come back and share it; a caller alone never waits."""
     max_batch: int = Field(default=64, ge=1)
     embedding_cache: int = Field(default=10_000, ge=0)
     """Vectors of recent texts kept in memory, so a text is not embedded twice."""
