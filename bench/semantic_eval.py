@@ -375,6 +375,29 @@ def verdict(value: float, target: float, higher_is_better: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def quality_tables(para, qqp, vectors: Vectors, threshold: float, args, verdicts: list[str]) -> None:
+    """The paraphrase and question-pair tables (and the sweep); appends their verdicts."""
+    rows = paraphrase_rows(para, vectors, threshold)
+    turbo_p, turbo_r = rows[1][1], rows[1][2]
+    verdicts += [verdict(turbo_p, TARGETS["paraphrase_precision"], True), verdict(turbo_r, TARGETS["paraphrase_recall"], True)]
+    table("Paraphrase set (GPTCache protocol)", ("method", "precision", "recall"),
+          [(m, f"{p:.1%}", f"{r:.1%}") for m, p, r in rows]
+          + [("target", f">= {TARGETS['paraphrase_precision']:.0%} {verdicts[-2]}", f">= {TARGETS['paraphrase_recall']:.0%} {verdicts[-1]}")])
+
+    rows = qqp_rows(qqp, vectors, threshold)
+    turbo_f, turbo_r = rows[1][1], rows[1][2]
+    verdicts += [verdict(turbo_f, TARGETS["qqp_false_hits"], False), verdict(turbo_r, TARGETS["qqp_recall"], True)]
+    table("Question-pair set (false-hit protocol)", ("method", "false hits on label-0", "recall on duplicates"),
+          [(m, f"{f:.2%}", f"{r:.1%}") for m, f, r in rows]
+          + [("target", f"<= {TARGETS['qqp_false_hits']:.0%} {verdicts[-2]}", f">= {TARGETS['qqp_recall']:.0%} {verdicts[-1]}")])
+
+    if args.sweep:
+        thresholds = [float(x) for x in args.sweep.split(",") if x.strip()]
+        table("Threshold sweep (precision / recall on paraphrases; false hits / recall on question pairs)",
+              ("threshold", "paraphrase plain", "paraphrase dspy-turbo", "pairs plain", "pairs dspy-turbo"),
+              sweep_rows(para, qqp, vectors, thresholds))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DATA), help="the evaluation data directory (default: ../shared/data)")
@@ -382,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--qqp-limit", type=int, default=10_000, help="question pairs used (0: all 40k)")
     parser.add_argument("--dspy-pairs", type=int, default=500, help="pairs per DSPy-shaped protocol")
     parser.add_argument("--speed", action="store_true", help="also measure lookup latency and throughput")
+    parser.add_argument("--speed-only", action="store_true", help="only the speed table (no quality tables)")
     parser.add_argument("--sweep", default="", help="comma-separated thresholds: also print both text protocols at each")
     parser.add_argument("--no-dspy", action="store_true", help="skip the DSPy-shaped protocols")
     parser.add_argument("--quantize", action="store_true", help="the embedder's int8 option (faster, vectors differ)")
@@ -412,26 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     vectors = Vectors(SentenceTransformerEmbedder(SentenceTransformerEmbedder.Options(**EMBEDDER)), cache_dir)
     print(f"threshold {threshold} (cosine), model all-MiniLM-L6-v2{' (int8)' if args.quantize else ''}, {len(para)} paraphrase pairs, {len(qqp)} question pairs")
     verdicts: list[str] = []
-
-    rows = paraphrase_rows(para, vectors, threshold)
-    turbo_p, turbo_r = rows[1][1], rows[1][2]
-    verdicts += [verdict(turbo_p, TARGETS["paraphrase_precision"], True), verdict(turbo_r, TARGETS["paraphrase_recall"], True)]
-    table("Paraphrase set (GPTCache protocol)", ("method", "precision", "recall"),
-          [(m, f"{p:.1%}", f"{r:.1%}") for m, p, r in rows]
-          + [("target", f">= {TARGETS['paraphrase_precision']:.0%} {verdicts[-2]}", f">= {TARGETS['paraphrase_recall']:.0%} {verdicts[-1]}")])
-
-    rows = qqp_rows(qqp, vectors, threshold)
-    turbo_f, turbo_r = rows[1][1], rows[1][2]
-    verdicts += [verdict(turbo_f, TARGETS["qqp_false_hits"], False), verdict(turbo_r, TARGETS["qqp_recall"], True)]
-    table("Question-pair set (false-hit protocol)", ("method", "false hits on label-0", "recall on duplicates"),
-          [(m, f"{f:.2%}", f"{r:.1%}") for m, f, r in rows]
-          + [("target", f"<= {TARGETS['qqp_false_hits']:.0%} {verdicts[-2]}", f">= {TARGETS['qqp_recall']:.0%} {verdicts[-1]}")])
-
-    if args.sweep:
-        thresholds = [float(x) for x in args.sweep.split(",") if x.strip()]
-        table("Threshold sweep (precision / recall on paraphrases; false hits / recall on question pairs)",
-              ("threshold", "paraphrase plain", "paraphrase dspy-turbo", "pairs plain", "pairs dspy-turbo"),
-              sweep_rows(para, qqp, vectors, thresholds))
+    if args.speed_only:
+        args.speed, args.no_dspy = True, True
+    else:
+        quality_tables(para, qqp, vectors, threshold, args, verdicts)
 
     if not args.no_dspy:
         rows, must_be_zero = dspy_rows(para, qqp, threshold, args.dspy_pairs, args.seed)
