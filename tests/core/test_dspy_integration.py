@@ -359,3 +359,30 @@ def test_waiters_of_an_unstored_call_do_not_count_its_usage_again(make_turbo):
         t.join()
     assert model.engine.calls == 1 and len(set(answers)) == 1
     assert sorted(tracked)[:3] == [0, 0, 0] and sorted(tracked)[3] > 0
+
+
+@pytest.mark.parametrize("door", ["sync", "async"])
+def test_a_miss_keys_its_request_once_and_is_stored_under_that_key(turbo, lm, monkeypatch, door):
+    """DSPy builds the request again for its own cache read and write inside one LM call;
+    those reuse the key the call was looked up under, and a later call hits it."""
+    keyed = []
+    original = type(turbo.keys).key
+
+    def spy(self, request, ignored=None):
+        key = original(self, request, ignored)
+        keyed.append(key)
+        return key
+
+    monkeypatch.setattr(type(turbo.keys), "key", spy)
+    program = dspy.Predict("question -> answer")
+
+    def ask():
+        if door == "sync":
+            return program(question="how often is a request keyed?")
+        return asyncio.run(program.acall(question="how often is a request keyed?"))
+
+    first = ask()
+    assert lm.engine.calls == 1
+    assert len(keyed) == 1, "one miss: looked up, single-flighted, re-checked and stored under one key computation"
+    assert turbo.cache.get(keyed[0], count=False) is not None
+    assert ask().answer == first.answer and lm.engine.calls == 1

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import threading
+import time
 
 import dspy
 import pytest
 
 import dspy_turbo
+from dspy_turbo.dspy_integration import runs_inline
 from dspy_turbo.offline import offline_lm
 
 
@@ -61,3 +66,43 @@ def test_async_calls_hit_and_miss_the_same_either_way(turbo, wrapped):
     assert lm.engine.calls == 1
     stats = turbo.stats()
     assert (sum(stats["hits"].values()), stats["misses"]) == (1, 1)
+
+
+def _to_thread_task(fn, *args):
+    """What asyncio.to_thread hands the loop's executor."""
+    return functools.partial(contextvars.copy_context().run, fn, *args)
+
+
+def test_dspy_cache_helpers_run_inline_only_when_the_installed_turbo_is_in_process(turbo, tmp_path):
+    import dspy.clients.execution as execution
+
+    assert not runs_inline(_to_thread_task(execution._store))  # nothing installed: DSPy's own cache may do I/O
+    with turbo:
+        assert runs_inline(_to_thread_task(execution._store)) and runs_inline(_to_thread_task(execution._cached))
+        assert runs_inline(_to_thread_task(execution.prepare))
+        assert not runs_inline(_to_thread_task(time.sleep, 1)), "the program's own to_thread calls keep their thread"
+    on_disk = dspy_turbo.load({"cache": {"tiers": [{"type": "memory"}, {"type": "sqlite", "path": str(tmp_path / "c.db")}]}})
+    with on_disk:
+        assert not runs_inline(_to_thread_task(execution._store))
+        assert runs_inline(_to_thread_task(execution.prepare)), "preparing a call does no I/O whatever the tiers"
+
+
+def test_an_async_batch_runs_dspys_cache_helpers_on_its_loop_thread(turbo, monkeypatch):
+    import dspy_turbo.dspy_integration as integration
+
+    seen = []
+    original = integration.runs_inline
+
+    def spy(task):
+        inline = original(task)
+        seen.append((getattr(task, "args", (task,))[0].__name__, inline, threading.current_thread().name))
+        return inline
+
+    monkeypatch.setattr(integration, "runs_inline", spy)
+    with dspy.context(lm=offline_lm("openai/gpt-4o-mini")):
+        results = turbo.batch(dspy.Predict("question -> answer"), [{"question": f"inline {i}?"} for i in range(5)],
+                              strategy="async", progress=False)
+    assert all(r.answer for r in results)
+    helpers = {name for name, inline, _ in seen if inline}
+    assert {"prepare", "_cached", "_store"} <= helpers
+    assert all(thread == "dspy-turbo-batch" for _, inline, thread in seen if inline)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import threading
 
 import pytest
@@ -65,3 +67,40 @@ def test_serves_as_an_event_loops_default_executor():
         return await asyncio.gather(*(asyncio.to_thread(pow, i, 2) for i in range(20)))
 
     assert asyncio.run(main()) == [i * i for i in range(20)]
+
+
+def test_inline_tasks_run_on_the_submitting_thread_and_others_on_a_worker():
+    def where():
+        return threading.current_thread()
+
+    def fails():
+        raise ValueError("from an inline task")
+
+    pool = WorkerPool(2, inline=lambda fn: fn is where or fn is fails)
+    try:
+        assert pool.submit(where).result(timeout=5) is threading.current_thread()
+        with pytest.raises(ValueError, match="inline task"):
+            pool.submit(fails).result(timeout=5)
+        assert pool.submit(lambda: threading.current_thread()).result(timeout=5) is not threading.current_thread()
+    finally:
+        pool.shutdown()
+
+
+def test_inline_tasks_on_an_event_loop_are_done_at_once_and_others_go_to_a_thread():
+    def where():
+        return threading.current_thread()
+
+    def chosen(task):  # asyncio.to_thread submits partial(context.run, fn, *args)
+        return getattr(task, "args", (None,))[0] is where
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(WorkerPool(2, inline=chosen))
+        inline = loop.run_in_executor(None, functools.partial(contextvars.copy_context().run, where))
+        assert inline.done(), "an inline task is finished when run_in_executor returns: no loop wake-up to wait for"
+        other = loop.run_in_executor(None, threading.current_thread)
+        return await inline, await asyncio.to_thread(where), await other
+
+    ran_on, via_to_thread, other = asyncio.run(main())
+    assert ran_on is threading.current_thread() and via_to_thread is threading.current_thread()
+    assert other is not threading.current_thread()

@@ -629,11 +629,14 @@ def _run_blocking(turbo: Turbo, program: Any, examples: Iterable[Any], strategy:
     caller = contextvars.copy_context()
 
     async def produce() -> None:
+        from .dspy_integration import runs_inline
+
         loop = asyncio.get_running_loop()
         # DSPy's async path hands cache reads and writes to the loop's default executor
         # (asyncio.to_thread); the stock one has min(32, cpus + 4) threads, too few for a batch.
+        # DSPy's small helpers among those run on the loop itself when that is cheaper (runs_inline).
         loop.set_default_executor(WorkerPool(max_workers=_helper_threads(options.max_concurrency),
-                                             thread_name_prefix="dspy-turbo-batch-loop"))
+                                             thread_name_prefix="dspy-turbo-batch-loop", inline=runs_inline))
         state["loop"], state["task"] = loop, asyncio.current_task()
         try:
             collected: list[_Outcome] = []

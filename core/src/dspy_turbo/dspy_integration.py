@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import contextvars
 import copy
+import functools
 import logging
 import threading
 import time
@@ -43,6 +44,21 @@ _active: Turbo | None = None
 _MISSING = object()
 # Set while single-flight re-reads the cache for a request already counted (as a miss).
 _RECHECK: contextvars.ContextVar[bool] = contextvars.ContextVar("dspy_turbo_recheck", default=False)
+
+
+# The request of the LM call in progress (execute/aexecute) and its key. Inside that call
+# DSPy builds the same request again for its cache read and write (and single-flight needs
+# the key too): an equal request reuses the key instead of serialising and hashing it again.
+_KEYED: contextvars.ContextVar[tuple[dict, str | None, list] | None] = contextvars.ContextVar("dspy_turbo_keyed",
+                                                                                             default=None)
+
+
+def _request_key(turbo: Turbo, request: dict[str, Any], ignored: list[str] | None) -> str | None:
+    try:
+        return turbo.key(request, ignored)
+    except Exception:
+        logger.debug("request cannot be keyed; not cached", exc_info=True)
+        return None
 
 
 @contextlib.contextmanager
@@ -67,11 +83,14 @@ class DSPyCache(_DSPyCache):
         return self.turbo.key(request, ignored_args_for_cache_key)
 
     def _key(self, request: dict[str, Any], ignored: list[str] | None) -> str | None:
-        try:
-            return self.turbo.key(request, ignored)
-        except Exception:
-            logger.debug("request cannot be keyed; not cached", exc_info=True)
-            return None
+        keyed = _KEYED.get()
+        if keyed is not None and keyed[1] is not None and ignored == keyed[2]:
+            try:
+                if keyed[0] == request:  # mostly the very same value objects: identity compares
+                    return keyed[1]
+            except Exception:  # values that refuse to compare (arrays): key it as usual
+                pass
+        return _request_key(self.turbo, request, ignored)
 
     def get(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None) -> Any:
         key = self._key(request, ignored_args_for_cache_key)
@@ -158,14 +177,55 @@ def _report(turbo: Turbo, lm: Any, started: float, result: Any = None, error: Ba
         turbo.report_coalesced(key, _lm_model(lm))
 
 
+def _cache_inline(turbo: Turbo) -> bool:
+    """Reads and writes through this Turbo take microseconds and do no I/O: every tier is in
+    this process's memory, no semantic cache (a miss embeds the request: a model, maybe a
+    shared index) and no store hook (user code that may do I/O)."""
+    return turbo.cache.in_process and getattr(turbo, "semantic", None) is None and not turbo._has_store_hooks
+
+
 async def _acached(turbo: Turbo, execution: Any, lm: Any, call: Any) -> Any:
     """DSPy's cache read on the async path. DSPy hands it to a thread (a tier may do I/O);
     when every tier is in this process's memory the read is cheaper inline than that
-    hand-off, which costs two thread switches per LM call. A semantic cache embeds the
-    request on a miss (a model, maybe a shared index): that read stays on a thread."""
-    if turbo.cache.in_process and getattr(turbo, "semantic", None) is None:
+    hand-off, which costs two thread switches per LM call."""
+    if _cache_inline(turbo):
         return execution._cached(lm, call, True)
     return await asyncio.to_thread(execution._cached, lm, call, True)
+
+
+def runs_inline(task: Any) -> bool:
+    """For an executor that may run some tasks on the submitting thread (``WorkerPool(inline=...)``,
+    a batch's event loop): True for the helpers DSPy's async LM path hands to a thread
+    (``asyncio.to_thread``) when they cost less than that hand-off (two thread switches,
+    on every LM call, four times):
+
+    - ``prepare`` (the call's arguments) and pricing: CPU only, once the model price map
+      is loaded (its first load may fetch it over the network);
+    - the cache read and write, when the installed Turbo's tiers make them inline work
+      (``_cache_inline``) and ``dspy.cache`` is that Turbo.
+
+    Anything else (the program's own ``to_thread`` calls) goes to a thread as usual.
+    """
+    if isinstance(task, functools.partial) and isinstance(getattr(task.func, "__self__", None), contextvars.Context):
+        if not task.args:
+            return False
+        task = task.args[0]  # asyncio.to_thread submits partial(context.run, fn, *args)
+    import dspy.clients.execution as execution
+
+    if task is execution.prepare:
+        return True
+    if task is execution._price_result or task is getattr(execution, "_price_legacy", None):
+        from dspy.clients import model_metadata
+
+        return getattr(model_metadata, "_data", None) is not None
+    if task is execution._cached or task is execution._store:
+        turbo = _active
+        if turbo is None or turbo.integration is None:
+            return False
+        import dspy
+
+        return dspy.__dict__.get("cache") is turbo.integration.adapter and _cache_inline(turbo)
+    return False
 
 
 def _waiter_copy(result: Any) -> Any:
@@ -197,11 +257,20 @@ def _wrap(original_execute, original_aexecute, execution):
         if turbo is None or not call.cache:
             return callpolicy.execute(original_execute, lm, call)
         _ensure_in_charge(turbo)
+        request = call.key(lm, False)
+        token = _KEYED.set((request, _request_key(turbo, request, execution.IGNORED_CACHE_KEYS),
+                             execution.IGNORED_CACHE_KEYS))
+        try:
+            return _execute(turbo, lm, call)
+        finally:
+            _KEYED.reset(token)
+
+    def _execute(turbo, lm, call):
         hit = execution._cached(lm, call, False)
         if hit:
             return hit
 
-        key = turbo.key(call.key(lm, False), execution.IGNORED_CACHE_KEYS) if turbo.singleflight_enabled else None
+        key = _KEYED.get()[1] if turbo.singleflight_enabled else None
 
         def call_lm():
             started = time.perf_counter()
@@ -243,11 +312,20 @@ def _wrap(original_execute, original_aexecute, execution):
         if turbo is None or not call.cache:
             return await callpolicy.aexecute(original_aexecute, lm, call)
         _ensure_in_charge(turbo)
+        request = call.key(lm, True)
+        token = _KEYED.set((request, _request_key(turbo, request, execution.IGNORED_CACHE_KEYS),
+                             execution.IGNORED_CACHE_KEYS))
+        try:
+            return await _aexecute(turbo, lm, call)
+        finally:
+            _KEYED.reset(token)
+
+    async def _aexecute(turbo, lm, call):
         hit = await _acached(turbo, execution, lm, call)
         if hit:
             return hit
 
-        key = turbo.key(call.key(lm, True), execution.IGNORED_CACHE_KEYS) if turbo.singleflight_enabled else None
+        key = _KEYED.get()[1] if turbo.singleflight_enabled else None
 
         async def call_lm():
             started = time.perf_counter()

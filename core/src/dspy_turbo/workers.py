@@ -11,12 +11,21 @@ per LM call. :class:`WorkerPool` keeps the executor interface (it *is* a
 The difference in behaviour: a new thread is started on each ``submit`` until the pool
 has ``max_workers`` threads, without first looking for an idle one. A batch keeps every
 thread busy anyway, and knowing which threads are idle is what needs the shared lock.
+
+``inline(fn)``, when given, picks tasks that ``submit`` runs on the submitting thread
+instead (returning a finished future): work that takes microseconds costs less there than
+the hand-off to a thread and back, which under the GIL is two thread switches. Submitted
+from an event loop's own thread (``loop.run_in_executor``, ``asyncio.to_thread``), that
+future is an ``asyncio.Future`` of the loop, which ``run_in_executor`` returns as it is:
+awaiting it costs no wake-up of the loop through its self-pipe.
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -24,8 +33,10 @@ _STOP = None  # what a worker takes from the queue to end
 
 
 class WorkerPool(ThreadPoolExecutor):
-    def __init__(self, max_workers: int, thread_name_prefix: str = "dspy-turbo-worker"):
+    def __init__(self, max_workers: int, thread_name_prefix: str = "dspy-turbo-worker",
+                 inline: Callable[[Callable[..., Any]], bool] | None = None):
         super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)  # starts no thread
+        self._inline = inline
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._stopped = False
@@ -53,6 +64,8 @@ class WorkerPool(ThreadPoolExecutor):
             future = fn = args = kwargs = None
 
     def submit(self, fn, /, *args: Any, **kwargs: Any) -> Future:
+        if self._inline is not None and not self._stopped and self._inline(fn):
+            return _run_here(fn, args, kwargs)
         future: Future = Future()
         with self._submit_lock:
             if self._stopped:
@@ -86,3 +99,21 @@ class WorkerPool(ThreadPoolExecutor):
             for thread in workers:
                 if thread is not threading.current_thread():
                     thread.join()
+
+
+def _run_here(fn, args: tuple, kwargs: dict) -> Any:
+    """``fn(*args, **kwargs)`` on this thread, as a finished future (see the module docstring)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        future: Any = Future()
+        future.set_running_or_notify_cancel()
+    else:
+        future = loop.create_future()
+    try:
+        result = fn(*args, **kwargs)
+    except Exception as exc:  # as a worker would: the future carries it to the caller
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+    return future
