@@ -57,15 +57,32 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 def _is_json(value: Any, depth: int = 0) -> bool:
-    if isinstance(value, _JSON_SCALARS):
+    # Every LM response stored is checked here, so leaves (most values) are decided inline
+    # by their exact type, without a call each; subclasses take the isinstance path.
+    kind = type(value)
+    if kind is dict:
+        if depth > 64:
+            return False
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            leaf = type(v)
+            if leaf is str or leaf is int or leaf is float or leaf is bool or v is None:
+                continue
+            if not _is_json(v, depth + 1):
+                return False
         return True
-    if depth > 64:
-        return False
-    if type(value) is dict:
-        return all(type(k) is str and _is_json(v, depth + 1) for k, v in value.items())
-    if type(value) in (list, tuple):
-        return all(_is_json(v, depth + 1) for v in value)
-    return False
+    if kind is list or kind is tuple:
+        if depth > 64:
+            return False
+        for v in value:
+            leaf = type(v)
+            if leaf is str or leaf is int or leaf is float or leaf is bool or v is None:
+                continue
+            if not _is_json(v, depth + 1):
+                return False
+        return True
+    return isinstance(value, _JSON_SCALARS)
 
 
 def _json_copy(value: Any) -> Any:

@@ -58,19 +58,28 @@ class Entry:
         """An entry for a fresh value; raises ``EncodeError`` when the value cannot be stored."""
         now = time.time()
         entry = cls(value, "", now, now + ttl if ttl else None, dict(usage or {}), cost, model, tuple(tags))
-        entry.to_bytes()  # encode now: a value that cannot be stored fails here, before any tier sees it
+        # Encode now: a value that cannot be stored fails here, before any tier sees it.
+        data = entry._encode()
         # The cache keeps its own copy: the caller may go on mutating the value it returned.
-        entry.value = copy_value(entry.tag, value)
+        # Plain JSON's copy is the encoded data read back, made once here rather than again by the codec.
+        entry.value = orjson.loads(data) if entry.tag == "json" else copy_value(entry.tag, value)
         return entry
+
+    def _encode(self) -> bytes:
+        """Fill in the tag and the wire bytes; returns the encoded value alone (JSON)."""
+        tag, data = encode_value(self.value)
+        encoded = orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+        self.tag = tag
+        self._blob = _HEADER + orjson.dumps(
+            [tag, orjson.Fragment(encoded), self.created_at, self.expires_at, self.usage, self.cost, self.model,
+             list(self.tags)],
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
+        return encoded
 
     def to_bytes(self) -> bytes:
         if self._blob is None:
-            tag, data = encode_value(self.value)
-            self.tag = tag
-            self._blob = _HEADER + orjson.dumps(
-                [tag, data, self.created_at, self.expires_at, self.usage, self.cost, self.model, list(self.tags)],
-                option=orjson.OPT_SERIALIZE_NUMPY,
-            )
+            self._encode()
         return self._blob
 
     @classmethod
