@@ -106,3 +106,17 @@ def test_an_async_batch_runs_dspys_cache_helpers_on_its_loop_thread(turbo, monke
     helpers = {name for name, inline, _ in seen if inline}
     assert {"prepare", "_cached", "_store"} <= helpers
     assert all(thread == "dspy-turbo-batch" for _, inline, thread in seen if inline)
+
+
+def test_a_store_hook_keeps_the_cache_write_on_a_thread_but_not_the_read(tmp_path):
+    import dspy.clients.execution as execution
+
+    class Veto:
+        @dspy_turbo.hookimpl
+        def dspy_turbo_should_store(self, request, value, entry, reason, turbo):
+            return None  # user code: it may do I/O
+
+    hooked = dspy_turbo.load({"cache": {"tiers": [{"type": "memory"}]}}, plugins=[Veto()])
+    with hooked:
+        assert runs_inline(_to_thread_task(execution._cached))
+        assert not runs_inline(_to_thread_task(execution._store))

@@ -177,11 +177,12 @@ def _report(turbo: Turbo, lm: Any, started: float, result: Any = None, error: Ba
         turbo.report_coalesced(key, _lm_model(lm))
 
 
-def _cache_inline(turbo: Turbo) -> bool:
-    """Reads and writes through this Turbo take microseconds and do no I/O: every tier is in
-    this process's memory, no semantic cache (a miss embeds the request: a model, maybe a
-    shared index) and no store hook (user code that may do I/O)."""
-    return turbo.cache.in_process and getattr(turbo, "semantic", None) is None and not turbo._has_store_hooks
+def _cache_inline(turbo: Turbo, write: bool = False) -> bool:
+    """Reads (and with ``write``, writes) through this Turbo take microseconds and do no I/O:
+    every tier is in this process's memory, no semantic cache (a miss embeds the request: a
+    model, maybe a shared index) and, for writes, no store hook (user code that may do I/O)."""
+    return (turbo.cache.in_process and getattr(turbo, "semantic", None) is None
+            and not (write and turbo._has_store_hooks))
 
 
 async def _acached(turbo: Turbo, execution: Any, lm: Any, call: Any) -> Any:
@@ -224,7 +225,7 @@ def runs_inline(task: Any) -> bool:
             return False
         import dspy
 
-        return dspy.__dict__.get("cache") is turbo.integration.adapter and _cache_inline(turbo)
+        return dspy.__dict__.get("cache") is turbo.integration.adapter and _cache_inline(turbo, task is execution._store)
     return False
 
 
