@@ -7,7 +7,7 @@
     dspy-turbo clear [...]      remove a namespace's entries (or one tag's) from every tier or one
     dspy-turbo route PROMPT     explain which tier and model the routing config picks for a prompt
     dspy-turbo top --url URL    live dashboard of a process serving the Prometheus sink
-    dspy-turbo calibrate --pairs FILE [--target-precision 0.99]
+    dspy-turbo calibrate --pairs FILE [--target-precision 0.99] [--verifier]
                                 sweep semantic-cache thresholds on labelled pairs; print the one for the YAML
 
 Errors are messages, never tracebacks; exit code 2 means bad input.
@@ -161,7 +161,9 @@ def _add_calibrate(sub) -> None:
     cal.add_argument("--pairs", required=True, help="JSON, JSON Lines (or .gz) of {text_a, text_b, label}")
     cal.add_argument("--target-precision", type=float, default=0.99, help="precision the threshold must reach (default 0.99)")
     cal.add_argument("--config", help="a config whose cache.semantic embedder and guards to use (default: sentence-transformers)")
-    cal.add_argument("--no-guards", action="store_true", help="score cosine alone, without the guards")
+    cal.add_argument("--no-guards", action="store_true", help="score cosine alone, without the guards and the verifier")
+    cal.add_argument("--verifier", action="store_true",
+                     help="score with the verifier on (its settings from --config, else the defaults)")
     cal.add_argument("--limit", type=int, default=0, help="use only the first N pairs")
     cal.set_defaults(func=cmd_calibrate)
 

@@ -74,6 +74,19 @@ class SemanticGuards(Options):
     entities: bool = True
 
 
+class SemanticVerifier(Options):
+    """A second look at a candidate that reached the threshold and passed the guards
+    (``dspy_turbo.verifier``): every rare word of either question needs a close word in the other.
+    Off by default: on the public pair sets it removes as many true hits as false ones
+    (``bench/semantic_eval.py``); switch it on where your own pairs say it helps (``dspy-turbo calibrate --verifier``)."""
+
+    enabled: bool = False
+    rare_below: float = Field(default=4.5, ge=0.0, le=8.0)
+    """Words rarer than this on wordfreq's Zipf scale ("the" 7.7, "learn" 5.2, "python" 3.8) must be matched."""
+    min_alignment: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Cosine of a rare word's contextual vector to its closest word in the other question, below which it is unmatched."""
+
+
 class SemanticOverride(Options):
     """Per-signature settings, keyed by the signature as ``"question -> answer"``."""
 
@@ -91,6 +104,7 @@ class SemanticSettings(Options):
     signatures: dict[str, SemanticOverride] = {}
     """Per-signature ``threshold`` and ``fields``, keyed by ``"inputs -> outputs"`` (``"prompt"`` for lm("..."))."""
     guards: SemanticGuards = SemanticGuards()
+    verifier: SemanticVerifier = SemanticVerifier()
     candidates: int = Field(default=4, ge=1, le=64)
     """Nearest neighbours checked against the guards before a lookup is a miss."""
     margin: float = Field(default=0.01, ge=0.0, le=0.2)

@@ -17,15 +17,18 @@ How one LM request is matched (``SemanticCache.lookup``), after an exact miss:
 3. The embedded text is embedded (concurrent callers share one forward pass: the
    :class:`MicroBatcher`; a text is never embedded twice: the embedding cache), the index
    is searched inside the scope, and a candidate at or above the threshold (cosine
-   similarity) must pass the :mod:`guards <dspy_turbo.semantic.guard_reason>`: a
-   differing number, date, negation or named entity is a miss, however close the vectors.
+   similarity) must pass the :func:`guards <guard_reason>` (a differing number, date,
+   negation or named entity is a miss, however close the vectors), then the
+   :mod:`verifier <dspy_turbo.verifier>` (a rare word of either question without a close
+   word in the other is a miss: "learn Python" is not "learn Java"), and beat the other
+   neighbours by ``margin`` (:func:`pick`).
 4. The candidate's entry is read from the exact tiers; an entry that expired or was
    evicted takes its vector out of the index.
 
 A request that cannot be matched safely (empty input, input longer than the embedder
 reads, non-text input such as an image or a list) is exact-only, with a
-``semantic_skip`` event saying why. Every rejection by a guard is a ``semantic_reject``
-event; a hit is a ``hit`` event with ``tier="semantic"`` and the similarity; stats per
+``semantic_skip`` event saying why. Every rejection (by a guard, the verifier, or the
+margin) is a ``semantic_reject`` event with the reason; a hit is a ``hit`` event with ``tier="semantic"`` and the similarity; stats per
 scope and a similarity histogram are in ``turbo.stats()["semantic"]``.
 """
 
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
 
     from .config import Config, SemanticSettings
     from .turbo import Turbo
+    from .verifier import Verifier
 
 # Event kinds of the semantic cache (a semantic hit is an ordinary HIT with tier="semantic").
 SEMANTIC_MISS, SEMANTIC_REJECT, SEMANTIC_SKIP, SEMANTIC_ADD, SEMANTIC_REMOVE = (
@@ -343,11 +347,21 @@ def guard_reason(query: Features, cached: Features, guards: Any = None) -> str |
     return None
 
 
+def rejection(query: str, cached: str, guards: Any = None, verifier: Verifier | None = None,
+              feat=features) -> str | None:
+    """Why ``cached`` must not be served for ``query``: a guard's reason, else the verifier's
+    (run only when the cheap guards pass), else None. ``feat`` may be a caching ``features``."""
+    reason = guard_reason(feat(query), feat(cached), guards)
+    if reason is None and verifier is not None:
+        reason = verifier.reason(query, cached)
+    return reason
+
+
 def pick(scores: list[float], threshold: float, margin: float, reject) -> tuple[int | None, list[tuple[int, str]]]:
     """Which candidate (by position; ``scores`` best first) may be served, and why others were not.
 
     A candidate is served when its score reaches ``threshold``, ``reject(position)`` (the
-    guards) finds nothing, and it beats every other neighbour by at least ``margin``: two
+    guards and the verifier: :func:`rejection`) finds nothing, and it beats every other neighbour by at least ``margin``: two
     cached questions about equally close to the query make it ambiguous, so a miss.
     """
     rejections = []
@@ -554,11 +568,13 @@ class SemanticStats:
 class SemanticCache:
     """The semantic layer of one Turbo: lookup after an exact miss, add after a store."""
 
-    def __init__(self, turbo: Turbo, settings: SemanticSettings, index: SimilarityIndex, embedder: Embedder):
+    def __init__(self, turbo: Turbo, settings: SemanticSettings, index: SimilarityIndex, embedder: Embedder,
+                 verifier: Verifier | None = None):
         self.turbo = turbo
         self.settings = settings
         self.index = index
         self.embedder = embedder
+        self.verifier = verifier
         self.namespace = turbo.namespace
         self.batcher = MicroBatcher(embedder.embed, settings.batch_window, settings.max_batch, settings.embedding_cache)
         self.stats = SemanticStats()
@@ -575,20 +591,29 @@ class SemanticCache:
     def build(cls, turbo: Turbo, config: Config) -> SemanticCache:
         from .config import ConfigError, ConfigIssue
 
-        parts = []
+        settings = config.settings.cache.semantic
+        parts, verifier = [], None
         try:
             for spec in (config.semantic_index, config.semantic_embedder):
                 try:
                     parts.append(spec.cls.from_options(spec.options, turbo))
                 except ComponentUnavailable as exc:
                     raise ConfigError([ConfigIssue(spec.path, str(exc))], config.source) from None
+            if settings.verifier.enabled:
+                from .verifier import Verifier
+
+                try:
+                    verifier = Verifier(settings.verifier, parts[1])
+                except (ImportError, TypeError) as exc:
+                    raise ConfigError([ConfigIssue("cache.semantic.verifier", f"{exc}; or set enabled: false")],
+                                      config.source) from None
         except BaseException:
             for part in parts:  # e.g. release the index directory when the embedder cannot load
                 close = getattr(part, "close", None)
                 if close:
                     close()
             raise
-        return cls(turbo, config.settings.cache.semantic, parts[0], parts[1])
+        return cls(turbo, settings, parts[0], parts[1], verifier)
 
     # -- per-signature settings ------------------------------------------------------------
 
@@ -663,7 +688,6 @@ class SemanticCache:
             self.replication.sync()
         candidates = self.index.search(query.scope, vector, self.settings.candidates)
         best = candidates[0][1] if candidates else None
-        mine = self._feat(query.text)
         now = time.time()
         alive = []
         for candidate in candidates:
@@ -674,7 +698,8 @@ class SemanticCache:
                 alive.append(candidate)
         while alive:
             pos, rejections = pick([score for _, score, _ in alive], threshold, self.settings.margin,
-                                   lambda i: guard_reason(mine, self._feat(alive[i][2].get("text", "")), self.settings.guards))
+                                   lambda i: rejection(query.text, alive[i][2].get("text", ""), self.settings.guards,
+                                                       self.verifier, self._feat))
             if count:
                 for i, reason in rejections:
                     self._event(SEMANTIC_REJECT, query, request, reason=reason, key=key,
@@ -748,6 +773,7 @@ class SemanticCache:
         snap["entries"] = len(self.index)
         if self.replication is not None:
             snap["shared_index"] = self.replication.snapshot()
+        snap["verifier"] = self.verifier.snapshot() if self.verifier is not None else None
         snap["embedder"] = {"batches": self.batcher.batches, "embedded": self.batcher.embedded,
                             "cache_hits": self.batcher.cache_hits}
         return snap
@@ -851,8 +877,10 @@ def recommend(rows: list[SweepRow], target: float) -> SweepRow | None:
     return best
 
 
-def score_pairs(embed, pairs: list[tuple[str, str, int]], guards: Any = None, batch: int = 256) -> tuple[list[float], list[bool]]:
-    """Cosine of each pair (embedded in batches) and whether the guards let it through."""
+def score_pairs(embed, pairs: list[tuple[str, str, int]], guards: Any = None, batch: int = 256,
+                verifier: Verifier | None = None) -> tuple[list[float], list[bool], list[bool]]:
+    """Cosine of each pair (embedded in batches), whether the guards let it through, and
+    whether the guards and then the verifier do (the verifier's outcome is the guards' without one)."""
     import numpy as np
 
     texts = list(dict.fromkeys(t for a, b, _ in pairs for t in (a, b)))
@@ -863,12 +891,16 @@ def score_pairs(embed, pairs: list[tuple[str, str, int]], guards: Any = None, ba
             vectors[text] = vector
     scores = [float(np.dot(vectors[a], vectors[b])) for a, b, _ in pairs]
     passed = [guard_reason(features(a), features(b), guards) is None for a, b, _ in pairs]
-    return scores, passed
+    if verifier is None:
+        return scores, passed, passed
+    verifier.warm([t for (a, b, _), ok in zip(pairs, passed, strict=True) if ok for t in (a, b)])
+    verified = [ok and verifier.reason(a, b) is None for (a, b, _), ok in zip(pairs, passed, strict=True)]
+    return scores, passed, verified
 
 
 def calibrate_command(args, registry) -> int:
     """``dspy-turbo calibrate``: embed labelled pairs, sweep thresholds, print the table and the choice."""
-    from .config import ConfigError, ConfigIssue, SemanticGuards, parse
+    from .config import ConfigError, ConfigIssue, SemanticGuards, SemanticVerifier, parse
 
     if not 0.5 <= args.target_precision <= 1.0:
         raise ConfigError([ConfigIssue("--target-precision", f"{args.target_precision} is outside 0.5..1.0")], "calibrate")
@@ -879,12 +911,14 @@ def calibrate_command(args, registry) -> int:
     if args.limit:
         pairs = pairs[: args.limit]
     guards: Any = SemanticGuards()
+    verifier_settings = SemanticVerifier()
     if args.config:
         config = parse(args.config, registry)
         if config.semantic_embedder is None:
             raise ConfigError([ConfigIssue("cache.semantic", "no semantic cache configured")], config.source)
         spec = config.semantic_embedder
         guards = config.settings.cache.semantic.guards
+        verifier_settings = config.settings.cache.semantic.verifier
     else:
         cls = registry.get("embedder", "sentence-transformers")
         if cls is None:
@@ -898,22 +932,39 @@ def calibrate_command(args, registry) -> int:
         embedder = spec.cls.from_options(spec.options, None)
     except ComponentUnavailable as exc:
         raise ConfigError([ConfigIssue(spec.path, str(exc))], "calibrate") from None
+    verifier = None
+    if (verifier_settings.enabled or args.verifier) and not args.no_guards:
+        from .verifier import Verifier
+
+        try:
+            verifier = Verifier(verifier_settings, embedder, kept=None)
+        except (ImportError, TypeError) as exc:
+            raise ConfigError([ConfigIssue("cache.semantic.verifier", str(exc))], "calibrate") from None
     labels = [y for _, _, y in pairs]
     positives = sum(labels)
     print(f"{len(pairs)} pairs ({positives} same, {len(pairs) - positives} different); embedding...", flush=True)
-    scores, passed = score_pairs(embedder.embed, pairs, None if args.no_guards else guards)
+    scores, guarded, passed = score_pairs(embedder.embed, pairs, None if args.no_guards else guards, verifier=verifier)
     if args.no_guards:
-        passed = [True] * len(pairs)
+        guarded = passed = [True] * len(pairs)
     thresholds = [round(0.80 + i * 0.005, 3) for i in range(40)]
     rows = sweep(scores, labels, passed, thresholds)
-    print(f"\n{'threshold':>9}  {'precision (95% CI)':>24}  {'false-hit rate (95% CI)':>25}  {'recall (95% CI)':>22}")
-    for row in rows:
+    plain = sweep(scores, labels, [True] * len(pairs), thresholds)
+    previous = sweep(scores, labels, guarded, thresholds)
+    decision = "cosine alone" if args.no_guards else "guards and verifier" if verifier else "guards"
+    print(f"\nthe decision: {decision}; plain = cosine alone, guards = without the verifier (precision / recall)")
+    print(f"{'threshold':>9}  {'plain':>13}  {'guards':>13}  {'precision (95% CI)':>24}  {'false-hit rate (95% CI)':>25}"
+          f"  {'recall (95% CI)':>22}")
+
+    def short(row: SweepRow) -> str:
+        return f"{row.precision:.3f} / {row.recall:.3f}" if row.precision is not None else f"  -   / {row.recall:.3f}"
+
+    for row, p_row, g_row in zip(rows, plain, previous, strict=True):
         p = f"{row.precision:.3f}" if row.precision is not None else "  -  "
         p_lo, p_hi = wilson(row.tp, row.tp + row.fp)
         f_lo, f_hi = wilson(row.fp, row.negatives)
         r_lo, r_hi = wilson(row.tp, row.positives)
-        print(f"{row.threshold:>9.3f}  {p:>6} [{p_lo:.3f}, {p_hi:.3f}]{'':>5}  {row.false_hit_rate:>7.4f} [{f_lo:.4f}, {f_hi:.4f}]"
-              f"  {row.recall:>6.3f} [{r_lo:.3f}, {r_hi:.3f}]")
+        print(f"{row.threshold:>9.3f}  {short(p_row):>13}  {short(g_row):>13}  {p:>6} [{p_lo:.3f}, {p_hi:.3f}]{'':>5}"
+              f"  {row.false_hit_rate:>7.4f} [{f_lo:.4f}, {f_hi:.4f}]  {row.recall:>6.3f} [{r_lo:.3f}, {r_hi:.3f}]")
     if not positives or positives == len(pairs):
         print("\nthe pairs need both labels (0 and 1) to estimate precision; no threshold recommended")
         return 2

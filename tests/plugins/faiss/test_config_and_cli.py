@@ -65,6 +65,13 @@ def test_calibrate_prints_the_threshold_for_the_yaml(tmp_path, capsys, minilm):
     assert "6 pairs (3 same, 3 different)" in out and "precision (95% CI)" in out
     threshold = float(out.rsplit("threshold:", 1)[1])
     assert 0.8 <= threshold < 1.0
+    assert "the decision: guards;" in out
+
+    assert main(["calibrate", "--pairs", str(path), "--target-precision", "0.99", "--verifier"]) == 0
+    out = capsys.readouterr().out
+    assert "the decision: guards and verifier;" in out and "plain" in out
+    with_verifier = float(out.rsplit("threshold:", 1)[1])
+    assert 0.8 <= with_verifier <= threshold, "the verifier never needs a stricter threshold on these pairs"
 
 
 def test_calibrate_bad_input_is_a_message(tmp_path, capsys):

