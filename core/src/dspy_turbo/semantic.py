@@ -67,7 +67,8 @@ TIER = "semantic"
 
 
 class Embedder(Protocol):
-    """What an ``embedder`` component provides."""
+    """What an ``embedder`` component provides. The verifier, when switched on, also needs
+    ``word_vectors`` (:class:`dspy_turbo.verifier.WordVectorEmbedder`)."""
 
     dimension: int
     max_tokens: int

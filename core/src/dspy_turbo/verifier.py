@@ -82,6 +82,9 @@ class Verifier:
         self._lock = threading.Lock()
         self.calls = 0
         self.seconds = 0.0
+        # A probe: a broken embedder fails at load, not at the first check; and from now on the
+        # embedder keeps the token vectors of what it embeds (it does not without a verifier).
+        embedder.word_vectors("")
 
     def words(self, text: str) -> Words:
         with self._lock:

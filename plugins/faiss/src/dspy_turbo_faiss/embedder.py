@@ -7,9 +7,10 @@ Turbo that names it (inference does not change it).
 
 The forward pass that makes a sentence vector also makes one contextual vector per token;
 the semantic cache's verifier compares questions word by word with them
-(:meth:`SentenceTransformerEmbedder.word_vectors`). The token vectors of recent texts are
-kept, so the query just embedded costs no second pass; a text embedded elsewhere (another
-process, before a restart) is run through the model again.
+(:meth:`SentenceTransformerEmbedder.word_vectors`). Once it has been asked for them, the
+embedder keeps recent texts' token vectors, so the query just embedded costs no second
+pass; a text embedded elsewhere (another process, before a restart) is run through the
+model again.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ class SentenceTransformerEmbedder(Component):
         self.tokenizer = self.model.tokenizer
         self._tokens: OrderedDict[str, Any] = OrderedDict()  # text -> its token vectors (float16 rows)
         self._tokens_lock = threading.Lock()
+        self._keep_tokens = False  # from the first word_vectors() call on: nothing to keep without a verifier
 
     def embed(self, texts: list[str]):
         import numpy as np
@@ -164,14 +166,15 @@ class SentenceTransformerEmbedder(Component):
         with torch.inference_mode():
             out = self.model(features)
             vectors = torch.nn.functional.normalize(out["sentence_embedding"].float(), p=2, dim=1)
-            tokens = out["token_embeddings"].to(torch.float16).cpu().numpy()
-        lengths = features["attention_mask"].sum(dim=1).tolist()
-        with self._tokens_lock:
-            for text, rows, length in zip(texts, tokens, lengths, strict=True):
-                self._tokens[text] = rows[: int(length)]
-                self._tokens.move_to_end(text)
-            while len(self._tokens) > _TOKENS_KEPT:
-                self._tokens.popitem(last=False)
+            tokens = out["token_embeddings"].to(torch.float16).cpu().numpy() if self._keep_tokens else None
+        if tokens is not None:
+            lengths = features["attention_mask"].sum(dim=1).tolist()
+            with self._tokens_lock:
+                for text, rows, length in zip(texts, tokens, lengths, strict=True):
+                    self._tokens[text] = rows[: int(length)]
+                    self._tokens.move_to_end(text)
+                while len(self._tokens) > _TOKENS_KEPT:
+                    self._tokens.popitem(last=False)
         return np.ascontiguousarray(vectors.cpu().numpy(), dtype=np.float32)
 
     def word_vectors(self, text: str):
@@ -180,6 +183,7 @@ class SentenceTransformerEmbedder(Component):
         the last layer, the ones the sentence vector is pooled from)."""
         import numpy as np
 
+        self._keep_tokens = True
         with self._tokens_lock:
             tokens = self._tokens.get(text)
         if tokens is None:
