@@ -82,7 +82,7 @@ class SemanticVerifier(Options):
 
     enabled: bool = False
     rare_below: float = Field(default=4.5, ge=0.0, le=8.0)
-    """Words rarer than this on wordfreq's Zipf scale ("the" 7.7, "learn" 5.2, "python" 3.8) must be matched."""
+    """Words rarer than this on wordfreq's Zipf scale ("the" 7.7, "learn" 5.2, "salmon" 4.0) must be matched."""
     min_alignment: float = Field(default=0.5, ge=0.0, le=1.0)
     """Cosine of a rare word's contextual vector to its closest word in the other question, below which it is unmatched."""
 

@@ -1,22 +1,23 @@
 """The semantic cache's verifier: a second look at a candidate the cosine threshold let through.
 
 A sentence vector says two questions are about the same thing, not that they ask the same
-thing: "How do I learn Python?" and "How do I learn Java?" are close in cosine. The
-verifier compares the two questions word by word, with the contextual word vectors of the
-same model forward pass that made the sentence vector (BERTScore's alignment): every
-*rare* word of either question (rarer than ``rare_below`` on wordfreq's Zipf scale, where
-"the" is 7.7, "learn" 5.3 and "python" 3.8) must appear in the other question or have a
-word there whose vector is at least ``min_alignment`` close. "Python" has no counterpart
-in the Java question (its closest word is at 0.1), so the pair is rejected; "How can I
-lose weight fast?" keeps "lose" and "weight" and serves "What is the fastest way to lose
-weight?".
+thing. The verifier compares the two questions word by word, with the contextual word
+vectors of the same model forward pass that made the sentence vector (BERTScore's
+alignment): every *rare* word of either question (rarer than ``rare_below`` on wordfreq's
+Zipf scale, where "the" is 7.7, "learn" 5.2 and "salmon" 4.0) must appear in the other
+question or have a word there whose vector is at least ``min_alignment`` close. "How do I
+cook salmon in the oven?" has no counterpart for "salmon" in "How do I cook chicken in the
+oven?" (cosine 0.68), so the pair is rejected; "How can I lose weight fast?" still serves
+"What is the fastest way to lose weight?".
 
-It runs only on candidates that reached the threshold and passed the guards, after them,
-inside :func:`dspy_turbo.semantic.pick`'s decision. Its cost is a matrix product of two
-questions' word vectors (tens of microseconds) when the cached question's token vectors
-are still held by the embedder (it embedded that text recently: this process added or
-looked it up), and one forward pass for the cached question's text when they are not
-(added by another process, or before a restart).
+It runs only on candidates that reached the threshold and passed the guards, inside
+:func:`dspy_turbo.semantic.pick`'s decision, and is off by default: on the public pair
+sets it removes true hits about as fast as false ones (``bench/semantic_eval.py``). A
+check compares two small matrices of word vectors; reading a question's words needs its
+token vectors, which the embedder holds for the texts it embedded recently (the query
+just looked up, entries this process added) and otherwise recomputes from the cached
+question's stored text with one forward pass (entries added by another process, or
+before a restart).
 """
 
 from __future__ import annotations
