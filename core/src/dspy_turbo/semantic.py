@@ -18,10 +18,10 @@ How one LM request is matched (``SemanticCache.lookup``), after an exact miss:
    :class:`MicroBatcher`; a text is never embedded twice: the embedding cache), the index
    is searched inside the scope, and a candidate at or above the threshold (cosine
    similarity) must pass the :func:`guards <guard_reason>` (a differing number, date,
-   negation or named entity is a miss, however close the vectors), then the
-   :mod:`verifier <dspy_turbo.verifier>` (a rare word of either question without a close
-   word in the other is a miss: "learn Python" is not "learn Java"), and beat the other
-   neighbours by ``margin`` (:func:`pick`).
+   negation or named entity is a miss, however close the vectors), then, when switched
+   on, the :mod:`verifier <dspy_turbo.verifier>` (a rare word of either question without
+   a close word in the other is a miss: "cook salmon" is not "cook chicken"), and beat the
+   other neighbours by ``margin`` (:func:`pick`).
 4. The candidate's entry is read from the exact tiers; an entry that expired or was
    evicted takes its vector out of the index.
 
