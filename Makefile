@@ -16,7 +16,7 @@ SOURCES += plugins/prometheus/pyproject.toml plugins/logsink/pyproject.toml
 PACKAGES += -e plugins/batching
 SOURCES += plugins/batching/pyproject.toml
 # semantic cache (faiss)
-PACKAGES += -e plugins/faiss
+PACKAGES += -e 'plugins/faiss[verifier]'
 SOURCES += plugins/faiss/pyproject.toml
 
 .PHONY: demo test bench bench-semantic lint clean

@@ -53,7 +53,7 @@ def import_wordfreq():
         from wordfreq import zipf_frequency
     except Exception as exc:
         raise ImportError(f"the semantic verifier weighs words by their frequency with the package wordfreq, which "
-                          f"failed to import ({type(exc).__name__}: {exc}); pip install wordfreq") from None
+                          f"failed to import ({type(exc).__name__}: {exc}); pip install 'dspy-turbo-faiss[verifier]' (or wordfreq)") from None
     return zipf_frequency
 
 

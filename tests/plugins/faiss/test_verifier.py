@@ -131,6 +131,6 @@ def test_missing_wordfreq_is_a_load_error_naming_the_package(monkeypatch, semant
     with pytest.raises(dspy_turbo.ConfigError) as info:
         dspy_turbo.load(semantic_config(verifier={"enabled": True}))
     (issue,) = info.value.issues
-    assert issue.path == "cache.semantic.verifier" and "pip install wordfreq" in issue.message
+    assert issue.path == "cache.semantic.verifier" and "dspy-turbo-faiss[verifier]" in issue.message
     assert "enabled: false" in issue.message
     dspy_turbo.load(semantic_config()).close()  # off, nothing to import
