@@ -120,3 +120,21 @@ def test_a_prediction_keeps_all_its_completions():
     again = Entry.from_bytes(Entry.create(prediction).to_bytes()).copy_value()
     assert isinstance(again, dspy.Prediction) and again.answer == "a"
     assert [c.answer for c in again.completions] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("value", [{1: "a"}, {"a": {2: "b"}}, [{"a": object()}], {"a": [1, {"b": {3}}]}])
+def test_values_json_cannot_carry_are_not_stored(value):
+    with pytest.raises(EncodeError):
+        Entry.create(value)
+
+
+def test_nesting_deeper_than_64_levels_is_not_stored_and_shallower_is():
+    def nested(depth):
+        value = "leaf"
+        for _ in range(depth):
+            value = [value]
+        return {"a": value}
+
+    assert Entry.from_bytes(Entry.create(nested(60)).to_bytes()).value == nested(60)
+    with pytest.raises(EncodeError):
+        Entry.create(nested(70))

@@ -61,28 +61,23 @@ def _is_json(value: Any, depth: int = 0) -> bool:
     # by their exact type, without a call each; subclasses take the isinstance path.
     kind = type(value)
     if kind is dict:
-        if depth > 64:
-            return False
-        for k, v in value.items():
+        for k in value:
             if type(k) is not str:
                 return False
-            leaf = type(v)
-            if leaf is str or leaf is int or leaf is float or leaf is bool or v is None:
-                continue
-            if not _is_json(v, depth + 1):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        if depth > 64:
+        items = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return isinstance(value, _JSON_SCALARS)
+    if depth > 64:
+        return False
+    for v in items:
+        leaf = type(v)
+        if leaf is str or leaf is int or leaf is float or leaf is bool or v is None:
+            continue
+        if not _is_json(v, depth + 1):
             return False
-        for v in value:
-            leaf = type(v)
-            if leaf is str or leaf is int or leaf is float or leaf is bool or v is None:
-                continue
-            if not _is_json(v, depth + 1):
-                return False
-        return True
-    return isinstance(value, _JSON_SCALARS)
+    return True
 
 
 def _json_copy(value: Any) -> Any:
