@@ -151,7 +151,7 @@ def add_top(sub) -> None:
 
 
 def cmd_calibrate(args) -> int:
-    from .semantic import calibrate_command
+    from .calibration import calibrate_command
 
     return calibrate_command(args, _registry()[1])
 
