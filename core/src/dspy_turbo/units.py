@@ -7,6 +7,7 @@ Plain numbers are seconds and bytes. Sizes use powers of 1024 for both ``MB`` an
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import BeforeValidator
@@ -39,51 +40,50 @@ _SIZE_UNITS = {
 _NUMBER_UNIT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
-def _split(value: str, what: str) -> tuple[float, str]:
-    match = _NUMBER_UNIT.match(value)
-    if not match:
-        raise ValueError(f"{value!r} is not a {what} (examples: {'90s, 5m, 7d' if what == 'duration' else '512KB, 256MB, 10GB'})")
-    return float(match.group(1)), match.group(2).lower()
+@dataclass(frozen=True)
+class _Quantity:
+    what: str  # "duration", "size": how messages name it
+    plain: str  # what a bare number counts
+    like: str  # one example string
+    examples: str
+    units: dict[str, float]
+    default_unit: str
+    unit_names: str
+
+
+_DURATION = _Quantity("duration", "seconds", "'90s'", "90s, 5m, 7d", _DURATION_UNITS, "s", ", ".join(_DURATION_UNITS))
+_SIZE = _Quantity("size", "bytes", "'256MB'", "512KB, 256MB, 10GB", _SIZE_UNITS, "b",
+                  "B, KB, MB, GB, TB (or KiB, MiB, ...)")
+
+
+def _parse(value: object, kind: _Quantity) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"a {kind.what} must be a number of {kind.plain} or a string like {kind.like}")
+    if isinstance(value, (int, float)):
+        amount = float(value)
+    elif isinstance(value, str):
+        match = _NUMBER_UNIT.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a {kind.what} (examples: {kind.examples})")
+        unit = match.group(2).lower() or kind.default_unit
+        if unit not in kind.units:
+            raise ValueError(f"unknown {kind.what} unit {unit!r} in {value!r}; use one of {kind.unit_names}")
+        amount = float(match.group(1)) * kind.units[unit]
+    else:
+        raise ValueError(f"a {kind.what} must be a number or a string like {kind.like}, got {type(value).__name__}")
+    if amount < 0:
+        raise ValueError(f"a {kind.what} cannot be negative, got {value!r}")
+    return amount
 
 
 def parse_duration(value: object) -> float:
     """Seconds as a float from ``90``, ``"1.5s"``, ``"250ms"``, ``"7d"``; never negative."""
-    if isinstance(value, bool):
-        raise ValueError("a duration must be a number of seconds or a string like '90s'")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        number, unit = _split(value, "duration")
-        if unit == "":
-            unit = "s"
-        if unit not in _DURATION_UNITS:
-            raise ValueError(f"unknown duration unit {unit!r} in {value!r}; use one of {', '.join(_DURATION_UNITS)}")
-        seconds = number * _DURATION_UNITS[unit]
-    else:
-        raise ValueError(f"a duration must be a number or a string like '90s', got {type(value).__name__}")
-    if seconds < 0:
-        raise ValueError(f"a duration cannot be negative, got {value!r}")
-    return seconds
+    return _parse(value, _DURATION)
 
 
 def parse_size(value: object) -> int:
     """Bytes as an int from ``1048576``, ``"256MB"``, ``"1.5GiB"``; never negative."""
-    if isinstance(value, bool):
-        raise ValueError("a size must be a number of bytes or a string like '256MB'")
-    if isinstance(value, (int, float)):
-        size = float(value)
-    elif isinstance(value, str):
-        number, unit = _split(value, "size")
-        if unit == "":
-            unit = "b"
-        if unit not in _SIZE_UNITS:
-            raise ValueError(f"unknown size unit {unit!r} in {value!r}; use one of B, KB, MB, GB, TB (or KiB, MiB, ...)")
-        size = number * _SIZE_UNITS[unit]
-    else:
-        raise ValueError(f"a size must be a number or a string like '256MB', got {type(value).__name__}")
-    if size < 0:
-        raise ValueError(f"a size cannot be negative, got {value!r}")
-    return int(size)
+    return int(_parse(value, _SIZE))
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
