@@ -7,7 +7,7 @@ import pytest
 
 import dspy_turbo
 from dspy_turbo.batching import program_key
-from dspy_turbo.programs import Unkeyable
+from dspy_turbo.programs import Unkeyable, _sub_modules
 
 
 class Shout(dspy.Module):
@@ -79,3 +79,29 @@ def test_an_lm_with_cache_off_is_not_item_cached(make_turbo):
     with dspy.context(lm=lm):
         with pytest.raises(Unkeyable):
             program_key(turbo, dspy.Predict("q -> a"))
+
+
+class Nested(dspy.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = dspy.Predict("question -> answer")
+        self.rest = [dspy.ChainOfThought("question -> answer"), {"last": dspy.Predict("q -> a")}]
+
+    def forward(self, question):
+        return self.first(question=question)
+
+
+def test_sub_modules_are_named_as_dspy_names_them():
+    program = Nested()
+    assert [(n, id(m)) for n, m in _sub_modules(program)] == [(n, id(m)) for n, m in program.named_sub_modules()]
+
+
+def test_what_a_program_recorded_while_running_is_not_its_identity(turbo, lm):
+    # DSPy appends every call to each module's history (up to 10,000 entries); walking it on
+    # every batch cost more than the batch's own work. Nothing in it is part of the program.
+    program = Nested()
+    program(question="warm up")
+    before = program_key(turbo, program)
+    program.history.append({"outputs": [dspy.Predict("x -> y")]})
+    program.first.history.extend({"messages": [{"content": f"call {i}"}]} for i in range(100))
+    assert program_key(turbo, program) == before
