@@ -1,4 +1,5 @@
 import pickle
+import re
 
 import litellm
 import numpy as np
@@ -91,11 +92,14 @@ def _wire(version: int, **fields) -> bytes:
 
 @pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("meta", [{"u": {"total_tokens": "n/a"}}, {"u": ["x"]}, {"$": "free"}, {"m": 7}, {"g": "tag"},
-                                  {"g": [1]}, {"c": "yesterday"}, {"e": "never"}, {"t": 3}])
-def test_metadata_of_the_wrong_type_is_a_decode_error(version, meta):
+                                  {"g": [1]}, {"c": "yesterday"}, {"e": "never"}, {"t": 3}, {"u": {"n": True}},
+                                  {"c": True}])
+def test_metadata_of_the_wrong_type_is_a_decode_error_naming_the_field(version, meta):
     assert Entry.from_bytes(_wire(version)).value == {"a": 1}  # the same bytes without the bad field decode
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError) as caught:
         Entry.from_bytes(_wire(version, **meta))
+    field = {"t": "tag", "c": "created_at", "e": "expires_at", "u": "usage", "$": "cost", "m": "model", "g": "tags"}
+    assert re.search(rf"at `{field[next(iter(meta))]}[`\[]", str(caught.value)), str(caught.value)
 
 
 @pytest.mark.parametrize("blob", [b"DT\x02[]", b'DT\x02["json", {}]', b'DT\x02{"t": "json", "d": 1}',
