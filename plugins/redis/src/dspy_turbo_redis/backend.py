@@ -150,19 +150,21 @@ class RedisBackend(CacheBackend):
 
     # -- reads -----------------------------------------------------------------------------
 
-    def _decode(self, key: str, blob: bytes) -> Entry | None:
+    def _corrupt(self, key: str, error: DecodeError) -> None:
         try:
-            return Entry.from_bytes(blob)
-        except DecodeError as exc:
-            try:
-                self._client().delete(self.prefix + key)
-            finally:
-                self.corrupt(key, exc)
-            return None
+            self._client().delete(self.prefix + key)
+        finally:
+            self.corrupt(key, error)
 
     def get(self, key: str) -> Entry | None:
         blob = self._client().get(self.prefix + key)
-        return None if blob is None else self._decode(key, blob)
+        if blob is None:
+            return None
+        try:
+            return Entry.from_bytes(blob)
+        except DecodeError as exc:
+            self._corrupt(key, exc)
+            return None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
         keys = list(keys)
@@ -172,11 +174,13 @@ class RedisBackend(CacheBackend):
         full = [self.prefix + k for k in keys]
         blobs = client.mget_nonatomic(full) if self.is_cluster else client.mget(full)
         found = {}
+        decode = Entry.from_bytes
         for key, blob in zip(keys, blobs, strict=True):
             if blob is not None:
-                entry = self._decode(key, blob)
-                if entry is not None:
-                    found[key] = entry
+                try:  # inline, not a call per key: a bulk read decodes hundreds
+                    found[key] = decode(blob)
+                except DecodeError as exc:
+                    self._corrupt(key, exc)
         return found
 
     # -- writes ----------------------------------------------------------------------------
