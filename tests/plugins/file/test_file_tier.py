@@ -8,6 +8,7 @@ import os
 import pickle
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import diskcache
@@ -246,3 +247,29 @@ def test_a_caller_mutating_a_disk_hit_changes_no_later_hit(tmp_path, tiers):
             mine["n"].append(3)
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize("eviction, column", [("lru", "access_time"), ("lfu", "access_count")])
+def test_with_lru_or_lfu_every_hit_counts_as_a_use(tmp_path, eviction, column):
+    """A read under lru/lfu is bookkeeping for eviction; the hit path must not skip it."""
+    backend = FileBackend(FileOptions(directory=str(tmp_path), eviction=eviction))
+    backend.set("ns:v1:k", Entry.create({"v": 1}))
+    db = sqlite3.connect(tmp_path / "cache.db")
+    before = db.execute(f"SELECT {column} FROM Cache WHERE key = 'ns:v1:k'").fetchone()[0]
+    for _ in range(3):
+        assert backend.get("ns:v1:k").value == {"v": 1}
+    after = db.execute(f"SELECT {column} FROM Cache WHERE key = 'ns:v1:k'").fetchone()[0]
+    db.close()
+    backend.close()
+    assert after > before
+
+
+def test_a_value_in_its_own_file_and_an_expired_one_read_as_they_were_stored(tmp_path):
+    backend = FileBackend(FileOptions(directory=str(tmp_path)))
+    big = {"text": "x" * 200_000}  # past diskcache's 32 KB threshold: stored in its own file
+    backend.set("ns:v1:big", Entry.create(big))
+    backend.set("ns:v1:gone", Entry.create({"v": 1}), ttl=0.05)
+    assert backend.get("ns:v1:big").value == big
+    time.sleep(0.1)
+    assert backend.get("ns:v1:gone") is None
+    backend.close()

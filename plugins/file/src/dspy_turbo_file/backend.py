@@ -27,7 +27,13 @@ from dspy_turbo.units import ByteSize, Duration
 
 # diskcache's eviction policies by the names users know them by.
 _MODE_RAW = diskcache.core.MODE_RAW
+_EVICTION = diskcache.core.EVICTION_POLICY
 _POLICIES = {"lrs": "least-recently-stored", "lru": "least-recently-used", "lfu": "least-frequently-used", "none": "none"}
+# The one query diskcache's own ``Cache.get`` makes when a read writes nothing (no lru/lfu
+# bookkeeping, no statistics), against its documented ``Cache`` table: a hit through
+# ``Cache.get`` spends as many instructions around this query as in it.
+_SELECT = ("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
+           " AND (expire_time IS NULL OR expire_time > ?)")
 
 
 def default_directory() -> Path:
@@ -83,6 +89,7 @@ class FileBackend(CacheBackend):
         super().__init__(options)
         self.directory = Path(self.options.directory).expanduser() if self.options.directory else default_directory()
         self._cache: diskcache.Cache | diskcache.FanoutCache | None = None
+        self._direct = False  # reads may run _SELECT themselves (see _open)
         self._open_lock = threading.Lock()
         try:
             self._open()
@@ -104,7 +111,11 @@ class FileBackend(CacheBackend):
                 if self.options.shards > 1:
                     self._cache = diskcache.FanoutCache(str(self.directory), shards=self.options.shards, **settings)
                 else:
-                    self._cache = diskcache.Cache(str(self.directory), **settings)
+                    cache = diskcache.Cache(str(self.directory), **settings)
+                    # Only where Cache.get itself is that one query (its own test for its fast
+                    # path); statistics switched on, lru/lfu or shards read through Cache.get.
+                    self._direct = not cache.statistics and _EVICTION[cache.eviction_policy]["get"] is None
+                    self._cache = cache
         return self._cache
 
     # -- reads ---------------------------------------------------------------------------
@@ -114,7 +125,18 @@ class FileBackend(CacheBackend):
         if cache is None:
             cache = self._open()
         try:
-            blob = cache.get(key)
+            if self._direct:
+                row = cache._sql(_SELECT, (key, time.time())).fetchone()
+                if row is None:
+                    return None
+                mode, filename, blob = row
+                if mode != _MODE_RAW or type(blob) is not bytes:  # a value in its own file, a pickle
+                    try:
+                        blob = cache._disk.fetch(mode, filename, blob, False)
+                    except OSError:  # its file was deleted under us: a miss, as in Cache.get
+                        return None
+            else:
+                blob = cache.get(key)
         except DecodeError as exc:
             return self._corrupt(key, exc)
         if blob is None:
