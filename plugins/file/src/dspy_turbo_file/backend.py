@@ -12,7 +12,6 @@ and the program goes on with the other tiers.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from pydantic import Field
 
 from dspy_turbo import BackendOptions, CacheBackend, DecodeError, Entry
 from dspy_turbo.backend import effective_ttl
+from dspy_turbo.cache_dir import cache_dir as default_directory
 from dspy_turbo.units import ByteSize, Duration
 
 # diskcache's eviction policies by the names users know them by.
@@ -34,15 +34,6 @@ _POLICIES = {"lrs": "least-recently-stored", "lru": "least-recently-used", "lfu"
 # ``Cache.get`` spends as many instructions around this query as in it.
 _SELECT = ("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
            " AND (expire_time IS NULL OR expire_time > ?)")
-
-
-def default_directory() -> Path:
-    """``$DSPY_TURBO_CACHE_DIR``, else ``$XDG_CACHE_HOME/dspy-turbo``, else ``~/.cache/dspy-turbo``."""
-    explicit = os.environ.get("DSPY_TURBO_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "dspy-turbo"
 
 
 class FileOptions(BackendOptions):
