@@ -4,6 +4,8 @@ import threading
 
 import numpy as np
 
+import dspy_turbo_faiss.embedder as embedder_module
+
 TEXTS = [
     "What is the capital of France?",
     "How do I learn Python quickly if I already know some Java and a little C++ from university?",
@@ -49,3 +51,18 @@ def test_micro_batched_lookups_get_the_models_vectors(semantic_turbo, minilm):
         t.join()
     reference = minilm.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
     assert np.allclose(np.vstack([out[t] for t in TEXTS]), reference, atol=1e-5)
+
+
+def test_word_vectors_do_not_depend_on_the_kept_tokens(monkeypatch):
+    """A text's token vectors are used from its own pass, even when other passes evicted them
+    from what the embedder keeps before they were read (here: nothing is kept at all)."""
+    from dspy_turbo_faiss.embedder import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    text = "How do I cook salmon in the oven without drying it out?"
+    expected_words, expected = embedder.word_vectors(text)
+    monkeypatch.setattr(embedder_module, "_TOKENS_KEPT", 0)
+    embedder._tokens.clear()
+    words, vectors = embedder.word_vectors(text)
+    assert not embedder._tokens, "nothing kept: the words came from the pass itself"
+    assert words == expected_words and np.allclose(vectors, expected, atol=1e-3)

@@ -144,20 +144,25 @@ class SentenceTransformerEmbedder(Component):
         import numpy as np
 
         if len(texts) <= 1:
-            return self._forward(texts)
+            return self._forward(texts)[0]
         # A batch is padded to its longest text: one long question among short ones would make
         # every row pay for its length. Sorted by length, chunks hold texts of similar length.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(order), _CHUNK):
             rows = order[start:start + _CHUNK]
-            out[rows] = self._forward([texts[i] for i in rows])
+            out[rows] = self._forward([texts[i] for i in rows])[0]
         return out
 
-    def _forward(self, texts: list[str]):
+    def _forward(self, texts: list[str], tokens: bool = False):
+        """``(sentence vectors, token vectors per text or None)``: one pass over ``texts``.
+        Token vectors (float16, one row per token) come back when asked for or when they are
+        kept for the verifier; kept ones may be evicted by other passes at any time, so a
+        caller that needs them uses what is returned here."""
         import numpy as np
         import torch
 
+        tokens = tokens or self._keep_tokens
         # The model's own modules (transformer, pooling) on one padded batch: what encode() does,
         # without its per-call bookkeeping (a third of the time for one short text).
         features = (getattr(self.model, "preprocess", None) or self.model.tokenize)(texts)
@@ -165,17 +170,20 @@ class SentenceTransformerEmbedder(Component):
         features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
         with torch.inference_mode():
             out = self.model(features)
-            vectors = torch.nn.functional.normalize(out["sentence_embedding"].float(), p=2, dim=1)
-            tokens = out["token_embeddings"].to(torch.float16).cpu().numpy() if self._keep_tokens else None
-        if tokens is not None:
+            vectors = torch.nn.functional.normalize(out["sentence_embedding"].float(), p=2, dim=1).cpu().numpy()
+            rows = out["token_embeddings"].to(torch.float16).cpu().numpy() if tokens else None
+        per_text = None
+        if rows is not None:
             lengths = features["attention_mask"].sum(dim=1).tolist()
-            with self._tokens_lock:
-                for text, rows, length in zip(texts, tokens, lengths, strict=True):
-                    self._tokens[text] = rows[: int(length)]
-                    self._tokens.move_to_end(text)
-                while len(self._tokens) > _TOKENS_KEPT:
-                    self._tokens.popitem(last=False)
-        return np.ascontiguousarray(vectors.cpu().numpy(), dtype=np.float32)
+            per_text = [r[: int(n)] for r, n in zip(rows, lengths, strict=True)]
+            if self._keep_tokens:
+                with self._tokens_lock:
+                    for text, kept in zip(texts, per_text, strict=True):
+                        self._tokens[text] = kept
+                        self._tokens.move_to_end(text)
+                    while len(self._tokens) > _TOKENS_KEPT:
+                        self._tokens.popitem(last=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32), per_text
 
     def word_vectors(self, text: str):
         """``(words, vectors)``: the words of ``text`` (letters or digits, as written) and one
@@ -187,9 +195,7 @@ class SentenceTransformerEmbedder(Component):
         with self._tokens_lock:
             tokens = self._tokens.get(text)
         if tokens is None:
-            self._forward([text])
-            with self._tokens_lock:
-                tokens = self._tokens.get(text)
+            tokens = self._forward([text], tokens=True)[1][0]
         encoding = self.tokenizer(text, truncation=True, max_length=len(tokens), return_offsets_mapping=True,
                                   verbose=False)
         pieces: dict[int, list[int]] = {}
