@@ -217,7 +217,7 @@ def dspy_request(adapter, signature, question: str, model: str = "openai/gpt-4o-
             "_fn_identifier": "dspy.clients.lm.litellm_completion"}
 
 
-EMBEDDER: dict = {}  # the embedder options of this run (--quantize)
+EMBEDDER: dict = {}  # the embedder options of this run (--quantize, --runtime)
 SEMANTIC: dict = {}  # cache.semantic options of this run's Turbos (--verifier)
 
 
@@ -479,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", default="", help="comma-separated thresholds: also print both text protocols at each")
     parser.add_argument("--no-dspy", action="store_true", help="skip the DSPy-shaped protocols")
     parser.add_argument("--quantize", action="store_true", help="the embedder's int8 option (faster, vectors differ)")
+    parser.add_argument("--runtime", choices=("torch", "onnx"), default=None,
+                        help="the embedder's runtime (default: the embedder's own default)")
     parser.add_argument("--verifier", action="store_true",
                         help="switch the verifier on in the Turbos of the DSPy-shaped and speed parts")
     parser.add_argument("--lookups", type=int, default=300, help="timed single lookups per index size")
@@ -506,13 +508,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.qqp_limit:
         qqp = random.Random(args.seed).sample(qqp, min(args.qqp_limit, len(qqp)))
     EMBEDDER.update({"quantize": True} if args.quantize else {})
+    EMBEDDER.update({"runtime": args.runtime} if args.runtime else {})
     SEMANTIC.update({"verifier": {"enabled": True}} if args.verifier else {})
-    cache_dir = Path(args.cache_dir) / ("q8" if args.quantize else "fp32") if args.cache_dir else None
-    vectors = Vectors(SentenceTransformerEmbedder(SentenceTransformerEmbedder.Options(**EMBEDDER)), cache_dir)
+    embedder = SentenceTransformerEmbedder(SentenceTransformerEmbedder.Options(**EMBEDDER))
+    # fp32 vectors are the same on both runtimes; int8 ones differ between them
+    cache_dir = Path(args.cache_dir) / (f"q8-{embedder.runtime}" if args.quantize else "fp32") if args.cache_dir else None
+    vectors = Vectors(embedder, cache_dir)
     verifier = vectors.verifier = make_verifier(vectors.embedder)
     settings = verifier.snapshot()
     print(f"threshold {threshold} (cosine), verifier rare_below {settings['rare_below']} min_alignment "
-          f"{settings['min_alignment']}, model all-MiniLM-L6-v2{' (int8)' if args.quantize else ''}, {len(para)} "
+          f"{settings['min_alignment']}, model all-MiniLM-L6-v2{' (int8)' if args.quantize else ''} on "
+          f"{vectors.embedder.runtime}, {len(para)} "
           f"paraphrase pairs, {len(qqp)} question pairs ({args.qqp_half}); Turbos: verifier "
           f"{'on' if args.verifier else 'as configured by default'}")
     verdicts: list[str] = []

@@ -21,6 +21,10 @@ def semantic(**parts):
     (semantic(embedder={"type": "sentence-transformers", "modle": "x"}), "cache.semantic.embedder.modle", "did you mean 'model'"),
     (semantic(embedder={"type": "sentence-transformers", "device": "gpu"}), "cache.semantic.embedder.device", "cpu, cuda"),
     (semantic(index={"type": "annoy"}), "cache.semantic.index.type", "available: faiss"),
+    (semantic(embedder={"type": "sentence-transformers", "runtime": "tensorflow"}), "cache.semantic.embedder.runtime",
+     "'torch' or 'onnx'"),
+    (semantic(embedder={"type": "sentence-transformers", "runtime": "onnx", "device": "cuda"}), "cache.semantic.embedder",
+     "cpu device only"),
 ])
 def test_config_errors_name_the_path(config, path, words):
     with pytest.raises(dspy_turbo.ConfigError) as info:
@@ -40,6 +44,7 @@ def test_missing_model_is_a_load_error_not_a_download(tmp_path):
 @pytest.mark.parametrize(("module", "package", "path"), [
     ("faiss", "faiss-cpu", "cache.semantic.index"),
     ("sentence_transformers", "sentence-transformers", "cache.semantic.embedder"),
+    ("onnxruntime", "onnxruntime", "cache.semantic.embedder"),  # the default runtime on cpu
 ])
 def test_broken_install_is_a_load_error_naming_the_package(monkeypatch, module, package, path):
     monkeypatch.setitem(sys.modules, module, None)  # what an uninstalled or broken package looks like to import
