@@ -91,6 +91,24 @@ def test_without_onnx_an_export_is_a_load_error_naming_the_package(cache, minilm
     assert not cache.exists() or not list(cache.iterdir()), "nothing half-written is left behind"
 
 
+def test_an_unwritable_cache_directory_falls_back_to_torch_unless_onnx_was_asked_for(tmp_path, monkeypatch, caplog):
+    from dspy_turbo_faiss.embedder import SentenceTransformerEmbedder
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("DSPY_TURBO_CACHE_DIR", str(blocker / "dspy-turbo"))  # mkdir under a file fails, even as root
+    monkeypatch.setattr(onnx_runtime, "_sessions", {})
+    monkeypatch.setattr(onnx_runtime, "_by_model", type(onnx_runtime._by_model)())
+    embedder = SentenceTransformerEmbedder()  # onnx is the default on cpu
+    assert embedder.runtime == "torch" and embedder._onnx is None
+    assert "embedding with torch instead" in caplog.text and str(blocker) in caplog.text
+    assert np.allclose(embedder.embed(TEXTS), embedder.model.encode(TEXTS, normalize_embeddings=True), atol=1e-5)
+    with pytest.raises(dspy_turbo.ConfigError) as info:  # asked for by name: the error stands
+        dspy_turbo.load({"cache": {"tiers": [{"type": "memory"}], "semantic": {
+            "index": {"type": "faiss"}, "embedder": {"type": "sentence-transformers", "runtime": "onnx"}}}})
+    (issue,) = info.value.issues
+    assert issue.path == "cache.semantic.embedder" and str(blocker) in issue.message
+
 EXPORTER = textwrap.dedent('''
     import json, os, pathlib, sys, time
     from dspy_turbo_faiss.embedder import SentenceTransformerEmbedder

@@ -20,6 +20,7 @@ model again.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections import OrderedDict
@@ -33,6 +34,7 @@ from dspy_turbo.semantic import ComponentUnavailable
 
 from . import onnx_runtime
 
+logger = logging.getLogger("dspy_turbo")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _PACKAGED = {DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower()}
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
@@ -163,7 +165,17 @@ class SentenceTransformerEmbedder(Component):
         self.tokenizer = self.model.tokenizer
         self._onnx = None
         if self.runtime == "onnx":
-            self._onnx = onnx_runtime.load(self.model, self.options.model, int8=self.options.quantize)
+            try:
+                self._onnx = onnx_runtime.load(self.model, self.options.model, int8=self.options.quantize)
+            except onnx_runtime.ExportFailed as exc:
+                if self.options.runtime == "onnx":
+                    raise
+                # onnx is only the default (a read-only cache directory, say): torch gives the
+                # same vectors, slower, rather than no semantic cache at all
+                logger.warning("semantic cache embedder: %s; embedding with torch instead", exc)
+                self.runtime = "torch"
+                if self.options.quantize:
+                    self.model = load_model(self.options.model, self.options.device, True)
         self._tokens: OrderedDict[str, Any] = OrderedDict()  # text -> its token vectors (float16 rows)
         self._tokens_lock = threading.Lock()
         self._keep_tokens = False  # from the first word_vectors() call on: nothing to keep without a verifier

@@ -34,6 +34,11 @@ _by_model: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loaded mod
 _sessions_lock = threading.Lock()
 
 
+class ExportFailed(ComponentUnavailable):
+    """The model could not be exported or its file not loaded (an unwritable cache directory,
+    an exporter error), as opposed to a package that is missing."""
+
+
 def import_onnxruntime():
     try:
         import onnxruntime
@@ -175,7 +180,7 @@ def load(model, name: str, int8: bool = False) -> OnnxModel:
             except ComponentUnavailable:
                 raise
             except Exception as exc:
-                raise ComponentUnavailable(
+                raise ExportFailed(
                     f"cannot run model {name!r} with onnxruntime: making {str(path)!r} failed "
                     f"({type(exc).__name__}: {str(exc)[:200]}); set runtime: torch", "onnxruntime") from None
             _sessions[key] = got
