@@ -54,6 +54,13 @@ class StatsAggregator:
             self.route_sources: Counter[str] = Counter()
             self.batches: Counter[str] = Counter()
 
+    def _model(self, name: str | None) -> Counter:
+        """The counters of one model, made on its first event (not one thrown away per event)."""
+        counters = self.by_model.get(name or "?")
+        if counters is None:
+            counters = self.by_model[name or "?"] = Counter()
+        return counters
+
     def __call__(self, event: Event) -> None:
         kind = event.kind
         with self._lock:
@@ -62,13 +69,13 @@ class StatsAggregator:
                 self.tokens_saved += event.tokens
                 self.dollars_saved += event.cost or 0.0
                 if event.cost:
-                    self.by_model.setdefault(event.model or "?", Counter())["dollars_saved_by_cache"] += event.cost
+                    self._model(event.model)["dollars_saved_by_cache"] += event.cost
                 if event.latency is not None:
                     self.hit_latency.append(event.latency)
             elif kind == ev.MISS:
                 self.misses += 1
             elif kind == ev.LM_CALL:
-                model = self.by_model.setdefault(event.model or "?", Counter())
+                model = self._model(event.model)
                 if event.error:
                     self.lm_errors += 1
                     model["errors"] += 1
@@ -87,7 +94,7 @@ class StatsAggregator:
                 self.tokens_saved += event.tokens
                 self.dollars_saved += event.cost or 0.0
                 if event.cost:
-                    self.by_model.setdefault(event.model or "?", Counter())["dollars_saved_by_cache"] += event.cost
+                    self._model(event.model)["dollars_saved_by_cache"] += event.cost
             elif kind == ev.STORE:
                 self.stores[event.tier or "?"] += 1
             elif kind == ev.SKIP_STORE:
@@ -100,10 +107,10 @@ class StatsAggregator:
                 extra = event.extra or {}
                 self.routes[extra.get("tier") or "?"] += 1
                 self.route_sources[extra.get("source") or "?"] += 1
-                self.by_model.setdefault(event.model or "?", Counter())["routed"] += 1
+                self._model(event.model)["routed"] += 1
             elif kind == ev.ROUTE_SAVING:
                 self.dollars_saved_by_routing += event.cost or 0.0
-                self.by_model.setdefault(event.model or "?", Counter())["dollars_saved_by_routing"] += event.cost or 0.0
+                self._model(event.model)["dollars_saved_by_routing"] += event.cost or 0.0
             elif kind == "batch":  # batching.BATCH: one finished batch and what its items did
                 self.batches["batches"] += 1
                 self.batches["seconds"] += event.latency or 0.0
