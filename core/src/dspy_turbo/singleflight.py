@@ -28,28 +28,46 @@ from .coordination import CoordinationUnavailable, Coordinator
 T = TypeVar("T")
 
 
+class _Flight:
+    """One leader's call. Its future is made by the first waiter: a call nobody joins (the
+    common case) costs no future, and the shared lock is never held while one is built."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: Future | None = None
+
+
 class SingleFlight:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._flights: dict[str, Future] = {}
+        self._flights: dict[str, _Flight] = {}
 
-    def _join(self, key: str) -> tuple[Future, bool]:
-        with self._lock:
-            fut = self._flights.get(key)
-            if fut is not None:
-                return fut, False
-            fut = Future()
-            self._flights[key] = fut
-            return fut, True
+    def _join(self, key: str) -> tuple[_Flight | Future, bool]:
+        """(our new flight, True) as the leader; (the leader's future, False) as a waiter."""
+        mine, built = _Flight(), None
+        while True:
+            with self._lock:
+                flight = self._flights.setdefault(key, mine)
+                if flight is mine:
+                    return mine, True
+                if flight.future is None and built is not None:
+                    flight.future = built
+                if flight.future is not None:
+                    return flight.future, False
+            built = Future()  # outside the lock; then join again (the leader may be done by now)
 
-    def _finish(self, key: str, fut: Future, result: Any = None, exc: BaseException | None = None) -> None:
+    def _finish(self, key: str, flight: _Flight, result: Any = None, exc: BaseException | None = None) -> None:
         with self._lock:
-            if self._flights.get(key) is fut:
+            if self._flights.get(key) is flight:
                 del self._flights[key]
+            future = flight.future  # no waiter can join this flight from here on
+        if future is None:
+            return
         if exc is not None:
-            fut.set_exception(exc)
+            future.set_exception(exc)
         else:
-            fut.set_result(result)
+            future.set_result(result)
 
     def do(self, key: str, fn: Callable[[], T]) -> tuple[T, bool]:
         """Run ``fn`` once for all concurrent callers of ``key``; returns (result, shared)."""
@@ -58,30 +76,30 @@ class SingleFlight:
             # block the very loop an async leader needs to finish. Call without coalescing.
             return fn(), False
         while True:
-            fut, leader = self._join(key)
+            joined, leader = self._join(key)
             if leader:
                 break
             try:
-                return fut.result(), True
+                return joined.result(), True
             except (asyncio.CancelledError, _FutureCancelled):
                 continue  # the leader was cancelled, not us: lead or join the next flight
         try:
             result = fn()
         except BaseException as exc:
-            self._finish(key, fut, exc=exc)
+            self._finish(key, joined, exc=exc)
             raise
-        self._finish(key, fut, result)
+        self._finish(key, joined, result)
         return result, False
 
     async def ado(self, key: str, fn: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """The asyncio door; shares flights with ``do`` (a thread and a task coalesce too)."""
         while True:
-            fut, leader = self._join(key)
+            joined, leader = self._join(key)
             if leader:
                 break
             try:
                 # shield: a cancelled waiter must not cancel the leader's shared future
-                return await asyncio.shield(asyncio.wrap_future(fut)), True
+                return await asyncio.shield(asyncio.wrap_future(joined)), True
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
@@ -90,9 +108,9 @@ class SingleFlight:
         try:
             result = await fn()
         except BaseException as exc:
-            self._finish(key, fut, exc=exc)
+            self._finish(key, joined, exc=exc)
             raise
-        self._finish(key, fut, result)
+        self._finish(key, joined, result)
         return result, False
 
     def in_flight(self) -> int:
@@ -174,8 +192,5 @@ class SharedFlight:
 
 
 def _on_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+    # asyncio's own test, without get_running_loop's exception on every call off a loop
+    return asyncio._get_running_loop() is not None
