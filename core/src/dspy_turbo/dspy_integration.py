@@ -21,7 +21,6 @@ the way to hand caching back to DSPy; it restores the cache DSPy had before.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import copy
 import functools
@@ -31,6 +30,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import dspy
+import dspy.clients.execution as execution
 from dspy.clients.cache import Cache as _DSPyCache
 
 from . import callpolicy, costs
@@ -61,13 +62,17 @@ def _request_key(turbo: Turbo, request: dict[str, Any], ignored: list[str] | Non
         return None
 
 
-@contextlib.contextmanager
-def _rechecking():
-    token = _RECHECK.set(True)
-    try:
-        yield
-    finally:
-        _RECHECK.reset(token)
+class _Rechecking:
+    """``with _Rechecking():`` reads inside count no miss (a class: contextlib's generator
+    costs several times more, on every LM call)."""
+
+    __slots__ = ("token",)
+
+    def __enter__(self) -> None:
+        self.token = _RECHECK.set(True)
+
+    def __exit__(self, *exc: object) -> None:
+        _RECHECK.reset(self.token)
 
 
 class DSPyCache(_DSPyCache):
@@ -140,8 +145,6 @@ class Installation:
 
 
 def _ensure_in_charge(turbo: Turbo) -> None:
-    import dspy
-
     adapter = turbo.integration.adapter
     if dspy.__dict__.get("cache") is not adapter:
         logger.warning("dspy.cache was replaced (dspy.configure_cache?) while dspy-turbo is installed; "
@@ -185,7 +188,7 @@ def _cache_inline(turbo: Turbo, write: bool = False) -> bool:
             and not (write and turbo._has_store_hooks))
 
 
-async def _acached(turbo: Turbo, execution: Any, lm: Any, call: Any) -> Any:
+async def _acached(turbo: Turbo, lm: Any, call: Any) -> Any:
     """DSPy's cache read on the async path. DSPy hands it to a thread (a tier may do I/O);
     when every tier is in this process's memory the read is cheaper inline than that
     hand-off, which costs two thread switches per LM call."""
@@ -211,8 +214,6 @@ def runs_inline(task: Any) -> bool:
         if not task.args:
             return False
         task = task.args[0]  # asyncio.to_thread submits partial(context.run, fn, *args)
-    import dspy.clients.execution as execution
-
     if task is execution.prepare:
         return True
     if task is execution._price_result or task is getattr(execution, "_price_legacy", None):
@@ -223,8 +224,6 @@ def runs_inline(task: Any) -> bool:
         turbo = _active
         if turbo is None or turbo.integration is None:
             return False
-        import dspy
-
         return dspy.__dict__.get("cache") is turbo.integration.adapter and _cache_inline(turbo, task is execution._store)
     return False
 
@@ -246,7 +245,7 @@ def _waiter_copy(result: Any) -> Any:
     return mine
 
 
-def _wrap(original_execute, original_aexecute, execution):
+def _wrap(original_execute, original_aexecute):
     """Wrap DSPy's execute/aexecute: hits return at once; misses go through single-flight.
 
     The leader's re-check inside DSPy's execute (and a waiter's read of what the leader
@@ -276,7 +275,7 @@ def _wrap(original_execute, original_aexecute, execution):
         def call_lm():
             started = time.perf_counter()
             try:
-                with _rechecking():
+                with _Rechecking():
                     result = callpolicy.execute(original_execute, lm, call)
             except BaseException as exc:
                 _report(turbo, lm, started, error=exc)
@@ -292,7 +291,7 @@ def _wrap(original_execute, original_aexecute, execution):
                 return call_lm()
 
             def recheck():
-                with _rechecking():
+                with _Rechecking():
                     return execution._cached(lm, call, False)
 
             result, elsewhere = turbo.shared_flight.do(key, recheck, call_lm)
@@ -305,7 +304,7 @@ def _wrap(original_execute, original_aexecute, execution):
             return result
         turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
         # Our own copy from the cache when the leader stored it; else a copy of the leader's result.
-        with _rechecking():
+        with _Rechecking():
             return execution._cached(lm, call, False) or _waiter_copy(result)
 
     async def aexecute(lm, call):
@@ -322,7 +321,7 @@ def _wrap(original_execute, original_aexecute, execution):
             _KEYED.reset(token)
 
     async def _aexecute(turbo, lm, call):
-        hit = await _acached(turbo, execution, lm, call)
+        hit = await _acached(turbo, lm, call)
         if hit:
             return hit
 
@@ -331,7 +330,7 @@ def _wrap(original_execute, original_aexecute, execution):
         async def call_lm():
             started = time.perf_counter()
             try:
-                with _rechecking():
+                with _Rechecking():
                     result = await callpolicy.aexecute(original_aexecute, lm, call)
             except BaseException as exc:
                 if not isinstance(exc, asyncio.CancelledError):
@@ -348,8 +347,8 @@ def _wrap(original_execute, original_aexecute, execution):
                 return await call_lm()
 
             async def recheck():
-                with _rechecking():
-                    return await _acached(turbo, execution, lm, call)
+                with _Rechecking():
+                    return await _acached(turbo, lm, call)
 
             result, elsewhere = await turbo.shared_flight.ado(key, recheck, call_lm)
             if elsewhere:
@@ -360,8 +359,8 @@ def _wrap(original_execute, original_aexecute, execution):
         if not shared:
             return result
         turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
-        with _rechecking():
-            return await _acached(turbo, execution, lm, call) or _waiter_copy(result)
+        with _Rechecking():
+            return await _acached(turbo, lm, call) or _waiter_copy(result)
 
     execute.__wrapped__ = original_execute
     aexecute.__wrapped__ = original_aexecute
@@ -370,9 +369,6 @@ def _wrap(original_execute, original_aexecute, execution):
 
 def install(turbo: Turbo) -> None:
     global _active
-    import dspy
-    import dspy.clients.execution as execution
-
     with _lock:
         if turbo.closed:
             raise RuntimeError("this Turbo is closed; load a new one")
@@ -382,7 +378,7 @@ def install(turbo: Turbo) -> None:
             uninstall(_active)
         previous = dspy.__dict__.get("cache", _MISSING)
         adapter = DSPyCache(turbo)
-        wrapped_execute, wrapped_aexecute = _wrap(execution.execute, execution.aexecute, execution)
+        wrapped_execute, wrapped_aexecute = _wrap(execution.execute, execution.aexecute)
         turbo.integration = Installation(adapter, previous, execution.execute, execution.aexecute)
         with dspy._cache_lock:
             dspy.cache = adapter
@@ -392,9 +388,6 @@ def install(turbo: Turbo) -> None:
 
 def uninstall(turbo: Turbo) -> None:
     global _active
-    import dspy
-    import dspy.clients.execution as execution
-
     with _lock:
         installation = turbo.integration
         if installation is None:
