@@ -47,6 +47,9 @@ class Turbo:
         self.singleflight = SingleFlight()
         self.singleflight_enabled = self.settings.cache.singleflight.enabled
         self.default_ttl = self.settings.cache.ttl
+        policy = self.settings.cache.admission  # refusal reason -> stored anyway? (admission.refusal_reason)
+        self._admitted = {None: True, "error": policy.store_errors, "empty": policy.store_empty,
+                          "truncated": policy.store_truncated}
         self.prices = PriceTable(self.settings.costs.prices)  # YAML overrides, then DSPy's bundled table
         for issue in config.warnings:
             logger.warning("%s: %s", config.source, issue)
@@ -162,12 +165,7 @@ class Turbo:
         """
         tags = (*tags, *_TAGS.get())
         reason = admission.refusal_reason(value)
-        allowed = {
-            None: True,
-            "error": self.settings.cache.admission.store_errors,
-            "empty": self.settings.cache.admission.store_empty,
-            "truncated": self.settings.cache.admission.store_truncated,
-        }.get(reason, False)
+        allowed = self._admitted.get(reason, False)
         try:
             found_usage, found_cost, model = admission.usage_and_cost(value, model or (request or {}).get("model"),
                                                                       self.prices)
