@@ -24,10 +24,10 @@ def refusal_reason(value: Any) -> str | None:
     if isinstance(value, BaseException):
         return "error"
     if isinstance(value, dict) and "_dspy_format" in value:
-        responses = value.get("responses") or []
-        if any(_get(r, "finish_reason") == "length" for r in responses):
+        finished = [_get(r, "finish_reason") for r in value.get("responses") or ()]  # one pass, on every store
+        if "length" in finished:
             return "truncated"
-        if any(_get(r, "finish_reason") == "error" for r in responses):
+        if "error" in finished:
             return "error"
         outputs = value.get("outputs") or []
         if not outputs or all(_is_empty_output(o) for o in outputs):
