@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 import orjson
+from msgspec import UNSET, UnsetType
 
 from .codec import DecodeError, copy_value, decode_value, encode_value
 
@@ -35,9 +36,10 @@ _HEADER = MAGIC + bytes([FORMAT_VERSION])
 _HEADER_V1 = MAGIC + b"\x01"
 
 
-# array_like: the fields in this order are the wire array; forbid_unknown_fields: an array
-# longer than eight is refused, not cut short. dict=True: room for the two attributes below.
-class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True, dict=True):
+# array_like: the first eight fields in this order are the wire array. Anything past them is
+# refused, not cut short: the two per-copy fields accept no JSON value, and
+# forbid_unknown_fields covers what comes after those.
+class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     tag: str
     value: Any
     created_at: float
@@ -46,10 +48,12 @@ class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True, dict=Tr
     cost: float | None
     model: str | None
     tags: tuple[str, ...]
-    # State of this copy, not of the entry: set per instance (in its __dict__), never on the wire.
-    _blob: ClassVar[bytes | None] = None
-    _owned: ClassVar[bool] = False
-    """Decoded from bytes for one read and held by nobody else (see ``copy_value``)."""
+    # State of this copy, never on the wire: its bytes, and whether the value was decoded for
+    # one read and is held by nobody else (see ``copy_value``). Struct slots, not a __dict__
+    # (which costs ~330 B more per entry a memory tier holds); typed UnsetType so that no JSON
+    # value decodes into them, and set after decoding (a Struct checks no type on assignment).
+    _blob: UnsetType = UNSET
+    _owned: UnsetType = UNSET
 
     @classmethod
     def create(cls, value: Any, *, ttl: float | None = None, usage=None, cost=None, model=None, tags=()) -> Entry:
@@ -76,7 +80,7 @@ class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True, dict=Tr
         return encoded
 
     def to_bytes(self) -> bytes:
-        if self._blob is None:
+        if not self._blob:  # UNSET: never encoded (an entry's bytes are never empty)
             self._encode()
         return self._blob
 
@@ -101,7 +105,10 @@ class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True, dict=Tr
             raise
         except Exception as exc:  # not JSON, not an array of eight, metadata of the wrong type
             # msgspec says where by array index ("at `$[4][...]`"): name the field instead
-            where = _INDEX.sub(lambda m: _FIELDS[int(m[1])], str(exc))
+            where = str(exc)
+            past = _INDEX.search(where)
+            where = "an array longer than eight" if past and int(past[1]) >= _WIRE_FIELDS else \
+                _INDEX.sub(lambda m: _FIELDS[int(m[1])], where)
             raise DecodeError(f"corrupt entry: {where}") from exc
         if entry.tag != "json":  # plain JSON (the common case) is already its value, fresh from the parser
             entry.value = decode_value(entry.tag, entry.value)
@@ -147,4 +154,5 @@ class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True, dict=Tr
 
 _decode = msgspec.json.Decoder(Entry).decode
 _FIELDS = Entry.__struct_fields__
-_INDEX = re.compile(r"\$\[(\d)\]")
+_WIRE_FIELDS = 8
+_INDEX = re.compile(r"\$\[(\d+)\]")
