@@ -30,7 +30,7 @@ _MODE_RAW = diskcache.core.MODE_RAW
 _EVICTION = diskcache.core.EVICTION_POLICY
 _POLICIES = {"lrs": "least-recently-stored", "lru": "least-recently-used", "lfu": "least-frequently-used", "none": "none"}
 # The one query diskcache's own ``Cache.get`` makes when a read writes nothing (no lru/lfu
-# bookkeeping, no statistics), against its documented ``Cache`` table: a hit through
+# bookkeeping, no statistics), against its ``Cache`` table (private to diskcache 5): a hit through
 # ``Cache.get`` spends as many instructions around this query as in it.
 _SELECT = ("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
            " AND (expire_time IS NULL OR expire_time > ?)")
