@@ -8,7 +8,9 @@ Turbo that names it (inference does not change it).
 Two runtimes give the same vectors: ``onnx`` (ONNX Runtime on a graph exported once from
 the loaded model, :mod:`dspy_turbo_faiss.onnx_runtime`; the default on the cpu device,
 ~3x faster for one text) and ``torch`` (the model's own modules; cuda, mps). ``quantize``
-switches either to int8 (faster, vectors differ).
+switches either to int8 (faster, vectors differ). Once a model directory's export exists,
+``onnx`` needs neither torch nor the model loaded: the export and the model's tokenizer.json
+(:mod:`dspy_turbo_faiss.fast_tokenizer`) are all it reads.
 
 The forward pass that makes a sentence vector also makes one contextual vector per token;
 the semantic cache's verifier compares questions word by word with them
@@ -156,17 +158,34 @@ class SentenceTransformerEmbedder(Component):
     def __init__(self, options: EmbedderOptions | None = None):
         super().__init__(options)
         self.runtime = self.options.resolved_runtime
-        torch_int8 = self.options.quantize and self.runtime == "torch"
-        self.model = load_model(self.options.model, self.options.device, torch_int8)
-        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dimension = int(dimension())
-        limit = int(self.model.max_seq_length or 256)
-        self.max_tokens = min(limit, self.options.max_tokens) if self.options.max_tokens else limit
-        self.tokenizer = self.model.tokenizer
+        self.model = self.tokenizer = None  # the loaded model (torch): not needed once its export runs alone
         self._onnx = None
         if self.runtime == "onnx":
+            self._onnx = onnx_runtime.load_exported(resolve_model(self.options.model), int8=self.options.quantize)
+        if self._onnx is None:
+            self._load_model()
+        # the model's tokenizer read by the tokenizers library; None: the loaded model's own
+        self._fast = self._onnx.tokenizer if self._onnx is not None else None
+        if self._fast is not None:
+            self.dimension, limit = int(self._onnx.dimension), self._fast.max_length
+        else:
+            dimension = getattr(self.model, "get_embedding_dimension", None) or \
+                self.model.get_sentence_embedding_dimension
+            self.dimension, limit = int(dimension()), int(self.model.max_seq_length or 256)
+        self.max_tokens = min(limit, self.options.max_tokens) if self.options.max_tokens else limit
+        self._tokens: OrderedDict[str, Any] = OrderedDict()  # text -> its token vectors (float16 rows)
+        self._tokens_lock = threading.Lock()
+        self._keep_tokens = False  # from the first word_vectors() call on: nothing to keep without a verifier
+
+    def _load_model(self) -> None:
+        """Load the model with torch (and, on onnx, export it when that is not done yet)."""
+        torch_int8 = self.options.quantize and self.runtime == "torch"
+        self.model = load_model(self.options.model, self.options.device, torch_int8)
+        self.tokenizer = self.model.tokenizer
+        if self.runtime == "onnx":
             try:
-                self._onnx = onnx_runtime.load(self.model, self.options.model, int8=self.options.quantize)
+                self._onnx = onnx_runtime.load(self.model, self.options.model, int8=self.options.quantize,
+                                               directory=resolve_model(self.options.model))
             except onnx_runtime.ExportFailed as exc:
                 if self.options.runtime == "onnx":
                     raise
@@ -176,9 +195,6 @@ class SentenceTransformerEmbedder(Component):
                 self.runtime = "torch"
                 if self.options.quantize:
                     self.model = load_model(self.options.model, self.options.device, True)
-        self._tokens: OrderedDict[str, Any] = OrderedDict()  # text -> its token vectors (float16 rows)
-        self._tokens_lock = threading.Lock()
-        self._keep_tokens = False  # from the first word_vectors() call on: nothing to keep without a verifier
 
     def embed(self, texts: list[str]):
         import numpy as np
@@ -202,9 +218,14 @@ class SentenceTransformerEmbedder(Component):
         import numpy as np
 
         tokens = tokens or self._keep_tokens
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32), ([] if tokens else None)
         # The model's own modules (transformer, pooling) on one padded batch: what encode() does,
         # without its per-call bookkeeping (a third of the time for one short text).
-        features = (getattr(self.model, "preprocess", None) or self.model.tokenize)(texts)
+        if self._fast is not None:
+            features = self._fast.batch(texts)
+        else:
+            features = (getattr(self.model, "preprocess", None) or self.model.tokenize)(texts)
         if self._onnx is not None:
             vectors, rows = self._onnx.run(features, tokens)
         else:
@@ -218,7 +239,7 @@ class SentenceTransformerEmbedder(Component):
                 rows = out["token_embeddings"].to(torch.float16).cpu().numpy() if tokens else None
         per_text = None
         if rows is not None:
-            lengths = features["attention_mask"].sum(dim=1).tolist()
+            lengths = np.asarray(features["attention_mask"]).sum(axis=1).tolist()
             per_text = [r[: int(n)].astype(np.float16, copy=False) for r, n in zip(rows, lengths, strict=True)]
             if self._keep_tokens:
                 with self._tokens_lock:
@@ -240,14 +261,18 @@ class SentenceTransformerEmbedder(Component):
             tokens = self._tokens.get(text)
         if tokens is None:
             tokens = self._forward([text], tokens=True)[1][0]
-        encoding = self.tokenizer(text, truncation=True, max_length=len(tokens), return_offsets_mapping=True,
-                                  verbose=False)
+        if self._fast is not None:  # cut as the pass cut it: the same tokens
+            encoding = self._fast.encode(text)
+            word_ids, offsets = encoding.word_ids, encoding.offsets
+        else:
+            encoding = self.tokenizer(text, truncation=True, max_length=len(tokens), return_offsets_mapping=True,
+                                      verbose=False)
+            word_ids, offsets = encoding.word_ids(), encoding["offset_mapping"]
         pieces: dict[int, list[int]] = {}
-        for position, word in enumerate(encoding.word_ids()[: len(tokens)]):
+        for position, word in enumerate(word_ids[: len(tokens)]):
             if word is not None:
                 pieces.setdefault(word, []).append(position)
         words, rows = [], []
-        offsets = encoding["offset_mapping"]
         for positions in pieces.values():
             word = text[offsets[positions[0]][0]:offsets[positions[-1]][1]]
             if any(ch.isalnum() for ch in word):
@@ -258,6 +283,8 @@ class SentenceTransformerEmbedder(Component):
         return words, matrix
 
     def count_tokens(self, text: str) -> int:
+        if self._fast is not None:
+            return self._fast.count(text)
         return len(self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
 
     def close(self) -> None:
