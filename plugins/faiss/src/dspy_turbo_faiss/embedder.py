@@ -169,9 +169,7 @@ class SentenceTransformerEmbedder(Component):
         if self._fast is not None:
             self.dimension, limit = int(self._onnx.dimension), self._fast.max_length
         else:
-            dimension = getattr(self.model, "get_embedding_dimension", None) or \
-                self.model.get_sentence_embedding_dimension
-            self.dimension, limit = int(dimension()), int(self.model.max_seq_length or 256)
+            self.dimension, limit = onnx_runtime.dimension(self.model), int(self.model.max_seq_length or 256)
         self.max_tokens = min(limit, self.options.max_tokens) if self.options.max_tokens else limit
         self._tokens: OrderedDict[str, Any] = OrderedDict()  # text -> its token vectors (float16 rows)
         self._tokens_lock = threading.Lock()

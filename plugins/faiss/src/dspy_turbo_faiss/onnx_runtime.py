@@ -69,6 +69,13 @@ def import_onnxruntime():
     return onnxruntime
 
 
+def dimension(model) -> int:
+    """The length of a loaded sentence-transformers model's sentence vectors (the method's name
+    changed between sentence-transformers releases)."""
+    method = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(method())
+
+
 def _tokenizer_settings(model, directory: Path | None, inputs: list[str]) -> dict | None:
     """How :class:`FastTokenizer` tokenises for ``model`` (the settings it is made with), when it
     gives the model's own tokens, word ids and offsets on the probe texts; else None (no local
@@ -148,8 +155,7 @@ def export(model, path: Path, directory: Path | None = None) -> None:
     names = [name for name, value in features.items() if isinstance(value, torch.Tensor)]
     axes = {name: {0: "batch", 1: "tokens"} for name in names}
     axes.update({OUTPUTS[0]: {0: "batch"}, OUTPUTS[1]: {0: "batch", 1: "tokens"}})
-    dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    record = json.dumps({"dimension": int(dimension()), "tokenizer": _tokenizer_settings(model, directory, names)})
+    record = json.dumps({"dimension": dimension(model), "tokenizer": _tokenizer_settings(model, directory, names)})
 
     def make(tmp: str) -> None:
         with torch.no_grad(), warnings.catch_warnings():
