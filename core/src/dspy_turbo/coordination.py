@@ -51,6 +51,16 @@ class Coordinator:
         """
         raise NotImplementedError
 
+    def members(self, group: str, member: str, ttl: float) -> int:
+        """Record that ``member`` of ``group`` is alive for the next ``ttl`` seconds, and return
+        how many members are alive, itself included.
+
+        Optional: the default knows of no other process and returns 1. A shared coordinator
+        that counts its processes lets a rate limit keep each one to its share while the
+        coordinator itself is down (``dspy_turbo.ratelimit``).
+        """
+        return 1
+
     # Optional: an append-only log shared by every process (``supports_logs``), which
     # keeps each process's similarity index in step (``dspy_turbo.replication``).
     supports_logs: bool = False
@@ -151,6 +161,9 @@ class GuardedCoordinator(Coordinator):
 
     def take(self, bucket: str, amount: float, rate: float, capacity: float) -> float:
         return self._run(self.inner.take, bucket, amount, rate, capacity)
+
+    def members(self, group: str, member: str, ttl: float) -> int:
+        return self._run(self.inner.members, group, member, ttl)
 
     @property
     def supports_logs(self) -> bool:  # type: ignore[override]

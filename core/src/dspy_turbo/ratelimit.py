@@ -5,6 +5,10 @@ refilled. The buckets live in ``turbo.coordinator``: with a Redis tier configure
 process using the same namespace draws from one bucket, so N workers together stay under
 one provider limit; otherwise they are this process's own. A coordinator that fails (a
 down Redis) is replaced by a local bucket for that call and logged once, never raised.
+That bucket gets this process's share of the limit: a shared coordinator is told every few
+seconds that this process is drawing from it (``Coordinator.members``), so each process
+knows how many were sharing the limit when the coordinator went away, and N workers stay
+under one provider limit through an outage too.
 
 Tokens are taken before the call, so they are an estimate: the prompt's characters / 4
 plus the average completion size seen so far for that model.
@@ -14,8 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
+import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 
 from pydantic import Field
@@ -25,6 +32,20 @@ from .coordination import Coordinator, LocalCoordinator
 from .units import Duration
 
 logger = logging.getLogger("dspy_turbo.ratelimit")
+_HEARTBEAT = 5.0  # seconds between this process's counts of the processes sharing a limit
+_MEMBER = uuid.uuid4().hex  # with the pid: a forked worker is a process of its own
+
+
+class _Sharing:
+    """How many processes drew from a shared coordinator's buckets, as last counted. One per
+    coordinator, kept across batches: a batch that starts while Redis is down still knows."""
+
+    def __init__(self):
+        self.processes = 1
+        self.counted = float("-inf")
+
+
+_sharing: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # coordinator -> _Sharing
 
 
 class Limit(Options):
@@ -47,12 +68,15 @@ class RateLimiter:
 
     def __init__(self, settings: RateLimitSettings, coordinator: Coordinator, *,
                  sleep: Callable[[float], None] = time.sleep,
-                 asleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+                 asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 clock: Callable[[], float] = time.monotonic):
         self.settings = settings
         self.coordinator = coordinator
         self.sleep = sleep
         self.asleep = asleep
-        self._fallback = LocalCoordinator()
+        self.clock = clock
+        self._sharing = _sharing.setdefault(coordinator, _Sharing()) if coordinator.shared else None
+        self._fallback = LocalCoordinator(clock=clock)
         self._warned = False
         self._lock = threading.Lock()
         self._completion: dict[str, float] = {}
@@ -74,12 +98,30 @@ class RateLimiter:
 
     def _take(self, bucket: str, amount: float, rate: float, capacity: float) -> float:
         try:
-            return self.coordinator.take(bucket, amount, rate, capacity)
+            wait = self.coordinator.take(bucket, amount, rate, capacity)
         except Exception as exc:  # a down Redis: limit this process alone rather than fail the call
+            share = self._sharing.processes if self._sharing is not None else 1
             if not self._warned:
                 self._warned = True
-                logger.warning("rate-limit coordinator failed (%s); using a local bucket", type(exc).__name__)
-            return self._fallback.take(bucket, amount, rate, capacity)
+                logger.warning("rate-limit coordinator failed (%s); using a local bucket at 1/%d of the limit "
+                               "(processes sharing it when last counted: %d)", type(exc).__name__, share, share)
+            return self._fallback.take(bucket, amount, rate / share, max(1.0, capacity / share))
+        if self._sharing is not None:
+            self._count_sharing()
+        return wait
+
+    def _count_sharing(self) -> None:
+        """Every few seconds: say that this process draws from the shared buckets, and learn
+        how many processes do (what each one's share is if the coordinator goes down)."""
+        sharing, now = self._sharing, self.clock()
+        if now - sharing.counted < _HEARTBEAT:
+            return
+        sharing.counted = now  # racing callers may both count: harmless, and no lock on the hot path
+        try:
+            sharing.processes = max(1, int(self.coordinator.members("ratelimit", f"{_MEMBER}:{os.getpid()}",
+                                                                    3 * _HEARTBEAT)))
+        except Exception:  # the coordinator is failing: the next take falls back with the last count
+            pass
 
     def estimate(self, model: str | None, prompt_chars: int) -> float:
         return prompt_chars / 4 + self._completion.get(model or "", 0.0)

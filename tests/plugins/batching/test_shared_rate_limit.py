@@ -72,3 +72,50 @@ def _delete_namespace(url: str, namespace: str) -> None:
             client.delete(key)
     finally:
         client.close()
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_redis_counts_the_processes_sharing_a_limit_and_each_keeps_its_share_when_redis_dies(redis_server, namespace):
+    if not _redis_registered():
+        pytest.skip("the redis tier (dspy-turbo-redis) is not installed: no shared coordinator to test")
+    import time
+
+    import dspy_turbo
+    from dspy_turbo.ratelimit import RateLimiter, RateLimitSettings
+
+    server = redis_server()
+    turbo = dspy_turbo.load({"namespace": namespace, "cache": {"tiers": [
+        {"type": "memory"}, {"type": "redis", "url": server.url, "timeout": 0.2}]}})
+    try:
+        coordinator = turbo.coordinator
+        assert coordinator.shared
+        # the contract on a real server: members expire by server time
+        assert coordinator.members("group", "a", 0.3) == 1
+        assert coordinator.members("group", "b", 30) == 2
+        time.sleep(0.5)
+        assert coordinator.members("group", "b", 30) == 1
+        # a second process draws from the same limit; this one is counted on its first call
+        coordinator.members("ratelimit", "another-process", 60)
+        clock = FakeClock()
+        limiter = RateLimiter(RateLimitSettings(requests_per_minute=60), coordinator, sleep=clock.sleep, clock=clock)
+        limiter.acquire("openai/gpt-4o-mini")
+        server.stop()  # killed: every take now fails, fast
+        start, admitted = clock.now, 0
+        while True:
+            limiter.acquire("openai/gpt-4o-mini")  # never raises
+            if clock.now - start >= 300:
+                break
+            admitted += 1
+        assert 27 <= admitted / 5 <= 33, admitted / 5  # 60/min shared by 2 processes: 30/min each
+    finally:
+        turbo.close()

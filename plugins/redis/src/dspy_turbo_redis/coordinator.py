@@ -38,6 +38,18 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - level) / rate * 1000) + 100
 return tostring(wait)
 """
 
+# Who is alive in a group: a sorted set of members scored by when they stop counting
+# (server time), the expired ones dropped on each call. One key, so it works on a Cluster.
+_MEMBERS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(ttl * 1000) + 1000)
+return redis.call('ZCARD', KEYS[1])
+"""
+
 
 class RedisCoordinator(Coordinator):
     shared = True
@@ -48,12 +60,13 @@ class RedisCoordinator(Coordinator):
         self._client = client_factory
         self.prefix = prefix
         self.log_max = log_max
-        self._release = self._take = None
+        self._release = self._take = self._members = None
 
     def _scripts(self):
         if self._take is None:
             client = self._client()
             self._release, self._take = client.register_script(_RELEASE), client.register_script(_TAKE)
+            self._members = client.register_script(_MEMBERS)
         return self._release, self._take
 
     def try_lease(self, name: str, ttl: float) -> str | None:
@@ -71,6 +84,10 @@ class RedisCoordinator(Coordinator):
         _, take = self._scripts()
         wait = take(keys=[f"{self.prefix}bucket:{bucket}"], args=[repr(float(amount)), repr(rate), repr(capacity)])
         return float(wait)
+
+    def members(self, group: str, member: str, ttl: float) -> int:
+        self._scripts()
+        return int(self._members(keys=[f"{self.prefix}members:{group}"], args=[member, repr(float(ttl))]))
 
     def append(self, log: str, record: bytes) -> None:
         self._client().xadd(f"{self.prefix}log:{log}", {"d": record}, maxlen=self.log_max, approximate=True)
