@@ -73,6 +73,11 @@ class Embedder(Protocol):
     dimension: int
     max_tokens: int
     """Inputs longer than this (in the model's tokens) are not embedded: the model would cut them."""
+    vector_space: str
+    """Optional (default ``""``): names what its vectors depend on (model, precision), the same
+    on every host. It is part of every scope, so vectors of two embedders are never compared:
+    changing the model or its precision starts the semantic cache afresh instead of matching
+    new queries against the old model's vectors (same dimension, other meaning)."""
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """``(len(texts), dimension)`` float32 rows, L2-normalised (inner product = cosine)."""
@@ -466,6 +471,8 @@ class SemanticCache:
         self.settings = settings
         self.index = index
         self.embedder = embedder
+        space = getattr(embedder, "vector_space", "")
+        self._space = b"|" + space.encode() if space else b""  # no space named: the scopes as before
         self.verifier = verifier
         self.namespace = turbo.namespace
         self.batcher = MicroBatcher(embedder.embed, settings.batch_window, settings.max_batch, settings.embedding_cache)
@@ -543,7 +550,7 @@ class SemanticCache:
         if len(text) + 2 > limit and self.embedder.count_tokens(text) > limit:
             query.skip, query.text = "too_long", None
             return query
-        material = self.turbo.keys.dumps(masked, ignored) + b"|" + orjson.dumps(list(query.fields))
+        material = self.turbo.keys.dumps(masked, ignored) + b"|" + orjson.dumps(list(query.fields)) + self._space
         query.scope = xxhash.xxh3_128_hexdigest(self.turbo.keys.prefix.encode() + material)
         return query
 

@@ -168,6 +168,25 @@ def test_index_directory_persists_across_restarts(make_turbo, semantic_config, m
     assert lm.engine.calls == 1
 
 
+def test_vectors_of_another_embedder_are_never_compared(make_turbo, semantic_config, minilm, lm, tmp_path):
+    """A restart with the model's int8 form (same dimension, other vectors) does not match
+    new queries against the fp32 vectors the index kept: the scope names the vector space."""
+    config = semantic_config(tiers=[{"type": "memory"}, {"type": "file", "directory": str(tmp_path / "cache")}])
+    config["cache"]["semantic"]["index"]["directory"] = str(tmp_path / "semantic-index")
+    first = make_turbo(config).install()
+    assert first.semantic.embedder.vector_space == "sentence-transformers/all-minilm-l6-v2|fp32"
+    dspy.Predict("question -> answer")(question=QUESTION)
+    first.close()
+    config["cache"]["semantic"]["embedder"]["quantize"] = True
+    second = make_turbo(config).install()
+    assert second.semantic.embedder.vector_space == "sentence-transformers/all-minilm-l6-v2|int8-onnx"
+    assert len(second.semantic.index) == 1, "the old vector is still there"
+    dspy.Predict("question -> answer")(question=PARAPHRASE)
+    assert lm.engine.calls == 2, "but it is not searched with the int8 model's query vector"
+    dspy.Predict("question -> answer")(question=QUESTION)
+    assert lm.engine.calls == 2, "exact hits are the same"
+
+
 def test_concurrent_lookups_share_embedding_passes(semantic_turbo, lm, run_threads):
     import threading
 

@@ -171,6 +171,10 @@ class SentenceTransformerEmbedder(Component):
         else:
             self.dimension, limit = onnx_runtime.dimension(self.model), int(self.model.max_seq_length or 256)
         self.max_tokens = min(limit, self.options.max_tokens) if self.options.max_tokens else limit
+        # fp32 vectors are the same on torch and onnx; int8 ones differ between the two quantizers
+        model = self.options.model.lower()
+        name = f"sentence-transformers/{DEFAULT_MODEL}".lower() if model in _PACKAGED else self.options.model
+        self.vector_space = f"{name}|{f'int8-{self.runtime}' if self.options.quantize else 'fp32'}"
         self._tokens: OrderedDict[str, Any] = OrderedDict()  # text -> its token vectors (float16 rows)
         self._tokens_lock = threading.Lock()
         self._keep_tokens = False  # from the first word_vectors() call on: nothing to keep without a verifier
