@@ -46,7 +46,8 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local ttl = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(ttl * 1000) + 1000)
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')  -- the key lives as long as its longest member
+redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(last[2]) - now) * 1000) + 1000)
 return redis.call('ZCARD', KEYS[1])
 """
 
