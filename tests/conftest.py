@@ -240,3 +240,23 @@ def require_tool(name: str) -> str:
             pytest.fail(message + " and DSPY_TURBO_REQUIRE_TOOLS=1 requires it")
         pytest.skip(message)
     return path
+
+
+class FakeClock:
+    """Monotonic seconds that move only when something sleeps on them."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A clock for rate limits and backoff: ``clock()`` reads it, ``clock.sleep(s)`` advances it."""
+    return FakeClock()

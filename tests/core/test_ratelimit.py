@@ -8,24 +8,12 @@ from dspy_turbo.coordination import LocalCoordinator
 from dspy_turbo.ratelimit import RateLimiter, RateLimitSettings
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds > 0
-        self.now += seconds
-
-
 def _limiter(clock, **settings):
     return RateLimiter(RateLimitSettings(**settings), LocalCoordinator(clock=clock), sleep=clock.sleep)
 
 
-def test_60_requests_per_minute_is_honoured_within_10_percent():
-    clock = FakeClock()
+def test_60_requests_per_minute_is_honoured_within_10_percent(fake_clock):
+    clock = fake_clock
     limiter = _limiter(clock, requests_per_minute=60)
     start = clock.now
     admitted = 0
@@ -38,8 +26,8 @@ def test_60_requests_per_minute_is_honoured_within_10_percent():
     assert 54 <= per_minute <= 66, per_minute
 
 
-def test_tokens_per_minute_and_models_are_separate_buckets():
-    clock = FakeClock()
+def test_tokens_per_minute_and_models_are_separate_buckets(fake_clock):
+    clock = fake_clock
     limiter = _limiter(clock, tokens_per_minute=6000, burst=1.0)  # 100 tokens/s
     start = clock.now
     for _ in range(10):
@@ -50,8 +38,8 @@ def test_tokens_per_minute_and_models_are_separate_buckets():
     assert clock.now == before
 
 
-def test_per_model_override():
-    clock = FakeClock()
+def test_per_model_override(fake_clock):
+    clock = fake_clock
     limiter = _limiter(clock, requests_per_minute=6000, per_model={"slow": {"requests_per_minute": 60}})
     start = clock.now
     for _ in range(3):
@@ -93,8 +81,8 @@ class Sharing(LocalCoordinator):
         return self.processes
 
 
-def test_while_the_shared_coordinator_is_down_each_process_keeps_to_its_share():
-    clock = FakeClock()
+def test_while_the_shared_coordinator_is_down_each_process_keeps_to_its_share(fake_clock):
+    clock = fake_clock
     coordinator = Sharing(clock, processes=4)
     limiter = RateLimiter(RateLimitSettings(requests_per_minute=60), coordinator, sleep=clock.sleep, clock=clock)
     for _ in range(30):  # 30 s at the shared rate: this process is counted every few seconds, not per call
@@ -111,8 +99,8 @@ def test_while_the_shared_coordinator_is_down_each_process_keeps_to_its_share():
     assert 13.5 <= admitted / 5 <= 16.5, admitted / 5  # 60/min shared by 4: 15/min each, within 10 %
 
 
-def test_a_coordinator_that_counts_no_processes_leaves_the_whole_limit_to_the_fallback():
-    clock = FakeClock()
+def test_a_coordinator_that_counts_no_processes_leaves_the_whole_limit_to_the_fallback(fake_clock):
+    clock = fake_clock
 
     class Plain(Sharing):
         members = LocalCoordinator.members  # the contract's default: 1, no count kept

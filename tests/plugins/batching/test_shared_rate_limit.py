@@ -74,18 +74,8 @@ def _delete_namespace(url: str, namespace: str) -> None:
         client.close()
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def test_redis_counts_the_processes_sharing_a_limit_and_each_keeps_its_share_when_redis_dies(redis_server, namespace):
+def test_redis_counts_the_processes_sharing_a_limit_and_each_keeps_its_share_when_redis_dies(
+        redis_server, namespace, fake_clock):
     if not _redis_registered():
         pytest.skip("the redis tier (dspy-turbo-redis) is not installed: no shared coordinator to test")
     import time
@@ -107,7 +97,7 @@ def test_redis_counts_the_processes_sharing_a_limit_and_each_keeps_its_share_whe
         assert coordinator.members("group", "c", 30) == 2, "a expired; b is still counted"
         # a second process draws from the same limit; this one is counted on its first call
         coordinator.members("ratelimit", "another-process", 60)
-        clock = FakeClock()
+        clock = fake_clock
         limiter = RateLimiter(RateLimitSettings(requests_per_minute=60), coordinator, sleep=clock.sleep, clock=clock)
         limiter.acquire("openai/gpt-4o-mini")
         server.stop()  # killed: every take now fails, fast
