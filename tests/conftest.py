@@ -260,3 +260,24 @@ class FakeClock:
 def fake_clock() -> FakeClock:
     """A clock for rate limits and backoff: ``clock()`` reads it, ``clock.sleep(s)`` advances it."""
     return FakeClock()
+
+
+# -- an OpenAI-compatible HTTP LM on loopback ----------------------------------------------------
+
+
+@pytest.fixture
+def openai_server():
+    """A real OpenAI-compatible server on a loopback port (``server.url`` is the ``api_base``);
+    ``server.calls`` counts the completion requests it received."""
+    from dspy_turbo.openai_server import OpenAIServer
+
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def http_lm(openai_server):
+    """``dspy.LM("openai/gpt-4o-mini")`` against the loopback server, with DSPy's default engine selection."""
+    model = dspy.LM("openai/gpt-4o-mini", api_base=openai_server.url, api_key="sk-test-not-a-secret")
+    with dspy.context(lm=model, adapter=None):
+        yield model
