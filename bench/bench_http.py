@@ -1,0 +1,182 @@
+"""Batch throughput over real HTTP: every turbo strategy against dspy.Parallel and Predict.batch, in one run.
+
+    python bench/bench_http.py                      # n/c = 256/32 and 512/128, 3 repeats (a few minutes)
+    python bench/bench_http.py --quick              # one size, one repeat
+    python bench/bench_http.py --sizes 512/128 --repeats 5 --model openai/my-selfhosted-model
+
+The LM is ``dspy.LM(model, api_base=..., api_key=...)`` as a user configures it, with
+DSPy's default engine selection, against ``dspy_turbo.openai_server`` running as its own
+process on loopback (asyncio, so it is not the bottleneck; it sleeps ``--latency`` per
+request and reports its own CPU per request). Every item is a distinct question, so
+every item is a miss and makes one HTTP request.
+
+Efficiency = ideal / wall, ideal = ceil(n / c) x latency. Client CPU per call = this
+process's CPU time (all threads) during the run / n. Sides alternate (A, B, C, then
+C, B, A, ...) and the table shows medians over repeats, with the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before dspy/litellm: no network fetch
+os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="bench-http-dspy-"))
+
+import dspy  # noqa: E402
+
+import dspy_turbo  # noqa: E402
+
+PROGRAM = dspy.Predict("question -> answer")
+
+
+class Server:
+    """The OpenAI-compatible server in its own process (its CPU is not the client's)."""
+
+    def __init__(self, latency: float):
+        self.proc = subprocess.Popen([sys.executable, "-m", "dspy_turbo.openai_server", "--latency", str(latency)],
+                                     stdout=subprocess.PIPE, text=True)
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith("http://"):
+            raise RuntimeError(f"the server did not start: {self.url!r}")
+        self.base = self.url.removesuffix("/v1")
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(f"{self.base}/stats") as response:
+            return json.load(response)
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.base}/control", data=b'{"reset": true}',
+                                         headers={"content-type": "application/json"})
+        urllib.request.urlopen(request).close()
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def _questions(n: int) -> list[dict]:
+    tag = uuid.uuid4().hex[:8]  # distinct per run: nothing is served from an earlier run
+    return [{"question": f"{tag} question number {i}: what is {i} plus {i}?"} for i in range(n)]
+
+
+def _examples(n: int) -> list[dspy.Example]:
+    return [dspy.Example(**q).with_inputs("question") for q in _questions(n)]
+
+
+def _turbo(c: int):
+    return dspy_turbo.load({"cache": {"tiers": [{"type": "memory", "max_bytes": "256MB"}]},
+                            "batching": {"type": "thread", "progress": False, "max_concurrency": c}})
+
+
+def side_parallel(n: int, c: int) -> list:
+    parallel = dspy.Parallel(num_threads=c, disable_progress_bar=True, max_errors=n)
+    return parallel([(PROGRAM, e) for e in _examples(n)])
+
+
+def side_predict_batch(n: int, c: int) -> list:
+    return PROGRAM.batch(_examples(n), num_threads=c, disable_progress_bar=True, max_errors=n)
+
+
+def side_turbo(strategy: str):
+    def run(n: int, c: int) -> list:
+        turbo = _turbo(c)
+        try:
+            return turbo.batch(PROGRAM, _questions(n), strategy=strategy)
+        finally:
+            turbo.close()
+    return run
+
+
+def measure(run, n: int, c: int, server: Server) -> tuple[float, float, float | None]:
+    """(wall seconds, client CPU seconds, server CPU seconds per request) of one run."""
+    gc.collect()
+    server.reset()
+    cpu0, started = time.process_time(), time.perf_counter()
+    results = run(n, c)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
+    failed = sum(1 for r in results if r is None or isinstance(r, BaseException))
+    if failed:
+        raise RuntimeError(f"{failed} of {n} items failed")
+    served = server.stats()
+    if served["served"] != n:
+        raise RuntimeError(f"the server saw {served['served']} requests for {n} items (a cache hit is not a fair run)")
+    return wall, cpu, served["cpu_per_request"]
+
+
+def strategies() -> list[str]:
+    """Every batch strategy installed (thread, async, and any a plugin adds)."""
+    turbo = dspy_turbo.load({"cache": {"tiers": [{"type": "memory"}]}})
+    try:
+        return turbo.registry.names("batch_strategy")
+    finally:
+        turbo.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="256/32,512/128", help="n/concurrency pairs, comma-separated")
+    parser.add_argument("--latency", type=float, default=0.2, help="seconds the server takes per request")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", default="openai/gpt-4o-mini",
+                        help="model name DSPy sees (an unknown one costs DSPy more per call)")
+    parser.add_argument("--strategies", default=None, help="turbo strategies to run (default: every installed one)")
+    parser.add_argument("--quick", action="store_true", help="256/32, one repeat")
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.repeats = "256/32", 1
+    sizes = [tuple(int(x) for x in pair.split("/")) for pair in args.sizes.split(",")]
+    names = args.strategies.split(",") if args.strategies else strategies()
+    sides = {"dspy.Parallel": side_parallel, "Predict.batch": side_predict_batch,
+             **{f"turbo {s}": side_turbo(s) for s in names}}
+
+    server = Server(args.latency)
+    try:
+        lm = dspy.LM(args.model, api_base=server.url, api_key="bench-not-a-secret", num_retries=0)
+        dspy.configure(lm=lm)
+        with dspy.context(disable_history=True):
+            for run in sides.values():  # imports, first threads, DSPy's lazy set-up: paid by no timed side
+                measure(run, 32, 16, server)
+            print(f"\nHTTP batch, {args.latency * 1000:.0f} ms per request, model {args.model!r}, "
+                  f"median of {args.repeats}; load average before: {os.getloadavg()[0]:.2f}")
+            header = f"{'n/c':>8} {'side':>16} | {'wall s':>7} {'eff':>6} {'vs Par':>7} | {'CPU ms/call':>11} {'server':>7}"
+            print(header)
+            print("-" * len(header))
+            for n, c in sizes:
+                walls: dict[str, list[float]] = {name: [] for name in sides}
+                cpus: dict[str, list[float]] = {name: [] for name in sides}
+                server_cpu: dict[str, list[float]] = {name: [] for name in sides}
+                order = list(sides)
+                for repeat in range(args.repeats):
+                    for name in order if repeat % 2 == 0 else reversed(order):
+                        wall, cpu, per_request = measure(sides[name], n, c, server)
+                        walls[name].append(wall)
+                        cpus[name].append(cpu)
+                        if per_request is not None:
+                            server_cpu[name].append(per_request)
+                ideal = math.ceil(n / c) * args.latency
+                base = ideal / statistics.median(walls["dspy.Parallel"])
+                for name in sides:
+                    eff = ideal / statistics.median(walls[name])
+                    cpu_ms = statistics.median(cpus[name]) / n * 1000
+                    srv = statistics.median(server_cpu[name]) * 1000 if server_cpu[name] else float("nan")
+                    print(f"{f'{n}/{c}':>8} {name:>16} | {statistics.median(walls[name]):7.2f} {eff:6.3f} "
+                          f"{eff / base:6.2f}x | {cpu_ms:11.2f} {srv:6.2f}ms")
+            print(f"load average after: {os.getloadavg()[0]:.2f}")
+    finally:
+        server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
