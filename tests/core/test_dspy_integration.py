@@ -183,16 +183,6 @@ def test_truncated_responses_are_not_stored(make_turbo):
     assert turbo.stats()["skipped_stores"] == {"truncated": 2}
 
 
-def test_configure_cache_does_not_silently_remove_turbo(turbo, lm, caplog):
-    lm("before")
-    dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=True)
-    with caplog.at_level("WARNING", logger="dspy_turbo"):
-        lm("before")
-    assert "putting dspy-turbo back" in caplog.text
-    assert lm.engine.calls == 1
-    assert isinstance(dspy.cache, dspy_turbo.dspy_integration.DSPyCache)
-
-
 def test_uninstall_restores_dspys_previous_cache(make_turbo, lm):
     previous = dspy.cache
     turbo = make_turbo().install()

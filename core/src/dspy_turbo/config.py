@@ -129,6 +129,9 @@ class CacheSettings(Options):
     breaker: BreakerSettings = BreakerSettings()
     singleflight: SingleFlightSettings = SingleFlightSettings()
     semantic: SemanticSettings | None = None
+    stream_hits: bool = False
+    """Inside ``dspy.streamify``, a cache hit sends the cached answer to the stream listeners as
+    chunks (DSPy sends none on a hit; a call served by another caller's LM call always does)."""
     sync_interval: Duration = Field(default=0.1, ge=0)
     """With a shared tier: how often a process applies other processes' ``invalidate()`` to
     its memory tier (before a read, at most this often; see ``invalidation.py``)."""

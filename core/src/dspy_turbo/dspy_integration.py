@@ -1,6 +1,6 @@
 """Making a Turbo DSPy's cache.
 
-``install()`` does two things:
+``install()`` does three things:
 
 1. ``dspy.cache`` becomes a :class:`DSPyCache` adapter, so everything DSPy caches (LM
    calls on every managed path: sync, ``acall``, streaming; ``dspy.Embedder``; any
@@ -10,12 +10,37 @@
    reported with its latency, tokens and cost. ``cache=False`` calls pass straight through,
    as in DSPy; ``rollout_id`` is part of the request, so it separates entries as in DSPy.
    Inside a batch, every real LM call also goes through the batch's rate limit and
-   retries (``callpolicy``); elsewhere that layer is a no-op.
+   retries (``callpolicy``); elsewhere that layer is a no-op. DSPy's cache read
+   (``execution._cached``) is guarded: a stored value DSPy cannot turn into an LM result
+   (a foreign or older writer's value, ``42``, ``{}``) is a corrupt entry (an error
+   event, removed from every tier) and the call a miss, never an exception.
+3. ``dspy.configure_cache`` is wrapped: while the Turbo is installed it sets the adapter's
+   ``enable_memory_cache``/``enable_disk_cache`` instead of building a second cache.
 
-If the program later calls ``dspy.configure_cache()``, that replaces ``dspy.cache``. The
-next LM call notices, logs a warning and puts the Turbo back: while a Turbo is installed
-it stays in charge. ``turbo.uninstall()`` (or leaving ``with dspy_turbo.load(...)``) is
-the way to hand caching back to DSPy; it restores the cache DSPy had before.
+DSPy's switches, with a Turbo installed (the program's wishes are honoured, and there is
+only ever one cache):
+
+- ``enable_memory_cache`` governs the in-process tiers (``memory``), ``enable_disk_cache``
+  every other tier (``file``, ``redis``, a third party's); ``dspy.configure_cache(...)``
+  sets both, and so does assigning the adapter's attributes. Both off: every DSPy cache
+  use bypasses the Turbo's tiers (no reads, no writes, no single-flight: each call
+  reaches the LM, as in DSPy); the LM calls are still reported. One off: only the
+  other's tiers are read and written, and the semantic cache is off. Back on: the tiers
+  are back, with what they kept. ``put(..., enable_memory_cache=False)`` skips the
+  in-process tiers for that write, as DSPy's does its memory cache.
+- A program that assigns another object to ``dspy.cache`` (``dspy.cache = Cache(...)``)
+  gets that cache for everything DSPy caches: the Turbo steps aside (a warning once)
+  until ``dspy.cache`` is its adapter again (``turbo.install()``, or
+  ``dspy.configure_cache()``, which puts the adapter back with the flags it asks for).
+- ``turbo.uninstall()`` (or leaving ``with dspy_turbo.load(...)``) hands caching back to
+  DSPy: the cache it had before ``install()``, or, when the program called
+  ``dspy.configure_cache`` meanwhile, a DSPy cache built as that call asked; a cache the
+  program assigned itself stays.
+
+Streaming (``dspy.streamify``): a call served by another caller's LM call (single-flight,
+here or in another process) sends the answer to its own stream listeners as chunks, as
+its own LM call would have. An ordinary cache hit sends none, as in DSPy, unless
+``cache.stream_hits: true``.
 """
 
 from __future__ import annotations
@@ -24,17 +49,26 @@ import asyncio
 import contextvars
 import copy
 import functools
+import inspect
 import logging
+import os
+import re
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import dspy
+import dspy.clients
 import dspy.clients.execution as execution
 from dspy.clients.cache import Cache as _DSPyCache
+from dspy.dsp.utils.settings import settings as _dspy_settings
 
 from . import callpolicy, costs
+from . import events as ev
+from .events import Event, describe_error
+from .tiered import TieredCache
 
 if TYPE_CHECKING:
     from .turbo import Turbo
@@ -42,6 +76,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dspy_turbo")
 _lock = threading.RLock()
 _active: Turbo | None = None
+_adapter: DSPyCache | None = None  # the installed Turbo's adapter (read on every LM call)
 _MISSING = object()
 # Set while single-flight re-reads the cache for a request already counted (as a miss).
 _RECHECK: contextvars.ContextVar[bool] = contextvars.ContextVar("dspy_turbo_recheck", default=False)
@@ -52,6 +87,9 @@ _RECHECK: contextvars.ContextVar[bool] = contextvars.ContextVar("dspy_turbo_rech
 # the key too): an equal request reuses the key instead of serialising and hashing it again.
 _KEYED: contextvars.ContextVar[tuple[dict, str | None, list] | None] = contextvars.ContextVar("dspy_turbo_keyed",
                                                                                              default=None)
+# request_cache doors of dspy.Embedder: their values must be one embedding per input.
+_EMBEDDING_DOORS = frozenset({"dspy.clients.embedding._cached_compute_embeddings",
+                              "dspy.clients.embedding._cached_acompute_embeddings"})
 
 
 def _request_key(turbo: Turbo, request: dict[str, Any], ignored: list[str] | None) -> str | None:
@@ -75,14 +113,116 @@ class _Rechecking:
         _RECHECK.reset(self.token)
 
 
+class TierView(Mapping):
+    """``dspy.cache.memory_cache`` / ``dspy.cache.disk_cache`` with a Turbo installed: a
+    read-only view of its in-process tiers (memory) or of the others (file, redis, ...).
+
+    Keys are ``dspy.cache.cache_key(request)``; a value read is the caller's own copy.
+    ``in`` and ``[]`` ask every tier of the view; iteration and ``len`` list the tiers that
+    can list their keys (memory, file; not redis). A tier that fails answers "not here".
+    Writes go through ``dspy.cache.put`` (or the Turbo), never through the view.
+    """
+
+    __slots__ = ("_turbo", "_in_process", "_label")
+
+    def __init__(self, turbo: Turbo, in_process: bool):
+        self._turbo = turbo
+        self._in_process = in_process
+        self._label = "memory" if in_process else "disk"
+
+    def _tiers(self) -> list:
+        return [tier for tier in self._turbo.cache.tiers if tier.backend_in_process == self._in_process]
+
+    def _entry(self, key: Any):
+        if not isinstance(key, str):
+            return None
+        for tier in self._tiers():
+            try:
+                entry = tier.backend.get(key)
+            except Exception:
+                continue
+            if entry is not None and not entry.expired():
+                return entry
+        return None
+
+    def __getitem__(self, key: str) -> Any:
+        entry = self._entry(key)
+        if entry is None:
+            raise KeyError(key)
+        return entry.copy_value()
+
+    def __contains__(self, key: object) -> bool:
+        return self._entry(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[str] = set()
+        prefix = self._turbo.keys.prefix
+        for tier in self._tiers():
+            keys = getattr(tier.backend, "keys", None)
+            if keys is None:
+                continue
+            try:
+                found = keys(prefix)
+            except Exception:
+                continue
+            for key in found:
+                if key not in seen:
+                    seen.add(key)
+                    yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(f"dspy.cache.{self._label}_cache is a read-only view of dspy-turbo's tiers; store with "
+                        "dspy.cache.put(), empty the memory tiers with dspy.cache.reset_memory_cache(), "
+                        "or use turbo.clear() / turbo.invalidate()")
+
+    __setitem__ = __delitem__ = clear = pop = update = _read_only
+
+    def __repr__(self) -> str:
+        names = ", ".join(tier.name for tier in self._tiers()) or "none"
+        return f"<dspy-turbo {self._label} tiers ({names}), read-only>"
+
+
 class DSPyCache(_DSPyCache):
-    """DSPy's ``Cache`` interface over a Turbo (a subclass, so isinstance checks hold)."""
+    """DSPy's ``Cache`` interface over a Turbo (a subclass, so isinstance checks hold).
+
+    ``enable_memory_cache`` switches the in-process tiers, ``enable_disk_cache`` the others
+    (see the module docstring); ``memory_cache``/``disk_cache`` are :class:`TierView`\\ s,
+    ``disk_cache_dir`` is the first file tier's directory.
+    """
 
     def __init__(self, turbo: Turbo):  # noqa: D107 - DSPy's __init__ would open its own disk cache
         self.turbo = turbo
         self.enable_memory_cache = True
         self.enable_disk_cache = True
         self._lock = threading.RLock()
+        self.memory_cache = TierView(turbo, True)
+        self.disk_cache = TierView(turbo, False)
+        self._partial: dict[tuple[bool, bool], TieredCache] = {}
+        self.stream_hits = bool(getattr(turbo.settings.cache, "stream_hits", False))
+        self._aside: Any = None  # the foreign dspy.cache last warned about
+
+    @property
+    def disk_cache_dir(self) -> str | None:
+        for tier in self.turbo.cache.tiers:
+            directory = getattr(tier.backend, "directory", None)
+            if directory is not None and not tier.backend_in_process:
+                return os.fspath(directory)
+        return None
+
+    def _tiers_for(self, memory: bool, disk: bool) -> TieredCache:
+        """The Turbo's tiers that DSPy's flags leave on, as a cache of their own (same tiers,
+        same breakers); built once per combination."""
+        view = self._partial.get((memory, disk))
+        if view is None:
+            cache = self.turbo.cache
+            view = TieredCache([t for t in cache.tiers if (memory if t.backend_in_process else disk)], cache.bus,
+                               cache.namespace)
+            view.before_read = cache.before_read
+            self._partial[(memory, disk)] = view
+        return view
 
     def cache_key(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None) -> str:
         return self.turbo.key(request, ignored_args_for_cache_key)
@@ -98,15 +238,28 @@ class DSPyCache(_DSPyCache):
         return _request_key(self.turbo, request, ignored)
 
     def get(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None) -> Any:
+        memory, disk = self.enable_memory_cache, self.enable_disk_cache
+        if not (memory or disk):
+            return None  # DSPy's off switch: not even a key is computed
         key = self._key(request, ignored_args_for_cache_key)
         if key is None:
             return None
-        semantic = self.turbo.semantic
-        if semantic is None:
-            value = self.turbo.lookup(key, count=not _RECHECK.get())
-        else:  # exact first, then a safe paraphrase match (dspy_turbo.semantic)
-            value = semantic.lookup(request, key, ignored_args_for_cache_key, count=not _RECHECK.get())
-        if value is not None and hasattr(value, "usage") and not isinstance(value, dict):
+        if memory and disk:
+            semantic = self.turbo.semantic
+            if semantic is None:
+                value = self.turbo.lookup(key, count=not _RECHECK.get())
+            else:  # exact first, then a safe paraphrase match (dspy_turbo.semantic)
+                value = semantic.lookup(request, key, ignored_args_for_cache_key, count=not _RECHECK.get())
+        else:
+            value = self.turbo.lookup(key, count=not _RECHECK.get(), cache=self._tiers_for(memory, disk))
+        if value is None:
+            return None
+        if type(request) is dict and request.get("_fn_identifier") in _EMBEDDING_DOORS:
+            problem = _embedding_problem(request, value)
+            if problem is not None:
+                self.discard(key, problem)
+                return None
+        if hasattr(value, "usage") and not isinstance(value, dict):
             # As DSPy's own cache does: a hit made no LM call, so it reports no usage.
             value.usage = {}
             object.__setattr__(value, "cache_hit", True)
@@ -114,17 +267,40 @@ class DSPyCache(_DSPyCache):
 
     def put(self, request: dict[str, Any], value: Any, ignored_args_for_cache_key: list[str] | None = None,
             enable_memory_cache: bool = True) -> None:
+        memory = self.enable_memory_cache and enable_memory_cache
+        disk = self.enable_disk_cache
+        if not (memory or disk):
+            return
         key = self._key(request, ignored_args_for_cache_key)
-        if key is not None and self.turbo.store(key, value, request=request) and self.turbo.semantic is not None:
-            self.turbo.semantic.add(request, key, ignored_args_for_cache_key)
+        if key is None:
+            return
+        if memory and disk:
+            if self.turbo.store(key, value, request=request) and self.turbo.semantic is not None:
+                self.turbo.semantic.add(request, key, ignored_args_for_cache_key)
+        else:
+            self.turbo.store(key, value, request=request, cache=self._tiers_for(memory, disk))
+
+    def discard(self, key: str, problem: str) -> None:
+        """A stored value that its caller cannot use (a corrupt entry): removed from every
+        tier, reported as an error event; the caller goes on as on a miss."""
+        self.turbo.cache.delete(key)
+        self.turbo.bus.emit(Event(ev.ERROR, key=key, reason="corrupt", error=problem[:300],
+                                  namespace=self.turbo.namespace, extra={"component": "dspy"}))
 
     def __contains__(self, key: str) -> bool:
         return self.turbo.cache.contains(key)  # a broken tier answers "not here", never raises into DSPy
 
     def reset_memory_cache(self) -> None:
+        """Empty the in-process tiers of this Turbo's namespace (as DSPy's: nothing when
+        ``enable_memory_cache`` is off)."""
+        if not self.enable_memory_cache:
+            return
         for tier in self.turbo.cache.tiers:
-            if tier.backend.name == "memory":
-                tier.backend.clear()
+            if tier.backend_in_process:
+                try:
+                    tier.backend.clear(self.turbo.keys.prefix)
+                except Exception as exc:
+                    self.turbo.cache.failed(tier, "clear", exc)
 
     def save_memory_cache(self, filepath: str) -> None:
         raise NotImplementedError("dspy-turbo does not pickle its cache; a file or redis tier already persists it")
@@ -136,21 +312,114 @@ class DSPyCache(_DSPyCache):
         return f"<dspy_turbo.DSPyCache for {self.turbo!r}>"
 
 
+def _embedding_problem(request: dict[str, Any], value: Any) -> str | None:
+    """Why ``value`` is not the embeddings ``dspy.Embedder`` stored for ``request`` (one row
+    of numbers per input, rows of one length), or None when it is."""
+    import numpy as np
+
+    try:
+        rows = np.asarray(value, dtype=np.float32)
+    except Exception as exc:
+        return f"embeddings value is not numeric rows ({describe_error(exc)})"
+    if rows.ndim != 2:
+        return f"embeddings value has {rows.ndim} dimension(s), expected 2 (one row per input)"
+    inputs = request.get("positional_arg_1", request.get("batch_inputs"))
+    if isinstance(inputs, (list, tuple)) and rows.shape[0] != len(inputs):
+        return f"embeddings value has {rows.shape[0]} rows for {len(inputs)} inputs"
+    return None
+
+
+def _result_problem(lm: Any, result: Any) -> str | None:
+    """Why an LM result DSPy made from a cached value cannot reach the program, or None.
+
+    DSPy turns what it finds into a result without looking: a value that is not a provider
+    response (``42``, ``{}``, a string) becomes an answer with no outputs. So the value
+    behind the result must be a response: DSPy's own record (lm15 responses, or outputs and
+    a raw response), or a provider response with ``choices`` (chat, text) or ``output``
+    (the Responses API)."""
+    from dspy.clients.legacy_outputs import value
+    from dspy.lm15 import Response
+
+    outputs = getattr(result, "outputs", None)
+    if not isinstance(outputs, list):
+        return f"LM result outputs are {type(outputs).__name__}, not a list"
+    for output in outputs:
+        if output is not None and not isinstance(output, (str, dict)):
+            return f"LM result output is {type(output).__name__}, not text or a dict"
+    raw = getattr(result, "raw", None)
+    if getattr(result, "responses", None) or raw is None or isinstance(raw, Response):
+        return None
+    field = "output" if getattr(lm, "model_type", "chat") == "responses" else "choices"
+    if isinstance(raw, (str, bytes, int, float, list, tuple)):
+        return f"stored value is {type(raw).__name__}, not an LM response"
+    try:
+        items = value(raw, field, None)
+    except Exception as exc:
+        return f"stored value has no readable {field!r} ({describe_error(exc)})"
+    if not isinstance(items, list):
+        return f"stored value has no {field!r} list, not an LM response"
+    if field == "choices":
+        for choice in items:
+            if value(choice, "message", None) is None and value(choice, "text", None) is None:
+                return "a stored choice has neither message nor text"
+    return None
+
+
+def _guard_cached(original):
+    """DSPy's cache read on the LM path, guarded: a stored value that DSPy cannot turn into
+    an LM result is a corrupt entry (removed, an error event) and the read a miss."""
+
+    def _cached(lm, call, asynchronous):
+        adapter = _adapter
+        if adapter is None or dspy.__dict__.get("cache") is not adapter:
+            return original(lm, call, asynchronous)  # DSPy's own cache: DSPy's own behaviour
+        try:
+            result = original(lm, call, asynchronous)
+            problem = None if result is None else _result_problem(lm, result)
+        except Exception as exc:
+            problem, error = f"stored value is not an LM result ({describe_error(exc)})", exc
+        else:
+            if problem is None:
+                return result
+            error = None
+        keyed = _KEYED.get()
+        key = keyed[1] if keyed is not None else None
+        if key is None:
+            try:
+                key = adapter._key(call.key(lm, asynchronous), execution.IGNORED_CACHE_KEYS)
+            except Exception:
+                key = None
+        if key is None:
+            if error is not None:
+                raise error  # not the cache's doing (the request itself): as DSPy would
+            return None
+        adapter.discard(key, problem)
+        return None
+
+    _cached.__wrapped__ = original
+    return _cached
+
+
 @dataclass
 class Installation:
     adapter: DSPyCache
     previous_cache: Any
     execute: Any
     aexecute: Any
+    cached: Any
+    configure_cache: Any
+    configured: tuple[tuple, dict] | None = None
+    """The arguments of the program's last ``dspy.configure_cache`` while installed."""
 
 
-def _ensure_in_charge(turbo: Turbo) -> None:
-    adapter = turbo.integration.adapter
-    if dspy.__dict__.get("cache") is not adapter:
-        logger.warning("dspy.cache was replaced (dspy.configure_cache?) while dspy-turbo is installed; "
-                       "putting dspy-turbo back. Call turbo.uninstall() to hand caching back to DSPy.")
-        with dspy._cache_lock:
-            dspy.cache = adapter
+def _stepped_aside(adapter: DSPyCache) -> None:
+    current = dspy.__dict__.get("cache")
+    if adapter._aside is not current:
+        adapter._aside = current
+        logger.warning("dspy.cache was replaced by %s while dspy-turbo is installed: DSPy caches through that "
+                       "cache now, and dspy-turbo steps aside until dspy.cache is it again (turbo.install() or "
+                       "dspy.configure_cache()); turbo.uninstall() hands caching back to DSPy for good.",
+                       type(current).__name__)
 
 
 def _lm_model(lm: Any) -> str | None:
@@ -178,6 +447,79 @@ def _report(turbo: Turbo, lm: Any, started: float, result: Any = None, error: Ba
         # DSPy's own re-check found the value: another caller's call (often in another
         # process) stored it after this request was counted as a miss.
         turbo.report_coalesced(key, _lm_model(lm))
+
+
+# -- streaming: an answer served by another caller's call reaches this caller's listeners --
+
+_WORDS = re.compile(r"\s*\S+")
+
+
+def _pieces(text: Any) -> list[str]:
+    """``text`` as token-like pieces (a word with the space before it), as an LM streams it:
+    DSPy's listeners take a field marker that arrives whole in one chunk for a cache hit."""
+    if not isinstance(text, str) or not text:
+        return []
+    pieces = _WORDS.findall(text)
+    rest = len(text) - sum(map(len, pieces))
+    if rest and pieces:
+        pieces[-1] += text[-rest:]
+    return pieces or [text]
+
+
+def _replay_chunks(lm: Any, result: Any) -> list:
+    """The chunks DSPy's stream bridge would have sent for ``result`` (a CallResult)."""
+    from dspy.clients.call_result import attributes
+    from dspy.clients.engines.streaming import EngineChunk
+
+    predict = _dspy_settings.caller_predict
+    predict_id = id(predict) if predict else None
+    model = getattr(result, "response_model", None) or _lm_model(lm)
+
+    def chunk(delta: dict, finish: str | None = None) -> EngineChunk:
+        delta.setdefault("content", None)
+        return EngineChunk(id=None, model=model, predict_id=predict_id,
+                           choices=[attributes({"index": 0, "delta": delta, "finish_reason": finish})])
+
+    chunks = []
+    for output in getattr(result, "outputs", None) or ():
+        text, reasoning = output, None
+        if isinstance(output, dict):
+            text, reasoning = output.get("text"), output.get("reasoning_content")
+        chunks += [chunk({"reasoning_content": piece}) for piece in _pieces(reasoning)]
+        chunks += [chunk({"content": piece}) for piece in _pieces(text)]
+        chunks.append(chunk({}, "stop"))
+    return chunks
+
+
+def _replay(lm: Any, result: Any) -> None:
+    """Send ``result`` to the stream of the ``dspy.streamify`` call in progress, if any (sync
+    path: a worker thread of the stream's event loop, as DSPy's own bridge sends)."""
+    stream = _dspy_settings.send_stream
+    if stream is None or result is None:
+        return
+    try:
+        import anyio
+        from dspy.clients.call_context import stream_emitted
+
+        for item in _replay_chunks(lm, result):
+            stream_emitted()
+            anyio.from_thread.run(stream.send, item)
+    except Exception:  # the answer itself is intact: the program still gets it
+        logger.debug("replaying a served answer to the stream failed", exc_info=True)
+
+
+async def _areplay(lm: Any, result: Any) -> None:
+    stream = _dspy_settings.send_stream
+    if stream is None or result is None:
+        return
+    try:
+        from dspy.clients.call_context import stream_emitted
+
+        for item in _replay_chunks(lm, result):
+            stream_emitted()
+            await stream.send(item)
+    except Exception:
+        logger.debug("replaying a served answer to the stream failed", exc_info=True)
 
 
 def _cache_inline(turbo: Turbo, write: bool = False) -> bool:
@@ -256,18 +598,35 @@ def _wrap(original_execute, original_aexecute):
         turbo = _active
         if turbo is None or not call.cache:
             return callpolicy.execute(original_execute, lm, call)
-        _ensure_in_charge(turbo)
+        adapter = _adapter
+        if dspy.__dict__.get("cache") is not adapter:  # the program chose another cache: it is DSPy's
+            _stepped_aside(adapter)
+            return callpolicy.execute(original_execute, lm, call)
+        if not (adapter.enable_memory_cache or adapter.enable_disk_cache):
+            return _uncached(turbo, lm, call)  # DSPy's off switch: every call reaches the LM
         request = call.key(lm, False)
         token = _KEYED.set((request, _request_key(turbo, request, execution.IGNORED_CACHE_KEYS),
                              execution.IGNORED_CACHE_KEYS))
         try:
-            return _execute(turbo, lm, call)
+            return _execute(turbo, adapter, lm, call)
         finally:
             _KEYED.reset(token)
 
-    def _execute(turbo, lm, call):
+    def _uncached(turbo, lm, call):
+        started = time.perf_counter()
+        try:
+            result = callpolicy.execute(original_execute, lm, call)
+        except BaseException as exc:
+            _report(turbo, lm, started, error=exc)
+            raise
+        _report(turbo, lm, started, result)
+        return result
+
+    def _execute(turbo, adapter, lm, call):
         hit = execution._cached(lm, call, False)
         if hit:
+            if adapter.stream_hits:
+                _replay(lm, hit)
             return hit
 
         key = _KEYED.get()[1] if turbo.singleflight_enabled else None
@@ -281,6 +640,8 @@ def _wrap(original_execute, original_aexecute):
                 _report(turbo, lm, started, error=exc)
                 raise
             _report(turbo, lm, started, result, key=key)
+            if getattr(result, "cache_hit", False):  # another caller's call, found by DSPy's re-check
+                _replay(lm, result)
             return result
 
         if key is None:
@@ -297,6 +658,7 @@ def _wrap(original_execute, original_aexecute):
             result, elsewhere = turbo.shared_flight.do(key, recheck, call_lm)
             if elsewhere:
                 turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
+                _replay(lm, result)
             return result
 
         result, shared = turbo.singleflight.do(key, run)
@@ -305,24 +667,44 @@ def _wrap(original_execute, original_aexecute):
         turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
         # Our own copy from the cache when the leader stored it; else a copy of the leader's result.
         with _Rechecking():
-            return execution._cached(lm, call, False) or _waiter_copy(result)
+            mine = execution._cached(lm, call, False) or _waiter_copy(result)
+        _replay(lm, mine)
+        return mine
 
     async def aexecute(lm, call):
         turbo = _active
         if turbo is None or not call.cache:
             return await callpolicy.aexecute(original_aexecute, lm, call)
-        _ensure_in_charge(turbo)
+        adapter = _adapter
+        if dspy.__dict__.get("cache") is not adapter:
+            _stepped_aside(adapter)
+            return await callpolicy.aexecute(original_aexecute, lm, call)
+        if not (adapter.enable_memory_cache or adapter.enable_disk_cache):
+            return await _auncached(turbo, lm, call)
         request = call.key(lm, True)
         token = _KEYED.set((request, _request_key(turbo, request, execution.IGNORED_CACHE_KEYS),
                              execution.IGNORED_CACHE_KEYS))
         try:
-            return await _aexecute(turbo, lm, call)
+            return await _aexecute(turbo, adapter, lm, call)
         finally:
             _KEYED.reset(token)
 
-    async def _aexecute(turbo, lm, call):
+    async def _auncached(turbo, lm, call):
+        started = time.perf_counter()
+        try:
+            result = await callpolicy.aexecute(original_aexecute, lm, call)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                _report(turbo, lm, started, error=exc)
+            raise
+        _report(turbo, lm, started, result)
+        return result
+
+    async def _aexecute(turbo, adapter, lm, call):
         hit = await _acached(turbo, lm, call)
         if hit:
+            if adapter.stream_hits:
+                await _areplay(lm, hit)
             return hit
 
         key = _KEYED.get()[1] if turbo.singleflight_enabled else None
@@ -337,6 +719,8 @@ def _wrap(original_execute, original_aexecute):
                     _report(turbo, lm, started, error=exc)
                 raise
             _report(turbo, lm, started, result, key=key)
+            if getattr(result, "cache_hit", False):
+                await _areplay(lm, result)
             return result
 
         if key is None:
@@ -353,6 +737,7 @@ def _wrap(original_execute, original_aexecute):
             result, elsewhere = await turbo.shared_flight.ado(key, recheck, call_lm)
             if elsewhere:
                 turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
+                await _areplay(lm, result)
             return result
 
         result, shared = await turbo.singleflight.ado(key, run)
@@ -360,47 +745,117 @@ def _wrap(original_execute, original_aexecute):
             return result
         turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
         with _Rechecking():
-            return await _acached(turbo, lm, call) or _waiter_copy(result)
+            mine = await _acached(turbo, lm, call) or _waiter_copy(result)
+        await _areplay(lm, mine)
+        return mine
 
     execute.__wrapped__ = original_execute
     aexecute.__wrapped__ = original_aexecute
     return execute, aexecute
 
 
+# -- dspy.configure_cache while installed ----------------------------------------------------
+
+
+def _check_like_dspy(options: dict[str, Any]) -> None:
+    """The argument errors DSPy's ``Cache`` raises, raised the same way."""
+    if options.get("enable_memory_cache"):
+        entries = options.get("memory_max_entries")
+        if entries is None:
+            raise ValueError("`memory_max_entries` cannot be None. Use `math.inf` if you need an unbounded cache.")
+        if entries <= 0:
+            raise ValueError(f"`memory_max_entries` must be a positive number, but received {entries}")
+    if options.get("enable_disk_cache") and options.get("restrict_pickle"):
+        for t in options.get("safe_types") or []:
+            if not isinstance(t, type):
+                raise TypeError(f"safe_types entries must be types, got {t!r}")
+
+
+def _wrap_configure_cache(original):
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def configure_cache(*args, **kwargs):
+        turbo, adapter = _active, _adapter
+        if turbo is None or adapter is None:
+            return original(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)  # a wrong argument is DSPy's TypeError
+        bound.apply_defaults()
+        options = bound.arguments
+        _check_like_dspy(options)
+        memory, disk = bool(options.get("enable_memory_cache")), bool(options.get("enable_disk_cache"))
+        with dspy._cache_lock:
+            adapter.enable_memory_cache, adapter.enable_disk_cache = memory, disk
+            adapter._aside = None
+            dspy.cache = adapter
+            if turbo.integration is not None:
+                turbo.integration.configured = (args, kwargs)
+        logger.debug("dspy.configure_cache(enable_memory_cache=%s, enable_disk_cache=%s) applied to dspy-turbo's "
+                     "tiers; their sizes and places come from its config", memory, disk)
+
+    configure_cache.__wrapped__ = original
+    return configure_cache
+
+
 def install(turbo: Turbo) -> None:
-    global _active
+    global _active, _adapter
     with _lock:
         if turbo.closed:
             raise RuntimeError("this Turbo is closed; load a new one")
         if _active is turbo:
+            with dspy._cache_lock:  # installed already: in charge again if the program put another cache there
+                dspy.cache = turbo.integration.adapter
+            turbo.integration.adapter._aside = None
             return
         if _active is not None:
             uninstall(_active)
         previous = dspy.__dict__.get("cache", _MISSING)
         adapter = DSPyCache(turbo)
         wrapped_execute, wrapped_aexecute = _wrap(execution.execute, execution.aexecute)
-        turbo.integration = Installation(adapter, previous, execution.execute, execution.aexecute)
+        original_configure = dspy.clients.configure_cache
+        turbo.integration = Installation(adapter, previous, execution.execute, execution.aexecute, execution._cached,
+                                         original_configure)
+        wrapped_configure = _wrap_configure_cache(original_configure)
         with dspy._cache_lock:
             dspy.cache = adapter
+        execution._cached = _guard_cached(execution._cached)
         execution.execute, execution.aexecute = wrapped_execute, wrapped_aexecute
-        _active = turbo
+        dspy.clients.configure_cache = wrapped_configure
+        if getattr(dspy, "configure_cache", None) is original_configure:
+            dspy.configure_cache = wrapped_configure
+        _active, _adapter = turbo, adapter
 
 
 def uninstall(turbo: Turbo) -> None:
-    global _active
+    global _active, _adapter
     with _lock:
         installation = turbo.integration
         if installation is None:
             return
         execution.execute, execution.aexecute = installation.execute, installation.aexecute
-        with dspy._cache_lock:
-            if installation.previous_cache is _MISSING:
-                dspy.__dict__.pop("cache", None)  # DSPy builds its default again on next use
-            else:
-                dspy.cache = installation.previous_cache
+        execution._cached = installation.cached
+        wrapped = dspy.clients.configure_cache
+        dspy.clients.configure_cache = installation.configure_cache
+        if getattr(dspy, "configure_cache", None) is wrapped:
+            dspy.configure_cache = installation.configure_cache
         turbo.integration = None
         if _active is turbo:
-            _active = None
+            _active = _adapter = None
+        reconfigure = None
+        with dspy._cache_lock:
+            if dspy.__dict__.get("cache") is installation.adapter:  # a cache the program assigned itself stays
+                if installation.previous_cache is _MISSING:
+                    dspy.__dict__.pop("cache", None)  # DSPy builds its default again on next use
+                else:
+                    dspy.cache = installation.previous_cache
+                reconfigure = installation.configured
+        if reconfigure is not None:
+            # The program asked DSPy for this cache while the Turbo stood in: it gets it now.
+            try:
+                installation.configure_cache(*reconfigure[0], **reconfigure[1])
+            except Exception as exc:
+                logger.warning("dspy.configure_cache as the program last called it failed at uninstall (%s); "
+                               "DSPy keeps the cache it had before install()", describe_error(exc))
 
 
 def active() -> Turbo | None:

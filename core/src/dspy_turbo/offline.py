@@ -156,12 +156,26 @@ class OfflineEngine:
         return response
 
     def stream(self, request):
-        from dspy.lm15 import response_to_events
-
-        return response_to_events(self.complete(request))
+        return _streamed(self.complete(request))
 
     def close(self) -> None:
         pass
+
+
+def _streamed(response):
+    """The response as stream events, its text in word-sized deltas as a provider sends it
+    (DSPy's stream listeners treat a field that arrives whole in one chunk as a cache hit)."""
+    import re
+
+    from dspy.lm15 import StreamDeltaEvent, TextDelta, response_to_events
+
+    for event in response_to_events(response):
+        delta = getattr(event, "delta", None)
+        if isinstance(delta, TextDelta) and not delta.logprobs and delta.text:
+            for piece in re.findall(r"\s*\S+\s*$|\s*\S+", delta.text) or [delta.text]:
+                yield StreamDeltaEvent(delta=TextDelta(text=piece, part_index=delta.part_index))
+        else:
+            yield event
 
 
 class AsyncOfflineEngine:
@@ -179,9 +193,7 @@ class AsyncOfflineEngine:
         return response
 
     async def stream(self, request):
-        from dspy.lm15 import response_to_events
-
-        for event in response_to_events(await self.complete(request)):
+        for event in _streamed(await self.complete(request)):
             yield event
 
     async def aclose(self) -> None:

@@ -150,15 +150,17 @@ class Turbo:
         """What went into the key of ``request``: fields, what was left out and why, the key."""
         return self.keys.explain(request, tuple(ignored) if ignored else None)
 
-    def lookup(self, key: str, count: bool = True) -> Any:
-        """The caller's own copy of the cached value, or None (``count``: see ``TieredCache.get``)."""
-        entry = self.cache.get(key, count)
+    def lookup(self, key: str, count: bool = True, cache: TieredCache | None = None) -> Any:
+        """The caller's own copy of the cached value, or None (``count``: see ``TieredCache.get``;
+        ``cache``: some of the tiers only, see ``DSPyCache``)."""
+        entry = (cache or self.cache).get(key, count)
         return None if entry is None else entry.copy_value()
 
     def store(self, key: str, value: Any, *, request: dict[str, Any] | None = None, model: str | None = None,
               ttl: float | None = None, tags: Iterable[str] = (), usage: dict[str, int] | None = None,
-              cost: float | None = None) -> bool:
-        """Admit and write ``value`` through every tier. Never raises; False when not stored.
+              cost: float | None = None, cache: TieredCache | None = None) -> bool:
+        """Admit and write ``value`` through every tier (or those of ``cache``). Never raises;
+        False when not stored.
 
         ``usage`` and ``cost``: what producing ``value`` took, when the value does not say
         itself (a batch item's LM calls); a later hit reports them as saved.
@@ -192,7 +194,7 @@ class Turbo:
         if not allowed:
             self.bus.emit(Event(ev.SKIP_STORE, reason=reason, key=key, namespace=self.namespace))
             return False
-        return self.cache.put(key, entry) > 0
+        return (cache or self.cache).put(key, entry) > 0
 
     def report_lm_call(self, model: str | None, latency: float, usage: dict | None, cost: float | None,
                        error: BaseException | None = None) -> None:
