@@ -219,14 +219,16 @@ class Turbo:
     # -- DSPy ----------------------------------------------------------------------------
 
     def install(self) -> Turbo:
-        """Make this Turbo ``dspy.cache`` for every managed LM path; returns self."""
+        """Make this Turbo ``dspy.cache`` for every managed LM path (again, if the program
+        assigned another cache meanwhile); returns self."""
         from .dspy_integration import install
 
         install(self)
         return self
 
     def uninstall(self) -> None:
-        """Give DSPy back the cache it had before ``install()``."""
+        """Give DSPy back the cache it had before ``install()`` (or, if the program called
+        ``dspy.configure_cache`` meanwhile, the one that call asked for)."""
         from .dspy_integration import uninstall
 
         uninstall(self)
