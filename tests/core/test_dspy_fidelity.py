@@ -411,3 +411,27 @@ def test_a_request_cache_function_gets_whatever_it_stored(two_tiers):
 
     assert anything(query="q") == anything(query="q") == 42
     assert computed == ["q"] and not two_tiers.errors
+
+
+def test_async_calls_follow_the_off_switch_too(side, model):
+    predict = dspy.Predict("question -> answer")
+    side.configure(enable_disk_cache=False, enable_memory_cache=False)
+    asyncio.run(predict.acall(question="async off"))
+    asyncio.run(predict.acall(question="async off"))
+    assert model.calls() == 2
+    side.configure(enable_disk_cache=True, enable_memory_cache=True)
+    asyncio.run(predict.acall(question="async on"))
+    asyncio.run(predict.acall(question="async on"))
+    assert model.calls() == 3
+
+
+def test_a_corrupt_entry_read_by_an_async_call_is_a_miss(two_tiers, model):
+    turbo = two_tiers
+    predict = dspy.Predict("question -> answer")
+    good = asyncio.run(predict.acall(question="async planted?")).answer
+    key = _only_key(turbo)
+    _plant(turbo, key, {"_dspy_format": "dspy-lm15-result-v1"})
+    assert asyncio.run(predict.acall(question="async planted?")).answer == good
+    assert model.calls() == 2
+    turbo.flush_events()
+    assert [e.key for e in turbo.errors if e.reason == "corrupt"] == [key]
