@@ -18,6 +18,9 @@ SOURCES += plugins/batching/pyproject.toml
 # semantic cache (faiss)
 PACKAGES += -e 'plugins/faiss[verifier]'
 SOURCES += plugins/faiss/pyproject.toml
+# the documentation site (tests/docs runs mkdocs build --strict)
+PACKAGES += -r docs/requirements.txt
+SOURCES += docs/requirements.txt
 
 .PHONY: demo test bench bench-semantic lint clean
 
@@ -42,6 +45,13 @@ bench: $(STAMP)
 
 bench-semantic: $(STAMP)
 	$(BIN)/python bench/semantic_eval.py --speed
+
+.PHONY: docs docs-serve
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check core plugins examples tests bench

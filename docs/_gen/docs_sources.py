@@ -1,0 +1,252 @@
+"""Where the documentation reads the code: the one place to repoint when modules move.
+
+Everything the generated pages show is read from the live objects a user gets: a Turbo
+from ``dspy_turbo.load`` (its plugin manager, component registry and settings model), the
+``dspy-turbo`` console script (its parser or click group) and the installed distributions.
+Only the names below that have no live registry (event kinds, contract classes) carry a
+module hint; when the hint is stale the name is looked up in the installed ``dspy_turbo``
+packages by a source scan, so a move within them keeps the docs building.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import importlib.metadata
+import importlib.util
+import io
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CONSOLE_SCRIPT = "dspy-turbo"
+# The minimal config a throwaway Turbo is built from: nothing on disk, no server.
+MINIMAL_CONFIG = {"cache": {"tiers": [{"type": "memory"}]}}
+
+# Where each component kind sits in the YAML (user-visible: it does not move with the code).
+KIND_SECTIONS = {
+    "cache_backend": ("cache.tiers[]", "Cache tiers"),
+    "similarity_index": ("cache.semantic.index", "Similarity indexes"),
+    "embedder": ("cache.semantic.embedder", "Embedders"),
+    "batch_strategy": ("batching", "Batch strategies"),
+    "model_selector": ("routing", "Model selectors"),
+    "metric_sink": ("metrics.sinks[]", "Metric sinks"),
+}
+
+# Event kinds: constant name -> the module that defines it today (a hint, see above).
+EVENT_KINDS = {
+    "HIT": "dspy_turbo.events", "MISS": "dspy_turbo.events", "STORE": "dspy_turbo.events",
+    "SKIP_STORE": "dspy_turbo.events", "EVICT": "dspy_turbo.events", "ERROR": "dspy_turbo.events",
+    "LM_CALL": "dspy_turbo.events", "COALESCED": "dspy_turbo.events", "BREAKER": "dspy_turbo.events",
+    "ROUTE": "dspy_turbo.events", "ROUTE_SAVING": "dspy_turbo.events",
+    "SEMANTIC_MISS": "dspy_turbo.semantic", "SEMANTIC_REJECT": "dspy_turbo.semantic",
+    "SEMANTIC_SKIP": "dspy_turbo.semantic", "SEMANTIC_ADD": "dspy_turbo.semantic",
+    "SEMANTIC_REMOVE": "dspy_turbo.semantic",
+    "BATCH": "dspy_turbo.batching", "RETRY": "dspy_turbo.callpolicy", "RATE_LIMITED": "dspy_turbo.callpolicy",
+    "TIMED": "dspy_turbo.profiling", "ALERT": "dspy_turbo.alerts",
+}
+
+# Classes the plugin author pages show: name -> the module that defines it today (a hint).
+CONTRACTS = {
+    "Component": "dspy_turbo.components", "Options": "dspy_turbo.components",
+    "CacheBackend": "dspy_turbo.backend", "BackendOptions": "dspy_turbo.backend", "Entry": "dspy_turbo.entry",
+    "effective_ttl": "dspy_turbo.backend",
+    "SimilarityIndex": "dspy_turbo.semantic", "Embedder": "dspy_turbo.semantic",
+    "ComponentUnavailable": "dspy_turbo.semantic", "WordVectorEmbedder": "dspy_turbo.verifier",
+    "BatchStrategy": "dspy_turbo.batching", "Runner": "dspy_turbo.batching", "Item": "dspy_turbo.batching",
+    "BatchOptions": "dspy_turbo.batching",
+    "ModelSelector": "dspy_turbo.routing", "SelectorOptions": "dspy_turbo.routing", "Decision": "dspy_turbo.routing",
+    "Event": "dspy_turbo.events", "Coordinator": "dspy_turbo.coordination",
+    "CacheBackendSuite": "dspy_turbo.testing",
+}
+# The packages a moved name is searched in: the core and every dspy_turbo_* plugin installed.
+SEARCH_PREFIX = "dspy_turbo"
+
+
+class SourceError(RuntimeError):
+    """The docs could not find something in the code: repoint this module."""
+
+
+# -- the plugin host -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Host:
+    pm: Any  # the pluggy PluginManager, with every installed plugin
+    registry: Any  # component classes by kind and name
+    settings_model: type  # the pydantic model of the whole YAML document
+
+
+@functools.cache
+def host() -> Host:
+    import dspy_turbo
+
+    turbo = dspy_turbo.load(MINIMAL_CONFIG)
+    try:
+        return Host(turbo.pm, turbo.registry, type(turbo.config.settings))
+    finally:
+        turbo.close()
+
+
+def hooks() -> dict[str, Any]:
+    """Every hook spec of the live plugin manager: name -> its HookCaller (``.spec``, implementations)."""
+    relay = host().pm.hook
+    return {name: getattr(relay, name) for name in dir(relay)
+            if name.startswith("dspy_turbo_") and getattr(getattr(relay, name), "spec", None) is not None}
+
+
+def components() -> dict[str, dict[str, type]]:
+    """kind -> {name: class} of every installed component."""
+    registry = host().registry
+    return {kind: {name: registry.get(kind, name) for name in registry.names(kind)} for kind in KIND_SECTIONS
+            if kind in registry.classes}
+
+
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+def distribution_of(obj: Any) -> str:
+    """The installed distribution an object's top-level package belongs to."""
+    top = getattr(obj, "__module__", "").split(".")[0]
+    dists = _distributions().get(top) or []
+    return dists[0] if dists else top
+
+
+# -- names without a registry ------------------------------------------------------------------
+
+
+def _search_roots() -> list[Path]:
+    """The source folders of ``dspy_turbo`` and of every installed ``dspy_turbo_*`` package."""
+    tops = sorted(t for t in _distributions() if t.startswith(SEARCH_PREFIX))
+    roots = []
+    for top in [SEARCH_PREFIX, *(t for t in tops if t != SEARCH_PREFIX)]:
+        spec = importlib.util.find_spec(top)
+        if spec is not None and spec.submodule_search_locations:
+            roots.extend(Path(p) for p in spec.submodule_search_locations)
+    return roots
+
+
+def _module_name(root: Path, path: Path) -> str:
+    parts = [root.name, *path.relative_to(root).with_suffix("").parts]
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def find(name: str, hint: str | None = None) -> Any:
+    """The object ``name`` from module ``hint``, else from whichever dspy_turbo* module defines it."""
+    return locate(name, hint)[0]
+
+
+@functools.cache
+def locate(name: str, hint: str | None = None) -> tuple[Any, str]:
+    """``(object, module name)``; see :func:`find`."""
+    if hint:
+        try:
+            return getattr(importlib.import_module(hint), name), hint
+        except (ImportError, AttributeError):
+            pass
+    definition = re.compile(rf"^(class {name}\b|def {name}\b|{name}\b[^=\n]*=|[A-Z_, ]*\b{name}\b[A-Z_, ]*=)", re.M)
+    for root in _search_roots():
+        for path in sorted(root.rglob("*.py")):
+            if path.name == "__main__.py":
+                continue
+            if definition.search(path.read_text(encoding="utf-8", errors="replace")):
+                module = _module_name(root, path)
+                try:
+                    return getattr(importlib.import_module(module), name), module
+                except (ImportError, AttributeError):
+                    continue
+    raise SourceError(f"{name!r} is defined in no dspy_turbo* module (hint: {hint}); repoint {__file__}")
+
+
+def contract(name: str) -> Any:
+    return find(name, CONTRACTS.get(name))
+
+
+def event_kinds() -> dict[str, str]:
+    """kind -> the module that defines its constant."""
+    out = {}
+    for const, hint in EVENT_KINDS.items():
+        value, module = locate(const, hint)
+        out[value] = module
+    return out
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+
+
+@functools.cache
+def cli_entry() -> Callable[[list[str]], Any]:
+    found = importlib.metadata.entry_points(group="console_scripts", name=CONSOLE_SCRIPT)
+    if not found:
+        raise SourceError(f"no console script {CONSOLE_SCRIPT!r} is installed; repoint {__file__}")
+    return next(iter(found)).load()
+
+
+def _click_group(entry: Any) -> Any | None:
+    if hasattr(entry, "registered_commands"):  # a typer app
+        import typer.main
+
+        return typer.main.get_command(entry)
+    return entry if hasattr(entry, "commands") and hasattr(entry, "get_help") else None
+
+
+def cli_commands() -> list[Command]:
+    """Every subcommand with its one-line help, in the order the CLI lists them."""
+    entry = cli_entry()
+    group = _click_group(entry)
+    if group is not None:
+        return [Command(name, cmd.get_short_help_str(limit=200) or "") for name, cmd in group.commands.items()]
+    module = sys.modules[entry.__module__]
+    build = getattr(module, "build_parser", None)
+    if build is None:
+        raise SourceError(f"{entry.__module__} has no build_parser() and {CONSOLE_SCRIPT} is no click command; "
+                          f"repoint {__file__}")
+    import argparse
+
+    parser = build()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return [Command(choice.dest, choice.help or "") for choice in action._choices_actions]
+    return []
+
+
+def cli_help(*argv: str, columns: int = 96) -> str:
+    """What ``dspy-turbo ARGV... --help`` prints, run through the CLI's own entry point."""
+    entry = cli_entry()
+    out, err = io.StringIO(), io.StringIO()
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(columns)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            group = _click_group(entry)
+            try:
+                if group is not None:
+                    group.main([*argv, "--help"], prog_name=CONSOLE_SCRIPT, standalone_mode=True)
+                else:
+                    entry([*argv, "--help"])
+            except SystemExit:
+                pass
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = old
+    text = out.getvalue() or err.getvalue()
+    if not text.strip():
+        raise SourceError(f"{CONSOLE_SCRIPT} {' '.join(argv)} --help printed nothing")
+    return text.rstrip() + "\n"
