@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, SecretStr
 from pydantic_core import PydanticUndefined
 
-NOTES_FILE = Path(__file__).with_name("config_notes.yml")
+NOTES_FILE = Path(__file__).with_name("field_notes.yml")
 
 # -- docstrings ------------------------------------------------------------------------------
 
@@ -423,10 +423,11 @@ def hook_names() -> list[str]:
 
 def event_fields() -> str:
     event = src.contract("Event")
-    docs = attribute_docs(event)
+    docs, extra = attribute_docs(event), notes()
     out = ["| field | type | meaning |", "|---|---|---|"]
     for f in dataclasses.fields(event):
-        out.append(f"| `{f.name}` | `{_cell(str(f.type))}` | {_cell(md_doc(docs.get(f.name, '')))} |")
+        text = md_doc(docs.get(f.name, "")) or extra.get(f"{event.__qualname__}.{f.name}", "")
+        out.append(f"| `{f.name}` | {_cell(str(f.type).replace(' | ', ' or '))} | {_cell(text) or '**undocumented**'} |")
     return "\n".join(out) + "\n"
 
 
@@ -451,14 +452,26 @@ class _Raw(str):
         return str(self)
 
 
-def _signature(obj: Any) -> str:
+def _signature(obj: Any, wrap: bool = True) -> str:
     try:
         sig = inspect.signature(obj)
     except (TypeError, ValueError):
         return "(...)"
     raw = lambda a: _Raw(a) if isinstance(a, str) else a  # noqa: E731
     params = [p.replace(annotation=raw(p.annotation)) for p in sig.parameters.values()]
-    return str(sig.replace(parameters=params, return_annotation=raw(sig.return_annotation)))
+    text = str(sig.replace(parameters=params, return_annotation=raw(sig.return_annotation)))
+    if len(text) <= 80 or not wrap:
+        return text
+    parts, kinds = [], [p.kind for p in params]
+    for i, param in enumerate(params):
+        if param.kind is param.KEYWORD_ONLY and param.VAR_POSITIONAL not in kinds and \
+                (i == 0 or kinds[i - 1] is not param.KEYWORD_ONLY):
+            parts.append("*")
+        parts.append(str(param))
+        if param.kind is param.POSITIONAL_ONLY and (i + 1 == len(params) or kinds[i + 1] is not param.POSITIONAL_ONLY):
+            parts.append("/")
+    ret = "" if sig.return_annotation is sig.empty else f" -> {raw(sig.return_annotation)!r}"
+    return "(\n" + "".join(f"    {part},\n" for part in parts) + ")" + ret
 
 
 def _members(cls: type) -> list[tuple[str, Any]]:
@@ -508,7 +521,7 @@ def api(name: str, *, level: int = 3, members: bool = True) -> str:
         elif inspect.isfunction(value):
             if member == "__init__" and not value.__doc__:
                 continue
-            sig = _signature(value).replace("(self, ", "(").replace("(self)", "()").replace("(cls, ", "(")
+            sig = _signature(value, wrap=False).replace("(self, ", "(").replace("(self)", "()").replace("(cls, ", "(")
             doc = md_doc(value.__doc__)
             rows.append(f"- `{member}{sig}`" + (f"\n\n{textwrap.indent(doc, '    ')}\n" if doc else ""))
     if fields:
@@ -610,14 +623,22 @@ def undocumented_hooks(callers: dict[str, Any] | None = None) -> list[str]:
 
 
 def undocumented_keys(keys: list[ConfigKey] | None = None) -> list[str]:
-    """Configuration keys without a description (in the code or in config_notes.yml)."""
+    """Configuration keys without a description (in the code or in field_notes.yml)."""
     keys = config_keys() if keys is None else keys
     return [key.path for key in keys if not key.description.strip()]
 
 
+def undocumented_event_fields() -> list[str]:
+    event = src.contract("Event")
+    docs, extra = attribute_docs(event), notes()
+    return [f.name for f in dataclasses.fields(event)
+            if not docs.get(f.name) and not extra.get(f"{event.__qualname__}.{f.name}")]
+
+
 def stale_notes() -> list[str]:
-    """Entries of config_notes.yml that name no field of any options model."""
-    known = set()
+    """Entries of field_notes.yml that name no field of an options model or of Event."""
+    event = src.contract("Event")
+    known = {f"{event.__qualname__}.{f.name}" for f in dataclasses.fields(event)}
     for key in config_keys():
         for klass in key.model.__mro__:
             if key.name in getattr(klass, "model_fields", {}):

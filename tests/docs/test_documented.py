@@ -3,7 +3,7 @@
 Every list is read from the live objects (the plugin manager, the component registry,
 the settings model, the CLI's parser), so a new hook, config key, CLI command or event
 kind fails here until it has its documentation: a docstring or help text in the code
-(or, for config keys, an entry in docs/_gen/config_notes.yml), which the generated
+(or, for config keys, an entry in docs/_gen/field_notes.yml), which the generated
 reference pages then show.
 """
 
@@ -78,7 +78,7 @@ def test_every_config_key_and_component_option_is_documented():
         for name, cls in components.items():
             for field in cls.Options.model_fields:
                 assert f"{section}[{name}].{field}" in paths, f"{kind} {name!r}: option {field!r} not listed"
-    assert docs_render.undocumented_keys() == [], "give these a docstring in the code (or an entry in docs/_gen/config_notes.yml)"
+    assert docs_render.undocumented_keys() == [], "give these a docstring in the code (or an entry in docs/_gen/field_notes.yml)"
 
 
 def test_the_config_reference_shows_every_key():
@@ -89,8 +89,8 @@ def test_the_config_reference_shows_every_key():
     _page_with("config-reference")
 
 
-def test_config_notes_name_only_existing_keys():
-    assert docs_render.stale_notes() == [], "these entries of docs/_gen/config_notes.yml name no option"
+def test_field_notes_name_only_existing_fields():
+    assert docs_render.stale_notes() == [], "these entries of docs/_gen/field_notes.yml name no field"
 
 
 def test_the_config_check_catches_an_option_without_a_description():
@@ -132,6 +132,11 @@ def test_every_event_kind_has_a_section_in_the_event_reference():
     assert {"hit", "miss", "lm_call", "error", "semantic_reject", "batch", "alert"} <= kinds
     assert docs_render.undocumented_event_kinds() == []
     _page_with("event-kinds")
+
+
+def test_every_event_field_is_documented():
+    assert docs_render.undocumented_event_fields() == []
+    assert "**undocumented**" not in docs_render.event_fields()
 
 
 def test_the_event_check_catches_a_new_kind(tmp_path):
