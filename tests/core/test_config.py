@@ -127,3 +127,26 @@ def test_schema_lists_installed_components(capsys):
     tiers = schema["$defs"]["CacheSettings"]["properties"]["tiers"]["items"]["oneOf"]
     memory = next(t for t in tiers if t["title"] == "cache_backend:memory")
     assert {"max_bytes", "max_entries", "ttl", "name", "type"} <= set(memory["properties"])
+
+
+# -- ttl: one meaning ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config,path", [
+    ({"cache": {"ttl": 0}}, "cache.ttl"),
+    ({"cache": {"ttl": "0s"}}, "cache.ttl"),
+    ({"cache": {"tiers": [{"type": "memory", "ttl": 0}]}}, "cache.tiers[0].ttl"),
+    ({"cache": {"tiers": [{"type": "memory", "ttl": "0ms"}]}}, "cache.tiers[0].ttl"),
+])
+def test_a_ttl_of_zero_is_refused_with_what_to_write_instead(config, path):
+    """0 meant "never expires" for cache.ttl and "never store" for a tier: it has no meaning now."""
+    message = problems(config)[path]
+    assert "more than 0" in message and "null" in message and "remove the tier" in message
+
+
+def test_no_ttl_means_no_expiry_in_every_place(make_turbo):
+    turbo = make_turbo({"cache": {"ttl": None, "tiers": [{"type": "memory", "ttl": None}]}})
+    assert turbo.default_ttl is None and turbo.cache.tiers[0].ttl is None
+    assert turbo.store("k", {"v": 1})
+    assert turbo.cache.get("k").expires_at is None
+    assert turbo.stats()["stores"] == {"memory": 1}

@@ -35,9 +35,11 @@ import time
 from collections.abc import Iterable
 from typing import ClassVar
 
+from pydantic import Field
+
 from .components import Component, Options
 from .entry import Entry
-from .units import Duration
+from .units import TTL, Duration
 
 
 class BackendOptions(Options):
@@ -45,9 +47,10 @@ class BackendOptions(Options):
 
     name: str | None = None
     """The tier's name in stats and events; defaults to its type."""
-    ttl: Duration | None = None
-    """How long this tier keeps an entry (``7d``); ``None`` keeps until evicted."""
-    timeout: Duration | None = None
+    ttl: TTL | None = None
+    """How long this tier keeps an entry (``7d``); ``None`` keeps until evicted. 0 is refused
+    (a tier that should store nothing is removed from ``cache.tiers``)."""
+    timeout: Duration | None = Field(default=None, gt=0)
     """The engine counts a call slower than this (``50ms``) as a failure of the tier, toward
     its circuit breaker. Bounding the wait itself is the backend's job (its client's
     socket or lock timeouts); a backend may use this value for that too."""

@@ -22,6 +22,7 @@ import sys
 
 from .config import ConfigError, json_schema, parse
 from .plugins import PluginError, build_registry, describe, make_plugin_manager
+from .redaction import redact_text
 
 
 def _registry():
@@ -210,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # the promise is a message, never a traceback
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except Exception as exc:  # the promise is a message, never a traceback (nor a URL's password)
+        print(redact_text(f"error: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 2
 
 

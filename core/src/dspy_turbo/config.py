@@ -9,6 +9,13 @@ for a well-known component that is not installed, names the package that provide
 ``${VAR}`` and ``${VAR:-default}`` in any string are replaced from the environment
 before validation; a missing variable without a default is an error at its path. The
 values themselves are never echoed in messages (they are often secrets).
+
+Nothing in a config can hurt the process reading it: YAML is read with a safe loader
+bounded in nesting depth and in size once aliases are expanded (a recursive alias or an
+"alias bomb" is an error with its line), and every number is checked against what the
+runtime can hold (see ``units``). Secrets (``SecretURL``, ``SecretStr`` options, URL
+credentials) are masked in ``Settings``, reprs, dumps, messages and the schema; the
+components get the real values through their validated options.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from .alerts import AlertRule
 from .components import Component, Options
 from .costs import CostSettings, unpriced
 from .plugins import KNOWN_PROVIDERS, Registry
-from .units import Duration
+from .redaction import SECRET_TYPES, redact_text, scrub
+from .units import TTL, Duration
 
 # -- the document's shape ------------------------------------------------------------------
 
@@ -123,8 +131,11 @@ class SemanticSettings(Options):
 
 class CacheSettings(Options):
     tiers: list[dict[str, Any]] = Field(default_factory=lambda: [{"type": "memory"}])
-    ttl: Duration | None = None
-    """Default lifetime of an entry, across tiers (a tier's own ``ttl`` may be shorter)."""
+    """Each tier's block as written, secrets masked (the validated options: ``Config.tiers``)."""
+    ttl: TTL | None = None
+    """Default lifetime of an entry, across tiers (a tier's own ``ttl`` may be shorter).
+    ``null`` (the default): entries never expire. 0 is refused: no ttl means no expiry, and a
+    tier that should store nothing is removed."""
     admission: AdmissionSettings = AdmissionSettings()
     breaker: BreakerSettings = BreakerSettings()
     singleflight: SingleFlightSettings = SingleFlightSettings()
@@ -148,6 +159,10 @@ class MetricsSettings(Options):
 
 
 class Settings(Options):
+    """The document, validated. Component blocks (``cache.tiers``, ``metrics.sinks``,
+    ``batching``, ``routing``, ``cache.semantic.index/embedder``) are kept as written, with
+    every secret masked: components read their real values from ``Config``'s specs."""
+
     namespace: str = Field(default="dspy-turbo", pattern=r"^[A-Za-z0-9_.\-]+$", max_length=64)
     key: KeySettings = KeySettings()
     cache: CacheSettings = CacheSettings()
@@ -191,6 +206,10 @@ class Config:
 class ConfigIssue:
     path: str
     message: str
+
+    def __post_init__(self) -> None:
+        # A message that quotes a value never shows a URL's password (e.g. ${REDIS_URL} in the wrong key).
+        object.__setattr__(self, "message", redact_text(self.message))
 
     def __str__(self) -> str:
         return f"{self.path or '<top>'}: {self.message}"
@@ -269,30 +288,123 @@ def interpolate(node: Any, path: str, issues: list[ConfigIssue], environ=os.envi
 
 # -- loading -------------------------------------------------------------------------------
 
+MAX_DEPTH = 32
+"""Nesting levels a config may have (the deepest setting is at about 6)."""
+MAX_VALUES = 100_000
+"""Values (scalars, lists, mappings) a config may have once its aliases are expanded: a
+generous bound (a full config has a few hundred) that keeps reading it within milliseconds
+and megabytes, whatever the file does with anchors."""
+
+
+class _TooLarge(yaml.YAMLError):
+    def __init__(self, problem: str, mark: yaml.Mark):
+        super().__init__(problem)
+        self.problem, self.problem_mark = problem, mark
+
+
+# libyaml when PyYAML has it (parsing 10x faster); the safe loader either way (no tags that build objects).
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _check_events(text: str) -> None:
+    """Refuse, from the parser's events and before anything is built, a recursive alias,
+    nesting deeper than ``MAX_DEPTH`` and more than ``MAX_VALUES`` values counting each alias
+    as the values it repeats. Stops at the first event past a bound, so a long document costs
+    no more than its first ``MAX_VALUES`` values."""
+    open_: list[list] = []  # [anchor, values so far] of each collection being read
+    sizes: dict[str, int] = {}  # anchor -> values of its node, aliases expanded
+    total = 0
+
+    def add(values: int, mark: yaml.Mark) -> None:
+        nonlocal total
+        total += values
+        if total > MAX_VALUES:
+            raise _TooLarge(f"the document holds more than {MAX_VALUES} values once its aliases are expanded "
+                            "(each *alias repeats its anchor's whole value)", mark)
+        if open_:
+            open_[-1][1] += values
+
+    for event in yaml.parse(text, Loader=_SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            if any(anchor == event.anchor for anchor, _ in open_):
+                raise _TooLarge(f"the alias *{event.anchor} is inside the value it names (a recursive alias)",
+                                event.start_mark)
+            add(sizes.get(event.anchor, 1), event.start_mark)  # an unknown anchor: the loader reports it
+        elif isinstance(event, yaml.ScalarEvent):
+            add(1, event.start_mark)
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            if len(open_) >= MAX_DEPTH:
+                raise _TooLarge(f"values nested more than {MAX_DEPTH} levels deep", event.start_mark)
+            add(1, event.start_mark)
+            open_.append([event.anchor, 0])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, inner = open_.pop()
+            if anchor:
+                sizes[anchor] = 1 + inner
+            if open_:
+                open_[-1][1] += inner
+
+
+def _load_yaml(text: str) -> Any:
+    _check_events(text)
+    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - the safe loader, C or Python
+
+
+def _check_bounds(raw: Any, name: str) -> None:
+    """A document given as Python objects: no cycle, nesting and expanded size as for YAML."""
+    sizes: dict[int, int] = {}
+
+    def walk(node: Any, path: str, open_ids: set[int]) -> int:
+        if not isinstance(node, (dict, list, tuple)):
+            return 1
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in open_ids:
+            raise ConfigError([ConfigIssue(path, "this value contains itself (a cycle)")], name)
+        if len(open_ids) >= MAX_DEPTH:
+            raise ConfigError([ConfigIssue(path, f"values nested more than {MAX_DEPTH} levels deep")], name)
+        open_ids.add(id(node))
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        size = 1 + sum(walk(value, _path((key,), path), open_ids) for key, value in items)
+        open_ids.discard(id(node))
+        if size > MAX_VALUES:
+            raise ConfigError([ConfigIssue(path, f"more than {MAX_VALUES} values (shared ones counted each time)")], name)
+        sizes[id(node)] = size
+        return size
+
+    walk(raw, "", set())
+
 
 def read_source(source: str | os.PathLike | dict | None) -> tuple[dict[str, Any], str]:
     """The raw document and a name for messages."""
     if source is None:
         return {}, "<default>"
     if isinstance(source, dict):
+        _check_bounds(source, "<dict>")
         return source, "<dict>"
     path = Path(source).expanduser()
     name = str(source)
     if not path.is_file():
         raise ConfigError([ConfigIssue("", f"config file not found: {path}")], name)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([ConfigIssue("", f"malformed YAML at {where}: {problem}")], name) from None
+        what = "YAML refused" if isinstance(exc, _TooLarge) else "malformed YAML"
+        raise ConfigError([ConfigIssue("", f"{what} at {where}: {problem}")], name) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigIssue("", f"cannot read the file: {exc}")], name) from None
+    except (ValueError, OverflowError) as exc:  # a scalar PyYAML cannot convert (an int of 5,000 digits)
+        raise ConfigError([ConfigIssue("", f"malformed YAML: {str(exc)[:200]}")], name) from None
     if raw is None:
         return {}, name
     if not isinstance(raw, dict):
         raise ConfigError([ConfigIssue("", f"the top level must be a mapping of settings, not a {type(raw).__name__}")], name)
+    _check_bounds(raw, name)  # the loader bounded it; this names the path of a problem in what it built
     return raw, name
 
 
@@ -306,7 +418,11 @@ def _component(raw: Any, kind: str, path: str, registry: Registry, issues: list[
         issues.append(ConfigIssue(path, f"missing 'type'; available {label} types: {', '.join(available) or 'none installed'}"))
         return None
     name = raw["type"]
-    cls = registry.get(kind, name) if isinstance(name, str) else None
+    if not isinstance(name, str):
+        issues.append(ConfigIssue(f"{path}.type", f"expected the {label} type as a string, got {type(name).__name__}; "
+                                                  f"available: {', '.join(available) or 'none installed'}"))
+        return None
+    cls = registry.get(kind, name)
     if cls is None:
         hint = _closest(str(name), available)
         package = KNOWN_PROVIDERS.get((kind, name))
@@ -354,6 +470,7 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
     def listed(node: Any, default: list) -> list:
         return node if isinstance(node, list) else default
 
+    blocks: list[tuple[Any, Any, ComponentSpec]] = []  # (container, key, spec): masked in the settings below
     tiers = []
     names: dict[str, str] = {}
     tier_docs = listed(section("cache", "tiers"), Settings().cache.tiers)
@@ -369,11 +486,17 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
                                                             "give one of them a distinct 'name'"))
         names[tier_name] = f"cache.tiers[{i}]"
         tiers.append(spec)
-    sinks = [s for i, sink in enumerate(listed(section("metrics", "sinks"), []))
-             if (s := _component(sink, "metric_sink", f"metrics.sinks[{i}]", registry, issues))]
+        blocks.append((tier_docs, i, spec))
+    sinks = []
+    sink_docs = listed(section("metrics", "sinks"), [])
+    for i, sink in enumerate(sink_docs):
+        if (spec := _component(sink, "metric_sink", f"metrics.sinks[{i}]", registry, issues)) is not None:
+            sinks.append(spec)
+            blocks.append((sink_docs, i, spec))
     batching, routing = section("batching"), section("routing")
     batching = _component(batching, "batch_strategy", "batching", registry, issues) if batching else None
     routing = _component(routing, "model_selector", "routing", registry, issues) if routing else None
+    blocks += [(raw, key, spec) for key, spec in (("batching", batching), ("routing", routing)) if spec is not None]
     index = embedder = None
     semantic = section("cache", "semantic")
     if isinstance(semantic, dict):  # a missing index or embedder is reported by the shape check
@@ -381,10 +504,31 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
             index = _component(semantic["index"], "similarity_index", "cache.semantic.index", registry, issues)
         if semantic.get("embedder") is not None:
             embedder = _component(semantic["embedder"], "embedder", "cache.semantic.embedder", registry, issues)
+        blocks += [(semantic, key, spec) for key, spec in (("index", index), ("embedder", embedder)) if spec is not None]
     if issues or settings is None:
         raise ConfigError(issues, name)
+    if blocks:
+        # `raw` is interpolate()'s copy, never the caller's dict: mask the blocks in it, and
+        # validate again so the settings show them masked (their own fields keep real values).
+        for container, key, spec in blocks:
+            container[key] = _masked(container[key], spec.options)
+        settings = Settings.model_validate(raw)
     return Config(settings, tuple(tiers), tuple(sinks), batching, routing, index, embedder, name,
                   _price_warnings(settings, routing))
+
+
+def _masked(raw: Any, options: Any) -> Any:
+    """A component block as written, with every value its validated options hold as a
+    secret masked (and URL credentials, credential-named keys: ``redaction.scrub``)."""
+    if isinstance(options, SECRET_TYPES):
+        return str(options)
+    if isinstance(raw, dict) and isinstance(options, Options):
+        fields = type(options).model_fields
+        return scrub({key: _masked(value, getattr(options, key) if key in fields else None)
+                      for key, value in raw.items()})
+    if isinstance(raw, list) and isinstance(options, (list, tuple)) and len(raw) == len(options):
+        return [_masked(r, o) for r, o in zip(raw, options, strict=True)]
+    return scrub(raw)
 
 
 def _price_warnings(settings: Settings, routing: ComponentSpec | None) -> tuple[ConfigIssue, ...]:
@@ -422,4 +566,14 @@ def json_schema(registry: Registry) -> dict[str, Any]:
     if semantic:
         semantic["index"] = one_of("similarity_index")
         semantic["embedder"] = one_of("embedder")
+    return _masked_defaults(schema)
+
+
+def _masked_defaults(schema: Any) -> Any:
+    """Defaults and examples in a schema with URL credentials and credential-named values masked
+    (a secret-typed default is already shown masked by its type)."""
+    if isinstance(schema, dict):
+        return {k: scrub(v) if k in ("default", "examples", "const") else _masked_defaults(v) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_masked_defaults(v) for v in schema]
     return schema

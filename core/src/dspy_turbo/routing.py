@@ -44,7 +44,7 @@ class Tier(Options):
 class BudgetSettings(Options):
     limit: float = Field(gt=0)
     """Dollars that routed LM calls may spend per period."""
-    period: Duration = 86400.0
+    period: Duration = Field(default=86400.0, gt=0)
     """Windows aligned to UTC multiples of the period: ``1d`` resets at midnight UTC."""
     on_exceeded: Literal["cheapest", "error"] = "cheapest"
     """``cheapest``: route every request to the first tier; ``error``: raise ``BudgetExceeded``

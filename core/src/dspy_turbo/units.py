@@ -2,10 +2,15 @@
 
 Plain numbers are seconds and bytes. Sizes use powers of 1024 for both ``MB`` and
 ``MiB`` because that is what people mean when they bound a cache.
+
+Every value is finite and bounded by what the runtime can hold: a duration at most 100
+years (a socket timeout, ``threading`` wait or Redis ``PX`` takes up to ~292 years), a size
+at most 2**63 - 1 bytes (SQLite's and Redis's 64-bit integers). A TTL is more than 0.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Annotated
@@ -39,6 +44,12 @@ _SIZE_UNITS = {
 }
 _NUMBER_UNIT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
+MAX_DURATION = 100 * 365 * 86400.0
+"""100 years, in seconds: below every runtime limit a duration reaches (``threading.TIMEOUT_MAX``,
+socket timeouts and ``time_t`` deadlines, Redis ``PX`` in milliseconds)."""
+MAX_SIZE = 2**63 - 1
+"""Bytes: a signed 64-bit integer, what SQLite (the file tier) and Redis store sizes in."""
+
 
 @dataclass(frozen=True)
 class _Quantity:
@@ -49,45 +60,80 @@ class _Quantity:
     units: dict[str, float]
     default_unit: str
     unit_names: str
+    maximum: float
+    max_text: str
 
 
-_DURATION = _Quantity("duration", "seconds", "'90s'", "90s, 5m, 7d", _DURATION_UNITS, "s", ", ".join(_DURATION_UNITS))
+_DURATION = _Quantity("duration", "seconds", "'90s'", "90s, 5m, 7d", _DURATION_UNITS, "s", ", ".join(_DURATION_UNITS),
+                      MAX_DURATION, f"100 years ({MAX_DURATION:.0f} seconds)")
 _SIZE = _Quantity("size", "bytes", "'256MB'", "512KB, 256MB, 10GB", _SIZE_UNITS, "b",
-                  "B, KB, MB, GB, TB (or KiB, MiB, ...)")
+                  "B, KB, MB, GB, TB (or KiB, MiB, ...)", MAX_SIZE, f"{MAX_SIZE} bytes (8 EiB)")
 
 
-def _parse(value: object, kind: _Quantity) -> float:
+def _parse(value: object, kind: _Quantity) -> float | int:
+    """The amount in seconds or bytes: an int when it is a whole number given as one (exact)."""
     if isinstance(value, bool):
         raise ValueError(f"a {kind.what} must be a number of {kind.plain} or a string like {kind.like}")
+    amount: float | int
     if isinstance(value, (int, float)):
-        amount = float(value)
+        amount = value
     elif isinstance(value, str):
-        match = _NUMBER_UNIT.match(value)
+        match = _NUMBER_UNIT.match(value) if len(value) <= 64 else None  # no 4300-digit int conversions
         if not match:
-            raise ValueError(f"{value!r} is not a {kind.what} (examples: {kind.examples})")
+            shown = repr(value) if len(value) <= 64 else "the value"
+            raise ValueError(f"{shown} is not a {kind.what} (examples: {kind.examples})")
         unit = match.group(2).lower() or kind.default_unit
         if unit not in kind.units:
             raise ValueError(f"unknown {kind.what} unit {unit!r} in {value!r}; use one of {kind.unit_names}")
-        amount = float(match.group(1)) * kind.units[unit]
+        number, factor = match.group(1), kind.units[unit]
+        amount = int(number) * factor if "." not in number and isinstance(factor, int) else float(number) * factor
     else:
         raise ValueError(f"a {kind.what} must be a number or a string like {kind.like}, got {type(value).__name__}")
+    if isinstance(amount, float) and math.isnan(amount):
+        raise ValueError(f"a {kind.what} must be a number of {kind.plain}, not NaN")
     if amount < 0:
-        raise ValueError(f"a {kind.what} cannot be negative, got {value!r}")
+        raise ValueError(f"a {kind.what} cannot be negative, got {_shown(value)}")
+    if amount > kind.maximum:
+        unlimited = "; for no limit leave the setting out or use null where it allows that" if math.isinf(amount) else ""
+        raise ValueError(f"a {kind.what} must be at most {kind.max_text}, got {_shown(value)}{unlimited}")
     return amount
 
 
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
 def parse_duration(value: object) -> float:
-    """Seconds as a float from ``90``, ``"1.5s"``, ``"250ms"``, ``"7d"``; never negative."""
-    return _parse(value, _DURATION)
+    """Seconds as a float from ``90``, ``"1.5s"``, ``"250ms"``, ``"7d"``; finite, never negative,
+    at most ``MAX_DURATION``."""
+    return float(_parse(value, _DURATION))
 
 
 def parse_size(value: object) -> int:
-    """Bytes as an int from ``1048576``, ``"256MB"``, ``"1.5GiB"``; never negative."""
+    """Bytes as an int from ``1048576``, ``"256MB"``, ``"1.5GiB"``; never negative, at most ``MAX_SIZE``."""
     return int(_parse(value, _SIZE))
 
 
+def parse_ttl(value: object) -> float:
+    """A lifetime in seconds, as ``parse_duration``, and more than 0.
+
+    0 is refused rather than given a meaning: it read as "never expires" in one place and
+    "never store" in another. No expiry is ``null`` (or leaving the setting out); storing
+    nothing in a tier is removing the tier.
+    """
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("a ttl must be more than 0; for entries that never expire leave ttl out or set it to null, "
+                         "and to store nothing in a tier remove the tier")
+    return seconds
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""A pydantic field type: seconds, accepting ``"90s"``-style strings."""
+"""A pydantic field type: seconds, accepting ``"90s"``-style strings; at most 100 years."""
+
+TTL = Annotated[float, BeforeValidator(parse_ttl)]
+"""A pydantic field type: a lifetime in seconds (``"7d"``), more than 0; type it ``TTL | None`` for "no expiry"."""
 
 ByteSize = Annotated[int, BeforeValidator(parse_size)]
-"""A pydantic field type: bytes, accepting ``"256MB"``-style strings."""
+"""A pydantic field type: bytes, accepting ``"256MB"``-style strings; at most 2**63 - 1."""

@@ -16,12 +16,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from dspy_turbo import BackendOptions, CacheBackend, DecodeError, Entry
 from dspy_turbo.backend import effective_ttl
+from dspy_turbo.components import SecretURL
 from dspy_turbo.units import Duration
 
 from .coordinator import RedisCoordinator
@@ -30,10 +31,68 @@ _SCAN_COUNT = 1000
 _DELETE_CHUNK = 500
 
 
+# Query parameters of a URL that redis-py passes on to its connections. Not the timeouts,
+# the pool size or retries: those are the tier's own options (a URL must not lift the bound
+# on every call); nothing else, as redis-py would pass an unknown one on and fail at connect.
+_URL_QUERY = {"db": int, "protocol": int, "health_check_interval": int, "client_name": str, "socket_keepalive": bool}
+_URL_QUERY_TLS = {"ssl_cert_reqs": str, "ssl_ca_certs": str, "ssl_ca_path": str, "ssl_certfile": str,
+                  "ssl_keyfile": str, "ssl_password": str, "ssl_check_hostname": bool, "ssl_min_version": int}
+_OWN_OPTION = {"socket_timeout": "timeout", "socket_connect_timeout": "timeout", "timeout": "timeout",
+               "max_connections": "max_connections", "retry_on_timeout": None, "retry_on_error": None,
+               "password": "password", "username": "username"}
+
+
+def _check_url(url: str) -> int:
+    """Validate a Redis URL as redis-py will read it; returns its database number.
+
+    Messages never quote the URL (it may hold a password)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"url must start with redis://, rediss:// or unix://, not "
+                         f"{parts.scheme + '://' if parts.scheme else 'no scheme'}")
+    if "@" in parts.path or "@" in parts.query:
+        raise ValueError("the url has an '@' after its host: write a password's '@', '/', '?' or '#' "
+                         "percent-encoded (%40, %2F, %3F, %23), or give it in `password`")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    allowed = {**_URL_QUERY, **(_URL_QUERY_TLS if parts.scheme == "rediss" else {})}
+    db = 0
+    for name, value in query:
+        if name in _OWN_OPTION:
+            own = _OWN_OPTION[name]
+            raise ValueError(f"the url's query sets {name!r}: " + (f"use the tier's `{own}` option instead"
+                             if own else "no call is retried (a timed-out call would wait twice its timeout)"))
+        if name not in allowed:
+            tls = " (ssl_* ones with rediss:// only)" if name.startswith("ssl_") and parts.scheme != "rediss" else ""
+            raise ValueError(f"unknown parameter {name!r} in the url's query{tls}; known: {', '.join(sorted(allowed))}")
+        kind = allowed[name]
+        if kind is int and not value.isdigit():
+            raise ValueError(f"the url's {name!r} must be a whole number")
+        if name == "protocol" and value not in ("2", "3"):
+            raise ValueError("the url's 'protocol' must be 2 or 3")
+        if name == "db":
+            db = int(value)
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError("a unix:// url needs the socket's path, e.g. unix:///run/redis/redis.sock")
+        return db
+    if not parts.hostname:
+        raise ValueError("the url has no host, e.g. redis://127.0.0.1:6379/0")
+    path = parts.path.strip("/")
+    if path:
+        if not path.isdigit():
+            raise ValueError("the url's path is the database number (redis://host:6379/0), and it is not a number")
+        if "db" not in dict(query):
+            db = int(path)
+    if db > 2**31 - 1:
+        raise ValueError("the url's database number is out of range")
+    return db
+
+
 class RedisOptions(BackendOptions):
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
-    """``redis://``, ``rediss://`` (TLS) or ``unix://`` URL; use ``${REDIS_URL}`` so a password
-    stays out of the file. Secret: never printed, logged or put in an event."""
+    url: SecretURL = SecretURL("redis://127.0.0.1:6379/0")
+    """``redis://``, ``rediss://`` (TLS) or ``unix://`` URL, checked when the config is loaded
+    (host, port, database number, query parameters); use ``${REDIS_URL}`` so a password stays
+    out of the file. Its credentials are a secret: shown as ``redis://:***@host:6379/0``."""
     cluster: bool = False
     """Connect to a Redis Cluster (the URL or ``startup_nodes`` name any of its nodes)."""
     startup_nodes: list[str] | None = None
@@ -43,21 +102,29 @@ class RedisOptions(BackendOptions):
     """Overrides a password in the URL."""
     timeout: Duration | None = Field(default=0.25, gt=0)
     """Connect and read timeout of every call: no call waits longer because of Redis."""
-    max_connections: int = Field(default=64, ge=1)
+    max_connections: int = Field(default=64, ge=1, le=10_000)
     """Connection pool size (per process, per node)."""
     prefix: str = ""
     """Put before every key, to share one Redis database with other applications."""
-    log_max: int = Field(default=100_000, ge=1000)
+    log_max: int = Field(default=100_000, ge=1000, le=10**9)
     """How many index changes the shared semantic-index log keeps (a Redis stream, trimmed
     approximately): a process started later catches up from these."""
 
     @field_validator("url")
     @classmethod
-    def _scheme(cls, value: SecretStr) -> SecretStr:
-        scheme = urlsplit(value.get_secret_value()).scheme
-        if scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"url must start with redis://, rediss:// or unix://, not {scheme + '://' if scheme else 'no scheme'}")
+    def _url(cls, value: SecretURL) -> SecretURL:
+        _check_url(value.get_secret_value())
         return value
+
+    @model_validator(mode="after")
+    def _cluster_url(self) -> RedisOptions:
+        if self.cluster or self.startup_nodes:
+            url = self.url.get_secret_value()
+            if urlsplit(url).scheme == "unix":
+                raise ValueError("a Redis Cluster is reached over redis:// or rediss://, not a unix socket")
+            if _check_url(url) != 0:
+                raise ValueError("a Redis Cluster has only database 0: drop the database number from the url")
+        return self
 
     @field_validator("startup_nodes")
     @classmethod
