@@ -21,7 +21,9 @@ from .units import ByteSize
 
 class MemoryOptions(BackendOptions):
     max_bytes: ByteSize | None = Field(default=256 * 1024**2, gt=0)
-    """Upper bound of the encoded size of all entries (``256MB``); ``null`` for no byte bound."""
+    """Upper bound of the encoded size of all entries (``256MB``); ``null`` for no byte bound.
+    An entry larger than this is not stored here (a ``skip_store`` event, reason ``too_large``;
+    not counted as a store) and an older value under its key is dropped."""
     max_entries: int | None = Field(default=None, gt=0)
     """Upper bound of the number of entries; ``null`` for no count bound."""
 

@@ -158,7 +158,17 @@ class TieredCache:
 
     def _set_one(self, tier: Tier, key: str, entry: Entry, promote: bool = False) -> bool:
         ttl = effective_ttl(tier.ttl, entry)
-        if ttl is not None and ttl <= 0:
+        # Not stored, and said so: an entry whose own expiry has passed, or one larger than the
+        # tier's whole byte bound (``max_bytes``; it would evict everything and still not fit).
+        # An older value under the key must not stay readable in that tier either.
+        max_bytes = getattr(getattr(tier.backend, "options", None), "max_bytes", None)
+        skip = "expired" if ttl is not None and ttl <= 0 else \
+            "too_large" if isinstance(max_bytes, int) and entry.size > max_bytes else None
+        if skip is not None:
+            self._safe_delete(tier, key)
+            if self.bus:
+                self.bus.emit(Event(ev.SKIP_STORE, tier=tier.name, key=key, reason=skip, namespace=self.namespace,
+                                    extra={"size": entry.size, "max_bytes": max_bytes} if skip == "too_large" else None))
             return False
         breaker = tier.write_breaker
         if not breaker.allow():  # from here on, a half-open breaker's trial is ours to settle
