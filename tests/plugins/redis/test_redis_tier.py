@@ -17,6 +17,7 @@ import redis
 
 import dspy_turbo
 from dspy_turbo.entry import Entry
+from dspy_turbo.keys import KEY_VERSION
 from dspy_turbo.testing import CacheBackendSuite
 from dspy_turbo_redis import RedisBackend, RedisOptions
 
@@ -186,7 +187,7 @@ def test_planted_pickle_is_a_counted_miss_and_never_runs(redis_url, namespace, c
     program = dspy.Predict("question -> answer")
     try:
         program(question="What is stored here?")
-        keys = [k for k in _own_keys(redis_url, namespace + ":v1:")]
+        keys = [k for k in _own_keys(redis_url, namespace + f":v{KEY_VERSION}:")]
         assert len(keys) == 1
         redis.Redis.from_url(redis_url).set(keys[0], pickle.dumps(_Exploit(marker)))
         turbo.cache.tiers[0].backend.clear()  # so the next read goes to Redis
@@ -242,7 +243,7 @@ def test_invalidate_by_tag_and_the_clear_command(redis_url, namespace, cleanup, 
             program(question="Where is my invoice?")
         program(question="Untagged question")
         assert turbo.invalidate(tag="faq") == {"memory": 2, "redis": 2}
-        assert len(_own_keys(redis_url, namespace + ":v1:")) == 1
+        assert len(_own_keys(redis_url, namespace + f":v{KEY_VERSION}:")) == 1
     finally:
         turbo.close()
     path = tmp_path / "turbo.yaml"
@@ -253,7 +254,7 @@ def test_invalidate_by_tag_and_the_clear_command(redis_url, namespace, cleanup, 
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f"redis: removed 1 entries of namespace '{namespace}'" in done.stdout
-    assert _own_keys(redis_url, namespace + ":v1:") == []
+    assert _own_keys(redis_url, namespace + f":v{KEY_VERSION}:") == []
 
 
 def test_coordinator_leases_and_buckets_are_shared(redis_url, namespace, cleanup):
