@@ -77,11 +77,12 @@ class RAG(dspy.Module):
         documents = Counter(t for p in passages for t in set(_terms(p)))
         idf = {t: math.log(len(passages) / n) for t, n in documents.items()}
 
-        @turbo.cached(tags=["retrieve"])
+        # key=: the corpus id stands for what these functions capture (the retriever, the passages)
+        @turbo.cached(tags=["retrieve"], key=lambda corpus, question, k: (corpus, question, k))
         def retrieve(corpus: str, question: str, k: int) -> list[int]:
             return [int(i) for i in retriever(question).indices]
 
-        @turbo.cached(tags=["rank"])
+        @turbo.cached(tags=["rank"], key=lambda corpus, question, candidates: (corpus, question, candidates))
         def rank(corpus: str, question: str, candidates: list[int]) -> list[int]:
             wanted = set(_terms(question))
 

@@ -26,7 +26,8 @@ class CachedEmbedder:
         self._model = None
         self._lock = threading.Lock()
 
-        @turbo.cached(tags=["embeddings"])
+        # key=: the model id and the texts identify a chunk (the embedder object it captures does not)
+        @turbo.cached(tags=["embeddings"], key=lambda model_id, texts: (model_id, texts))
         def embed_chunk(model_id: str, texts: list[str]) -> np.ndarray:
             with self._lock:
                 self.embedded += len(texts)

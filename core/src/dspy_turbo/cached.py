@@ -3,20 +3,42 @@
     @dspy_turbo.cached(ttl="1h", ignore=["client"])
     def search(query: str, k: int = 5, client=None) -> list[str]: ...
 
-The key is the function's qualified name and its bound arguments (defaults applied, so
-``search("q")`` and ``search("q", k=5)`` share an entry). Concurrent identical calls run
-once (single-flight). Without an explicit ``turbo=``, the installed Turbo is used at call
-time; with none installed, the function simply runs.
+**What the key is made of.** The function itself, by what decides what it does: its
+qualified name and code, its defaults and closure cells (two closures made by one factory
+over different values are different functions; see ``dspy_turbo.keys.callable_identity``),
+and its bound arguments with defaults applied (``search("q")`` and ``search("q", k=5)``
+share an entry). Arguments are keyed by value; a callable argument by its code, closure
+cells, defaults, a partial's arguments, a bound method's receiver. What a function captures
+and a method's ``self`` count by value when immutable (numbers, strings, tuples) and
+otherwise by *identity* (this very object, in this process), never by their state: a
+result that depends on attributes that change must take them as arguments. Identity holds
+only in one process, so such a function shares no entries with another process or with a
+new instance. Say what identifies a call with ``key=`` instead: the key is then the
+function's qualified name and code and ``key(*args, **kwargs)``, and neither the closure
+nor the instance is looked at:
+
+    @turbo.cached(key=lambda corpus_id, query: (corpus_id, query))
+    def retrieve(corpus_id, query): return index.search(query)   # `index` captured
+
+**What cannot be keyed** (a plain object, a lock, a client as an argument) makes the call
+run uncached, with a ``skip_store`` event (reason ``unkeyable``) naming the argument and
+its type; it never raises into the program. Pass ``ignore=[name]`` for arguments that do
+not change the result.
+
+Concurrent identical calls run once (single-flight). Without an explicit ``turbo=``, the
+installed Turbo is used at call time; with none installed, the function simply runs.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
-from .keys import function_request
+from . import events as ev
+from .events import Event
+from .keys import Unkeyable, function_request, is_method, unkeyable_argument
 from .units import parse_duration
 
 if TYPE_CHECKING:
@@ -24,10 +46,13 @@ if TYPE_CHECKING:
 
 
 def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = (),
-           turbo: Turbo | None = None):
+           turbo: Turbo | None = None, key: Callable[..., Any] | None = None):
     seconds = parse_duration(ttl) if ttl is not None else None
     ignored = frozenset(ignore)
     tag_tuple = tuple(tags)
+    key_fn = key
+    if key_fn is not None and not callable(key_fn):
+        raise TypeError(f"cached(key=...) takes a function of the call's arguments, not a {type(key).__name__}")
 
     def current() -> Turbo | None:
         if turbo is not None:
@@ -37,13 +62,33 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
         return active()
 
     def decorate(func):
+        method = is_method(func)
+
+        def key_of(t: Turbo, args: tuple, kwargs: dict[str, Any]) -> str | None:
+            """The call's key, or None (and an event) when it cannot be keyed."""
+            request = None
+            try:
+                request = function_request(func, args, kwargs, ignore=ignored, method=method, key=key_fn)
+                return t.key(request)
+            except Exception as exc:  # never raise into the program: run uncached
+                if request is not None and isinstance(exc, Unkeyable):
+                    reason = unkeyable_argument(func, request)
+                elif isinstance(exc, Unkeyable):
+                    reason = str(exc)
+                else:
+                    reason = f"{func.__module__}.{func.__qualname__}: {type(exc).__name__}: {exc}"[:300]
+                t.bus.emit(Event(ev.SKIP_STORE, reason="unkeyable", error=reason, namespace=t.namespace))
+                return None
+
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
             async def async_wrapper(*args, **kwargs):
                 t = current()
                 if t is None:
                     return await func(*args, **kwargs)
-                key = t.key(function_request(func, args, kwargs, ignore=ignored))
+                key = key_of(t, args, kwargs)
+                if key is None:
+                    return await func(*args, **kwargs)
                 hit = t.lookup(key)
                 if hit is not None:
                     return hit
@@ -78,7 +123,9 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
             t = current()
             if t is None:
                 return func(*args, **kwargs)
-            key = t.key(function_request(func, args, kwargs, ignore=ignored))
+            key = key_of(t, args, kwargs)
+            if key is None:
+                return func(*args, **kwargs)
             hit = t.lookup(key)
             if hit is not None:
                 return hit
@@ -107,8 +154,6 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
     if fn is not None and callable(fn):
         return decorate(fn)
     return decorate
-
-
 
 
 def _shared(t: Turbo, key: str, value):

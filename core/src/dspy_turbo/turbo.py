@@ -233,11 +233,12 @@ class Turbo:
 
         uninstall(self)
 
-    def cached(self, fn=None, *, ttl: float | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = ()):
+    def cached(self, fn=None, *, ttl: float | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = (),
+               key=None):
         """Cache any sync or async function through this Turbo's tiers (see ``dspy_turbo.cached``)."""
         from .cached import cached
 
-        return cached(fn, ttl=ttl, ignore=ignore, tags=tags, turbo=self)
+        return cached(fn, ttl=ttl, ignore=ignore, tags=tags, turbo=self, key=key)
 
     # -- model routing (routing.py, router.py, budget.py) -----------------------------------
 
