@@ -4,13 +4,20 @@
 its earlier answers, so they cannot be known, let alone looked up, before it runs. The
 batch therefore caches at two levels:
 
-1. *Per item*: each item's completed result is stored under a program-level key (the
+1. *Per LM request*, always: every item runs the program, whose every LM call goes
+   through the Turbo (hits return at once, concurrent identical requests make one call).
+   This level is always current: an item returns what the program returns now.
+2. *Per item*: each item's completed result stored under a program-level key (the
    program's identity and the item's inputs, see :mod:`dspy_turbo.programs`). Before
    anything runs, a window of items is looked up in bulk (``TieredCache.get_many``: one
    ``get_many`` per tier, an ``MGET`` on Redis); hits are returned at once, only misses
-   run. ``item_cache=False`` turns this level off for programs that read outside state.
-2. *Per LM request*: a miss runs the program, whose every LM call still goes through
-   the Turbo (hits return at once, concurrent identical requests make one call).
+   run. Python code cannot be keyed by everything that changes its result, so by default
+   (``item_cache`` unset) this level serves only programs made entirely of DSPy's own
+   code (``programs.library_program``: ``Predict``/``ChainOfThought`` with DSPy's LM and
+   adapters), where it gives exactly what the LM-level cache would, without formatting
+   and parsing each item again. ``item_cache=True`` turns it on for any program, at the
+   risk described in :mod:`dspy_turbo.programs` (an edit the key cannot see serves the
+   old answer); ``item_cache=False`` turns it off.
 
 Items with the same key inside the window run once (the others get copies of its
 result). Results come back in input order. The input may be any iterable, a generator of
@@ -48,7 +55,7 @@ from .callpolicy import CallPolicy
 from .components import Component, Options
 from .entry import Entry
 from .events import Event
-from .programs import item_inputs, program_identity
+from .programs import item_inputs, library_program, program_identity
 from .progress import Progress
 from .ratelimit import RateLimiter, RateLimitSettings
 from .retry import RetryPolicy, RetrySettings
@@ -75,8 +82,10 @@ class BatchOptions(Options):
     max_errors: int | None = Field(default=None, ge=1)
     """Stop the batch and raise :class:`BatchError` when this many items have failed.
     Default: DSPy's ``settings.max_errors``, or no limit with ``return_exceptions``."""
-    item_cache: bool = True
-    """Cache each item's completed result under a program-level key (see module docstring)."""
+    item_cache: bool | None = None
+    """Cache each item's completed result under a program-level key (see module docstring):
+    unset, only for programs made entirely of DSPy's own code; ``True``, for any program
+    (a code change the key cannot see then serves old answers); ``False``, never."""
     progress: bool | None = None
     """A progress bar: ``None`` shows it when stderr is a terminal."""
     rate_limit: RateLimitSettings | None = None
@@ -91,6 +100,11 @@ def item_key(turbo: Turbo, program: Any, inputs: dict[str, Any], prefix: str | N
         return turbo.key({"_fn_identifier": "dspy_turbo.batch_item", "program": prefix, "inputs": inputs})
     except Exception:  # unkeyable: run without the item cache; LM requests are still cached
         return None
+
+
+def uses_item_cache(setting: bool | None, program: Any) -> bool:
+    """Whether a program's completed results are cached (``item_cache``: see BatchOptions)."""
+    return setting if setting is not None else library_program(program) is None
 
 
 def program_key(turbo: Turbo, program: Any) -> str:
@@ -149,7 +163,7 @@ class Item:
             value = await program(**self.inputs)
         else:
             raise TypeError(f"{type(program).__name__} has no acall(); use the 'thread' batch strategy")
-        if self.key is not None and self._batch.options.item_cache:
+        if self.key is not None and self._batch.item_cache:
             self._batch.keep_later(self, value, spent)
         return value
 
@@ -238,11 +252,12 @@ class _Batch:
         limiter = RateLimiter(options.rate_limit, turbo.coordinator) if options.rate_limit else None
         self.policy = CallPolicy(turbo, limiter, RetryPolicy(options.retry))
         self.prefix = None
-        if options.item_cache:
+        if uses_item_cache(options.item_cache, program):
             try:
                 self.prefix = program_key(turbo, program)
             except Exception:  # an identity we cannot key: no item cache, LM requests are still cached
                 self.prefix = None
+        self.item_cache = self.prefix is not None
         with self.policy.active():
             self.context = contextvars.copy_context()
         self.io = WorkerPool(max_workers=2, thread_name_prefix="dspy-turbo-batch-io")
@@ -262,7 +277,7 @@ class _Batch:
         item at once (the store is off the path between two LM calls). The batch waits for
         pending stores before it ends. With every tier in memory (``inline_io``) the store
         takes microseconds and is made here, cheaper than the hand-off."""
-        if item.key is not None and self.options.item_cache and value is not None:
+        if item.key is not None and self.item_cache and value is not None:
             if self.inline_io:
                 self.keep(item, value, spent)
                 return
@@ -273,7 +288,7 @@ class _Batch:
                 self.keep(item, value, spent)
 
     def keep(self, item: Item, value: Any, spent: callpolicy.Spent | None = None) -> None:
-        if item.key is not None and self.options.item_cache and value is not None:
+        if item.key is not None and self.item_cache and value is not None:
             self.turbo.store(item.key, value, usage=spent.usage() if spent else None, cost=spent.cost if spent else None)
 
     def lookup(self, keys: list[str]) -> dict[str, tuple[Any, Entry]]:

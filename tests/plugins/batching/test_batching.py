@@ -66,10 +66,10 @@ def test_results_keep_input_order_under_concurrency(make_turbo, slow_lm, strateg
 def test_cache_first_second_run_makes_no_lm_call(make_turbo, slow_lm, strategy):
     turbo = make_turbo(_config())
     examples = [dspy.Example(question=f"q{i}", gold="x").with_inputs("question") for i in range(20)]
-    first = turbo.batch(QA(), examples, strategy=strategy)
+    first = turbo.batch(QA(), examples, strategy=strategy, item_cache=True)
     calls = slow_lm.engine.calls
     turbo.reset_stats()
-    again = turbo.batch(QA(), examples, strategy=strategy)
+    again = turbo.batch(QA(), examples, strategy=strategy, item_cache=True)
     assert slow_lm.engine.calls == calls
     assert [r.answer for r in again] == [r.answer for r in first]
     stats = turbo.stats()
@@ -77,13 +77,28 @@ def test_cache_first_second_run_makes_no_lm_call(make_turbo, slow_lm, strategy):
     assert stats["hits_total"] == 20  # one bulk lookup per item, no LM-level lookups
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_by_default_a_program_of_its_own_is_served_by_the_lm_level_cache(make_turbo, slow_lm, strategy):
+    turbo = make_turbo(_config())
+    examples = [{"question": f"q{i}"} for i in range(20)]
+    first = turbo.batch(QA(), examples, strategy=strategy)
+    calls = slow_lm.engine.calls
+    turbo.reset_stats()
+    again = turbo.batch(QA(), examples, strategy=strategy)
+    assert slow_lm.engine.calls == calls  # every LM request was a hit
+    assert [r.answer for r in again] == [r.answer for r in first]
+    stats = turbo.stats()
+    assert stats["batches"]["hits"] == 0 and stats["batches"]["executed"] == 20  # the program ran for every item
+    assert stats["hits_total"] == 40
+
+
 def test_a_changed_program_is_a_different_item_key(make_turbo, lm):
     turbo = make_turbo(_config())
     program = QA()
-    turbo.batch(program, [{"question": "q"}])
+    turbo.batch(program, [{"question": "q"}], item_cache=True)
     calls = lm.engine.calls
     program.draft.signature = program.draft.signature.with_instructions("Answer in French.")
-    turbo.batch(program, [{"question": "q"}])
+    turbo.batch(program, [{"question": "q"}], item_cache=True)
     assert lm.engine.calls > calls
 
 
@@ -252,7 +267,7 @@ def test_rate_limit_in_a_batch_blocks_instead_of_failing(make_turbo, lm):
 
 def test_cached_module_shares_item_keys_with_batch(make_turbo, lm):
     make_turbo(_config()).install()
-    qa = dspy_turbo.CachedModule(QA())
+    qa = dspy_turbo.CachedModule(QA(), item_cache=True)
     assert [name for name, _ in qa.named_predictors()] == ["program.draft", "program.check"]
     batch = qa.batch_forward([{"question": f"q{i}"} for i in range(4)])
     calls = lm.engine.calls
@@ -292,11 +307,11 @@ def test_unknown_strategy_per_call(make_turbo, lm):
 def test_an_item_hit_reports_the_tokens_and_dollars_it_saved(make_turbo, lm):
     turbo = make_turbo(_config())
     examples = [{"question": f"q{i}"} for i in range(3)]
-    turbo.batch(QA(), examples)
+    turbo.batch(QA(), examples, item_cache=True)
     spent = turbo.stats()
     assert spent["tokens"]["spent"] > 0 and spent["dollars"]["spent"] > 0
     turbo.reset_stats()
-    turbo.batch(QA(), examples)
+    turbo.batch(QA(), examples, item_cache=True)
     saved = turbo.stats()
     assert saved["lm_calls"] == 0
     assert saved["tokens"]["saved"] == spent["tokens"]["spent"]
