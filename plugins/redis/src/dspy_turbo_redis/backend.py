@@ -2,8 +2,10 @@
 
 Values are dspy-turbo entry bytes (``Entry.to_bytes``), never pickles: anything under our
 keys that does not decode (a foreign value, a planted pickle) is a miss, an error event,
-and is deleted. Keys are the cache keys (``<namespace>:v1:<hash>``) behind an optional
-``prefix``; a tag index is a Redis set per tag.
+and is deleted. Keys are the cache keys (``<namespace>:v<N>:<hash>``), behind
+``<prefix>:`` when a ``prefix`` is set: ``app`` and ``app:`` both give ``app:<namespace>:...``,
+so prefix ``app`` with namespace ``x`` (``app:x:...``) is never namespace ``appx``
+(``appx:...``: a namespace holds no colon). A tag index is a Redis set per tag.
 
 Failures never reach the program: every call is bounded by ``timeout`` (connect and
 read), with no client-side retry loop except one immediate reconnect on a dropped
@@ -105,7 +107,8 @@ class RedisOptions(BackendOptions):
     max_connections: int = Field(default=64, ge=1, le=10_000)
     """Connection pool size (per process, per node)."""
     prefix: str = ""
-    """Put before every key, to share one Redis database with other applications."""
+    """Put before every key, followed by ``:`` (``app`` and ``app:`` are the same prefix), to
+    share one Redis database with other applications."""
     log_max: int = Field(default=100_000, ge=1000, le=10**9)
     """How many index changes the shared semantic-index log keeps (a Redis stream, trimmed
     approximately): a process started later catches up from these."""
@@ -152,7 +155,10 @@ class RedisBackend(CacheBackend):
     def __init__(self, options: RedisOptions | None = None, namespace: str = "dspy-turbo"):
         super().__init__(options)
         self.namespace = namespace
-        self.prefix = self.options.prefix
+        prefix = self.options.prefix
+        # Always a colon between prefix and namespace: run together, prefix "app" and namespace
+        # "x" were namespace "appx".
+        self.prefix = prefix if not prefix or prefix.endswith(":") else prefix + ":"
         self.is_cluster = bool(self.options.cluster or self.options.startup_nodes)
         self._client_obj = None
         self._lock = threading.Lock()
