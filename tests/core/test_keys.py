@@ -91,6 +91,12 @@ def test_nested_lm_credentials_are_left_out_and_the_rest_of_their_field_stays_id
     assert explained["left_out"]["extra_body.api_key"] == "credential: never part of a key"
 
 
+def test_a_request_that_names_no_function_is_taken_as_an_lm_request():
+    kb = KeyBuilder("ns")
+    bare = {k: v for k, v in REQ.items() if k != "_fn_identifier"}
+    assert kb.key({**bare, "aws_session_token": "A"}) == kb.key({**bare, "aws_session_token": "B"}) == kb.key(bare)
+
+
 @pytest.mark.parametrize("name", ["token", "password", "authorization", "api_token", "headers", "extra_headers",
                                   "aws_secret_access_key", "extra_body"])
 def test_arguments_of_a_users_function_are_identity_whatever_their_name(name):

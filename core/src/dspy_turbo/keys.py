@@ -6,7 +6,8 @@ of the same DSPy call map to one identifier, so ``lm(...)`` and ``await lm.acall
 share an entry. The endpoint (``api_base``/``base_url``) is identity unless
 ``include_endpoint`` is off: two servers answering to one model name are different models.
 
-**Credentials** are left out of *LM requests* only (DSPy's own doors, ``dspy.clients.*``):
+**Credentials** are left out of *LM requests* only (DSPy's own doors, ``dspy.clients.*``,
+and a request that names no function):
 LiteLLM's authentication parameters, credential headers inside ``extra_headers``/``headers``
 and credentials inside ``extra_body``, so a rotated key keeps its cache. The arguments of
 a user's own function (``request_cache``, ``@dspy_turbo.cached``) are always identity,
@@ -383,9 +384,15 @@ def dumps(value: Any) -> bytes:
 # -- requests ----------------------------------------------------------------------------------
 
 
+def _is_lm_door(ident: Any) -> bool:
+    """DSPy's LM and embedding doors name themselves ``dspy.clients.*``; a request with no
+    name at all (``dspy.cache.get({...})`` by hand) is taken as an LM request too, so its
+    credentials stay out. A function of the program's own always has a name."""
+    return ident is None or (type(ident) is str and ident.startswith(LM_DOOR_PREFIX))
+
+
 def is_lm_request(request: dict[str, Any]) -> bool:
-    ident = request.get("_fn_identifier")
-    return type(ident) is str and ident.startswith(LM_DOOR_PREFIX)
+    return _is_lm_door(request.get("_fn_identifier"))
 
 
 def _without_credentials(field: str, value: Any) -> Any:
@@ -445,7 +452,7 @@ class KeyBuilder:
         except TypeError:  # not hashable: not one of DSPy's doors
             return False, ident
         if found is None:
-            found = (type(ident) is str and ident.startswith(LM_DOOR_PREFIX), _ASYNC_TO_SYNC.get(ident, ident))
+            found = (_is_lm_door(ident), _ASYNC_TO_SYNC.get(ident, ident))
             if len(self._doors) < 1024:
                 self._doors[ident] = found
         return found
