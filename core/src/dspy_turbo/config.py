@@ -79,7 +79,13 @@ class SemanticGuards(Options):
     numbers: bool = True
     dates: bool = True
     negations: bool = True
+    """By a word ("not", "never", "-n't") or by an affix on a word the other has plain ("possible" / "impossible")."""
+    antonyms: bool = True
+    """Opposite sides of the shipped table (``dspy_turbo/data/antonyms.json``: "maximum" / "minimum", "buy" / "sell"),
+    or of a stem's prefixes and suffixes ("overestimate" / "underestimate", "careful" / "careless")."""
     entities: bool = True
+    order: bool = True
+    """Two shared words swapped around the same relation ("5 miles to km" / "5 km to miles")."""
 
 
 class SemanticVerifier(Options):

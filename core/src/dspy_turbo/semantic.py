@@ -17,8 +17,9 @@ How one LM request is matched (``SemanticCache.lookup``), after an exact miss:
 3. The embedded text is embedded (concurrent callers share one forward pass: the
    :class:`~dspy_turbo.micro_batcher.MicroBatcher`; a text is never embedded twice: the embedding cache), the index
    is searched inside the scope, and a candidate at or above the threshold (cosine
-   similarity) must pass the :func:`guards <guard_reason>` (a differing number, date,
-   negation or named entity is a miss, however close the vectors), then, when switched
+   similarity) must pass the :mod:`guards <dspy_turbo.guards>` (a differing number, date,
+   negation, opposite word, named entity or argument order is a miss, however close the
+   vectors), then, when switched
    on, the :mod:`verifier <dspy_turbo.verifier>` (a rare word of either question without
    a close word in the other is a miss: "cook salmon" is not "cook chicken"), and beat the
    other neighbours by ``margin`` (:func:`pick`).
@@ -46,6 +47,7 @@ import xxhash
 
 from . import events as ev
 from .events import Event, describe_error
+from .guards import Features, features, guard_reason
 from .micro_batcher import MicroBatcher
 from .replication import IndexReplication, supports_logs
 
@@ -245,113 +247,7 @@ def _finish(query: Query, values: dict[str, str], masked: dict[str, Any]) -> tup
     return query, masked
 
 
-# -- guards ------------------------------------------------------------------------------------
-
-_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+(?:[.,:/]\d+)*")
-_NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
-    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
-    "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000, "million": 10**6,
-    "billion": 10**9, "trillion": 10**12, "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5,
-    "half": 0.5, "double": 2, "twice": 2, "triple": 3, "dozen": 12,
-}
-_DATE_WORDS = {
-    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
-    "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "monday",
-    "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today", "tomorrow", "yesterday", "tonight",
-    "weekend", "spring", "summer", "autumn", "fall", "winter", "morning", "evening", "night", "noon", "midnight",
-    "before", "after", "since", "until", "ago", "last", "next", "past", "future", "current", "now",
-}
-# May and March are also ordinary words; count them as dates only when capitalised.
-_AMBIGUOUS_DATE = {"may", "march", "fall", "before", "after", "since", "until", "now", "past", "next", "last"}
-_NEGATIONS = {"not", "no", "never", "none", "nobody", "nothing", "nowhere", "neither", "nor", "cannot", "without",
-              "isn't", "aren't", "wasn't", "weren't", "don't", "doesn't", "didn't", "won't", "wouldn't", "can't",
-              "couldn't", "shouldn't", "haven't", "hasn't", "hadn't", "mustn't", "needn't", "ain't", "dont", "doesnt",
-              "didnt", "cant", "wont", "isnt", "arent", "shouldnt", "couldnt", "wouldnt", "lack", "lacks", "except"}
-# Capitalised words that are not names: sentence openers and question words.
-_NOT_NAMES = {
-    "i", "a", "an", "the", "what", "what's", "whats", "how", "how's", "why", "who", "who's", "whom", "whose", "which",
-    "when", "where", "where's", "is", "are", "was", "were", "do", "does", "did", "can", "could", "should", "would",
-    "will", "shall", "may", "might", "must", "have", "has", "had", "if", "in", "on", "at", "to", "for", "of", "and",
-    "or", "but", "my", "your", "our", "their", "his", "her", "its", "it", "it's", "this", "that", "these", "those",
-    "there", "here", "please", "tell", "explain", "describe", "give", "list", "name", "find", "i'm", "i've", "im",
-    "we", "you", "they", "he", "she", "me", "us", "them", "be", "been", "being", "as", "by", "with", "from", "about",
-    "some", "any", "all", "most", "best", "good", "ok", "okay", "hi", "hello", "hey", "yes", "so", "also", "then",
-    "now", "just", "get", "make", "let", "want", "need", "know", "think", "one", "s", "t", "q", "a:",
-}
-
-
-@dataclass(frozen=True)
-class Features:
-    numbers: frozenset[str]
-    dates: frozenset[str]
-    negations: int
-    names: frozenset[str]
-    words: frozenset[str]
-
-
-def _number(token: str) -> str | None:
-    if token[0].isdigit():
-        return token.replace(",", "")
-    value = _NUMBER_WORDS.get(token.lower())
-    return None if value is None else format(value, "g")
-
-
-def features(text: str) -> Features:
-    """What the guards compare: numbers (digits and number words), date words, negations, and
-    names (a cheap, model-free reading: a capitalised word that is not a sentence opener or a
-    question word, or an acronym). Names are compared against the other text's words, so a
-    lower-case "france" still matches "France"."""
-    numbers, dates, names, words, negations = set(), set(), set(), set(), 0
-    sentence_start = True
-    for match in _WORD.finditer(text):
-        token = match.group(0)
-        lower = token.lower().strip("'-")
-        if lower.endswith("'s"):
-            lower = lower[:-2]
-        words.add(lower)
-        number = _number(token)
-        if number is not None:
-            numbers.add(number)
-        if lower in _DATE_WORDS and (lower not in _AMBIGUOUS_DATE or (token[0].isupper() and not sentence_start)):
-            dates.add(lower)
-        if lower in _NEGATIONS or lower.endswith("n't"):
-            negations += 1
-        if token[0].isupper() and lower not in _NOT_NAMES and number is None and lower not in _DATE_WORDS:
-            if not sentence_start or token.isupper() and len(token) > 1:
-                names.add(lower)
-        sentence_start = _ends_sentence(text, match.end())
-    return Features(frozenset(numbers), frozenset(dates), negations, frozenset(names), frozenset(words))
-
-
-def _ends_sentence(text: str, end: int) -> bool:
-    rest = text[end:end + 4].lstrip(" )\"'")
-    return rest[:1] in (".", "?", "!", ":", "\n") and rest != ""
-
-
-def _named_in(name: str, words: frozenset[str]) -> bool:
-    if name in words:
-        return True
-    stem = name[: max(4, len(name) - 3)]  # "Australia" ~ "Australian", "Paris" ~ "Parisian"
-    return len(name) >= 4 and any(w.startswith(stem) for w in words if len(w) >= 4)
-
-
-def guard_reason(query: Features, cached: Features, guards: Any = None) -> str | None:
-    """Why a candidate must not be served for this query (``number``, ``date``,
-    ``negation``, ``entity``), or None when every enabled guard passes."""
-    on = (lambda name: getattr(guards, name, True)) if guards is not None else (lambda name: True)
-    if on("numbers") and query.numbers != cached.numbers:
-        return "number"
-    if on("dates") and query.dates != cached.dates:
-        return "date"
-    if on("negations") and (query.negations > 0) != (cached.negations > 0):
-        return "negation"
-    if on("entities"):
-        if any(not _named_in(n, cached.words) for n in query.names) or any(not _named_in(n, query.words) for n in cached.names):
-            return "entity"
-    return None
-
+# -- the decision ----------------------------------------------------------------------------
 
 def rejection(query: str, cached: str, guards: Any = None, verifier: Verifier | None = None,
               feat=features) -> str | None:
