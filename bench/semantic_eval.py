@@ -17,6 +17,11 @@ guards and margin; and the same with the verifier switched on):
 - question pairs (false-hit protocol): insert every ``text_a``, query every ``text_b``. A hit
   for a label-0 pair serves the answer to a different question: false-hit rate = such hits
   / label-0 pairs. recall = label-1 queries that hit their own ``text_a`` / label-1 pairs.
+- near-duplicates (``bench/data/near_duplicates.json``): question pairs written to differ in one
+  thing that changes the answer (an affix negation, an opposite word, swapped arguments, a number,
+  a date, a name, a "not"), by class, and paraphrases that must still be served. Each pair alone:
+  one question is stored, the other asked, both ways; a pair is served when either way hits.
+  The ``held_out`` third of each class was never used to tune the guards.
 - DSPy-shaped: the same pairs rendered by ``dspy.ChatAdapter`` through a real signature,
   served by a Turbo's semantic cache (extraction, scope, guards) exactly as a program
   would be; plus 1,000 random unrelated questions (must all miss), and the same questions
@@ -43,9 +48,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model comes from a package; 
 import numpy as np  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / ".." / "shared" / "data"
+CORPUS = Path(__file__).resolve().parent / "data" / "near_duplicates.json"
 TARGETS = {
     "paraphrase_precision": 0.97, "paraphrase_recall": 0.75,
-    "qqp_false_hits": 0.01, "qqp_recall": 0.25,
+    "qqp_false_hits": 0.01, "qqp_recall": 0.25, "near_duplicates_served": 0.01,
     "p50_10k_ms": 8.0, "p50_100k_ms": 15.0, "throughput_32": 500.0,
 }
 
@@ -176,10 +182,12 @@ def qqp_rows(pairs, vectors: Vectors, threshold: float, verifier, name: str = "q
     negatives = [i for i, p in enumerate(pairs) if not p["label"]]
     positives = [i for i, p in enumerate(pairs) if p["label"]]
     rows = []
+    same_text = lambda i, j: a[j] != a[i] and a[j].strip().lower() == b[i].strip().lower()  # noqa: E731
     for label, pick in zip(METHODS, _pickers(), strict=True):
         false = sum(1 for i in negatives if pick(served[i]) is not None)
         true = sum(1 for i in positives if pick(served[i]) is not None and a[pick(served[i])] == a[i])
-        rows.append((label, false / len(negatives), true / len(positives)))
+        artefact = sum(1 for i in negatives if pick(served[i]) is not None and same_text(i, pick(served[i])))
+        rows.append((label, false / len(negatives), true / len(positives), (false - artefact) / len(negatives)))
     if breakdown is not None:
         hits = [i for i in negatives if served[i].entry is not None]
         own = sum(1 for i in hits if a[served[i].entry] == a[i])
@@ -188,14 +196,90 @@ def qqp_rows(pairs, vectors: Vectors, threshold: float, verifier, name: str = "q
     return rows
 
 
-def sweep_rows(para, qqp, vectors: Vectors, thresholds: list[float], verifier, name: str = "qqp") -> list[tuple]:
-    """Both text protocols at several thresholds (embeddings are reused): plain, default, with the verifier."""
+def sweep_rows(para, qqp, vectors: Vectors, thresholds: list[float], verifier, name: str = "qqp",
+               corpus: list | None = None) -> list[tuple]:
+    """Both text protocols at several thresholds (embeddings are reused): plain, default, with the
+    verifier; the question pairs' false hits with the repeated-text artefact left out after a "|";
+    and, with ``corpus``, the held-out near-duplicates served."""
     rows = []
     for t in thresholds:
         p_rows = paraphrase_rows(para, vectors, t, verifier)
         q_rows = qqp_rows(qqp, vectors, t, verifier, name=name)
-        rows.append((f"{t:.2f}", *(f"{p:.1%} / {r:.1%}" for _, p, r in p_rows), *(f"{f:.2%} / {r:.1%}" for _, f, r in q_rows)))
+        row = [f"{t:.2f}", *(f"{p:.1%} / {r:.1%}" for _, p, r in p_rows),
+               *(f"{f:.2%} | {x:.2%} / {r:.1%}" for _, f, r, x in q_rows)]
+        if corpus is not None:
+            held = [p for p in corpus if p["split"] == "held_out" and not p["label"]]
+            counts = near_duplicate_counts(held, vectors, t, verifier)
+            row.append(" / ".join(f"{n / len(held):.1%}" for n in counts))
+        rows.append(tuple(row))
     return rows
+
+
+# -- the near-duplicate corpus -------------------------------------------------------------------
+
+
+def load_corpus(path: Path = CORPUS) -> list[dict]:
+    """The pairs of ``bench/data/near_duplicates.json``: ``a``, ``b``, ``class``, ``split``
+    (``tune`` / ``held_out``) and ``label`` (0: must never share an answer, 1: a paraphrase)."""
+    return json.loads(path.read_text(encoding="utf-8"))["pairs"]
+
+
+def pair_served(pairs: list[dict], vectors: Vectors, threshold: float, verifier) -> list[tuple[bool, bool, bool]]:
+    """For each pair alone (one stored, the other asked, both ways; served if either way hits):
+    does plain cosine serve it, dspy-turbo's default decision, the decision with the verifier."""
+    from dspy_turbo.config import SemanticVerifier
+    from dspy_turbo.semantic import rejection
+
+    texts = sorted({t for p in pairs for t in (p["a"], p["b"])})
+    rows = vectors.of(f"near-duplicates-{xxhash_of(texts)}", texts)
+    vec = dict(zip(texts, rows, strict=True))
+    default_verifier = verifier if SemanticVerifier().enabled else None
+    out = []
+    for p in pairs:
+        cosine = float(vec[p["a"]] @ vec[p["b"]])
+        if cosine < threshold:
+            out.append((False, False, False))
+            continue
+        verifier.warm([p["a"], p["b"]])
+        served = [any(rejection(q, c, None, checker) is None for q, c in ((p["b"], p["a"]), (p["a"], p["b"])))
+                  for checker in (default_verifier, verifier)]
+        out.append((True, *served))
+    return out
+
+
+def xxhash_of(texts: list[str]) -> str:
+    import xxhash
+
+    return xxhash.xxh64_hexdigest("\n".join(texts).encode())[:12]
+
+
+def near_duplicate_counts(pairs: list[dict], vectors: Vectors, threshold: float, verifier) -> tuple[int, int, int]:
+    served = pair_served(pairs, vectors, threshold, verifier)
+    return tuple(sum(s[i] for s in served) for i in range(3))
+
+
+def corpus_rows(corpus: list[dict], vectors: Vectors, threshold: float, verifier) -> tuple[list[tuple], float]:
+    """Per class and split: pairs, and how many plain cosine / the default / the verifier serve;
+    returns the rows and the held-out share of near-duplicates the default serves."""
+    served = dict(zip(map(id, corpus), pair_served(corpus, vectors, threshold, verifier), strict=True))
+    rows, held_share = [], 0.0
+    classes = list(dict.fromkeys(p["class"] for p in corpus))
+    for split in ("held_out", "tune"):
+        for label in (0, 1):
+            group = [p for p in corpus if p["split"] == split and p["label"] == label]
+            for cls in classes:
+                members = [p for p in group if p["class"] == cls]
+                if members:
+                    counts = [sum(served[id(p)][i] for p in members) for i in range(3)]
+                    rows.append((split, cls, len(members), *(f"{n}" for n in counts)))
+            if not group:
+                continue
+            counts = [sum(served[id(p)][i] for p in group) for i in range(3)]
+            what = "near-duplicates served" if label == 0 else "paraphrases served (recall)"
+            rows.append((split, f"= {what}", len(group), *(f"{n} ({n / len(group):.1%})" for n in counts)))
+            if split == "held_out" and label == 0:
+                held_share = counts[1] / len(group)
+    return rows, held_share
 
 
 def qqp_half(pair: dict) -> str:
@@ -437,6 +521,18 @@ def verdict(value: float, target: float, higher_is_better: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def corpus_table(vectors: Vectors, threshold: float, verdicts: list[str], verifier) -> list[dict]:
+    """The near-duplicate corpus table; appends its verdict and returns the corpus."""
+    corpus = load_corpus()
+    rows, held_share = corpus_rows(corpus, vectors, threshold, verifier)
+    verdicts.append(verdict(held_share, TARGETS["near_duplicates_served"], False))
+    table(f"Near-duplicate corpus (bench/data/{CORPUS.name}): pairs served, each pair alone, either way",
+          ("split", "class", "pairs", "plain MiniLM", "dspy-turbo default", "with the verifier"),
+          rows + [("target", "held-out near-duplicates served", "", "",
+                   f"<= {TARGETS['near_duplicates_served']:.0%} {verdicts[-1]}", "")])
+    return corpus
+
+
 def quality_tables(para, qqp, vectors: Vectors, threshold: float, args, verdicts: list[str], verifier) -> None:
     """The paraphrase and question-pair tables (and the sweep); appends their verdicts."""
     rows = paraphrase_rows(para, vectors, threshold, verifier)
@@ -449,21 +545,45 @@ def quality_tables(para, qqp, vectors: Vectors, threshold: float, args, verdicts
     breakdown: list[float] = []
     qqp_name = f"qqp-{args.qqp_half}-{args.seed}"
     rows = qqp_rows(qqp, vectors, threshold, verifier, name=qqp_name, breakdown=breakdown)
-    turbo_f, turbo_r = rows[1][1], rows[1][2]
-    verdicts += [verdict(turbo_f, TARGETS["qqp_false_hits"], False), verdict(turbo_r, TARGETS["qqp_recall"], True)]
-    table("Question-pair set (false-hit protocol)", ("method", "false hits on label-0", "recall on duplicates"),
-          [(m, f"{f:.2%}", f"{r:.1%}") for m, f, r in rows]
-          + [("  default's false hits: the pair's own text_a", f"{breakdown[0]:.2%}", ""),
-             ("  ... another pair's question, same text as the query", f"{breakdown[1]:.2%}", ""),
-             ("  ... another question", f"{breakdown[2]:.2%}", ""),
-             ("target", f"<= {TARGETS['qqp_false_hits']:.0%} {verdicts[-2]}", f">= {TARGETS['qqp_recall']:.0%} {verdicts[-1]}")])
+    turbo_x, turbo_r = rows[1][3], rows[1][2]
+    verdicts += [verdict(turbo_x, TARGETS["qqp_false_hits"], False), verdict(turbo_r, TARGETS["qqp_recall"], True)]
+    table("Question-pair set (false-hit protocol)",
+          ("method", "false hits on label-0", "without the artefact", "recall on duplicates"),
+          [(m, f"{f:.2%}", f"{x:.2%}", f"{r:.1%}") for m, f, r, x in rows]
+          + [("  default's false hits: the pair's own text_a", f"{breakdown[0]:.2%}", "", ""),
+             ("  ... another pair's question, same text as the query (the artefact)", f"{breakdown[1]:.2%}", "", ""),
+             ("  ... another question", f"{breakdown[2]:.2%}", "", ""),
+             ("target", "", f"<= {TARGETS['qqp_false_hits']:.0%} {verdicts[-2]}",
+              f">= {TARGETS['qqp_recall']:.0%} {verdicts[-1]}")])
+
+    corpus = corpus_table(vectors, threshold, verdicts, verifier)
 
     if args.sweep:
         thresholds = [float(x) for x in args.sweep.split(",") if x.strip()]
-        table("Threshold sweep (precision / recall on paraphrases; false hits / recall on question pairs)",
+        table("Threshold sweep (precision / recall on paraphrases; false hits | without the artefact / recall on "
+              "question pairs; held-out near-duplicates served, plain / default / verifier)",
               ("threshold", "paraphrase plain", "paraphrase default", "paraphrase +verifier", "pairs plain",
-               "pairs default", "pairs +verifier"),
-              sweep_rows(para, qqp, vectors, thresholds, verifier, qqp_name))
+               "pairs default", "pairs +verifier", "near-duplicates"),
+              sweep_rows(para, qqp, vectors, thresholds, verifier, qqp_name, corpus))
+
+
+def corpus_only(args) -> int:
+    from dspy_turbo.config import SemanticSettings
+    from dspy_turbo_faiss.embedder import SentenceTransformerEmbedder
+
+    threshold = args.threshold if args.threshold is not None else SemanticSettings.model_fields["threshold"].default
+    embedder = SentenceTransformerEmbedder(SentenceTransformerEmbedder.Options(**EMBEDDER))
+    vectors = Vectors(embedder, None)
+    verifier = vectors.verifier = make_verifier(embedder)
+    print(f"threshold {threshold} (cosine), model all-MiniLM-L6-v2 on {embedder.runtime}")
+    verdicts: list[str] = []
+    corpus_table(vectors, threshold, verdicts, verifier)
+    for t in [float(x) for x in args.sweep.split(",") if x.strip()]:
+        held = [p for p in load_corpus() if p["split"] == "held_out" and not p["label"]]
+        counts = near_duplicate_counts(held, vectors, t, verifier)
+        print(f"  at {t:.2f}: held-out near-duplicates served, plain / default / verifier: "
+              + " / ".join(f"{n / len(held):.1%}" for n in counts))
+    return 1 if "FAIL" in verdicts and args.check else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,6 +598,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed-only", action="store_true", help="only the speed table (no quality tables)")
     parser.add_argument("--sweep", default="", help="comma-separated thresholds: also print both text protocols at each")
     parser.add_argument("--no-dspy", action="store_true", help="skip the DSPy-shaped protocols")
+    parser.add_argument("--corpus-only", action="store_true",
+                        help="only the near-duplicate corpus table (seconds; no shared data needed)")
     parser.add_argument("--quantize", action="store_true", help="the embedder's int8 option (faster, vectors differ)")
     parser.add_argument("--runtime", choices=("torch", "onnx"), default=None,
                         help="the embedder's runtime (default: the embedder's own default)")
@@ -491,6 +613,8 @@ def main(argv: list[str] | None = None) -> int:
 
     data = Path(args.data)
     para_file, qqp_file = data / "paraphrase_pairs_gptcache.json", data / "qqp_pairs_dev.json.gz"
+    if args.corpus_only:
+        return corpus_only(args)
     if not para_file.exists() or not qqp_file.exists():
         print(f"semantic_eval: evaluation data not found in {data.resolve()} (expected {para_file.name} and "
               f"{qqp_file.name}; see the data README). Skipping.")
