@@ -112,20 +112,35 @@ class Features:
     """The words in order, lower case, plurals folded ("miles" -> "mile"): what the order guard reads."""
     salient: frozenset[str] = frozenset()
     """The tokens that may trade places: content words, numbers and acronyms ("US"), not "the" or "to"."""
+    negated: frozenset[str] = frozenset()
+    """Words this text negates by an affix: "possible" for "impossible", "gluten" for "gluten-free"."""
+    affixes: frozenset[tuple[int, int, str]] = frozenset()
+    """``(pair, side, stem)`` of each word made of a stem and one of an opposite pair of affixes
+    ("overestimate": the over/under pair, side 0, "estimate")."""
 
 
 # -- the word table (data/antonyms.json) -------------------------------------------------------
 
 
 @dataclass(frozen=True)
+class Affixes:
+    of: dict[str, tuple[tuple[int, int], ...]]
+    """affix -> ``((pair, side), ...)`` (empty for a negating affix)."""
+    lengths: tuple[int, ...]
+    """The lengths of the affixes: a word is split at these only."""
+
+
+@dataclass(frozen=True)
 class Table:
+    """The word table, indexed for lookups."""
+
     forms: dict[str, tuple[tuple[int, int], ...]]
     """A form (one word, or two joined by a space) -> every ``(entry, side)`` it stands for."""
-    negating_prefixes: tuple[str, ...]
+    negating_prefixes: Affixes
     not_negations: frozenset[str]
-    negating_suffixes: tuple[str, ...]
-    opposite_prefixes: tuple[tuple[str, str], ...]
-    opposite_suffixes: tuple[tuple[str, str], ...]
+    negating_suffixes: Affixes
+    opposite_prefixes: Affixes
+    opposite_suffixes: Affixes
 
 
 @functools.cache
@@ -142,10 +157,23 @@ def table() -> Table:
                 form = " ".join(form.lower().split())
                 if form:
                     forms.setdefault(form, []).append((entry, side))
-    pairs = lambda key: tuple((a.lower(), b.lower()) for a, b in raw[key])  # noqa: E731
-    return Table({k: tuple(v) for k, v in forms.items()}, tuple(raw["negating_prefixes"]),
-                 frozenset(raw["not_negations"]), tuple(raw["negating_suffixes"]),
-                 pairs("opposite_prefixes"), pairs("opposite_suffixes"))
+    return Table({k: tuple(v) for k, v in forms.items()}, _affix_index({a: () for a in raw["negating_prefixes"]}),
+                 frozenset(raw["not_negations"]), _affix_index({a: () for a in raw["negating_suffixes"]}),
+                 _opposite_index(raw["opposite_prefixes"]), _opposite_index(raw["opposite_suffixes"]))
+
+
+def _opposite_index(pairs: list[list[str]]) -> Affixes:
+    index: dict[str, list[tuple[int, int]]] = {}
+    for pair, affixes in enumerate(pairs):
+        if len(affixes) != 2:
+            raise ValueError(f"dspy_turbo/data/antonyms.json: an opposite affix pair needs two affixes: {affixes!r}")
+        for side, affix in enumerate(affixes):
+            index.setdefault(affix.lower(), []).append((pair, side))
+    return _affix_index({k: tuple(v) for k, v in index.items()})
+
+
+def _affix_index(index: dict[str, tuple[tuple[int, int], ...]]) -> Affixes:
+    return Affixes(index, tuple(sorted({len(k) for k in index})))
 
 
 # -- reading a text ----------------------------------------------------------------------------
@@ -202,17 +230,21 @@ def features(text: str) -> Features:
             if not sentence_start or token.isupper() and len(token) > 1:
                 names.add(lower)
         sentence_start = _ends_sentence(text, match.end())
-    forms = table().forms
-    sides = set()
+    t = table()
+    forms = t.forms
+    sides, negated, affixes = set(), set(), set()
     for i, lower in enumerate(lowers):
         sides.update(forms.get(lower, ()))
+        negated.update(_negated(lower, t))
+        affixes.update(_affixes(lower, t))
         if i:
             sides.update(forms.get(f"{lowers[i - 1]} {lower}", ()))
             modifier = _DATE_MODIFIERS.get(lowers[i - 1])
             if modifier and _fold(lower) in _DATE_PERIODS:
                 dates.add(f"{modifier} {_fold(lower)}")
     return Features(frozenset(numbers), frozenset(dates), negations, frozenset(names), frozenset(words),
-                    frozenset(sides), tuple(folded), frozenset(salient))
+                    frozenset(sides), tuple(folded), frozenset(salient),
+                    frozenset(negated), frozenset(affixes))
 
 
 def _ends_sentence(text: str, end: int) -> bool:
@@ -230,36 +262,42 @@ def _named_in(name: str, words: frozenset[str]) -> bool:
 # -- the checks --------------------------------------------------------------------------------
 
 
-def _negated_form(plain: frozenset[str] | set[str], other: frozenset[str] | set[str], t: Table) -> bool:
-    """A word of ``other`` is a word of ``plain`` negated by an affix ("impossible", "non-toxic",
-    "gluten-free", "careless")."""
-    for word in other:
-        if word in t.not_negations:
-            continue
-        for prefix in t.negating_prefixes:
-            if word.startswith(prefix):
-                base = word[len(prefix):]
-                if len(base) >= (6 if prefix == "a" else 4) and base in plain:
-                    return True
-        for suffix in t.negating_suffixes:
-            if word.endswith(suffix) and word[: -len(suffix)] in plain and len(word) - len(suffix) >= 3:
-                return True
-    return False
+def _negated(word: str, t: Table) -> list[str]:
+    """The words ``word`` is the negation of by an affix ("impossible" -> "possible")."""
+    if word in t.not_negations:
+        return []
+    return [base for prefix, base in _split_prefix(word, t.negating_prefixes)
+            if len(base) >= (6 if prefix == "a" else 4)] + \
+           [stem for _, stem in _split_suffix(word, t.negating_suffixes) if len(stem) >= 3]
 
 
-def _opposite_affix(one: frozenset[str] | set[str], two: frozenset[str] | set[str], t: Table) -> bool:
-    """One word of each carries a stem with opposite prefixes or suffixes ("overestimate" /
-    "underestimate", "upload" / "download", "careful" / "careless", "employer" / "employee")."""
-    for word in one:
-        for a, b in t.opposite_prefixes:
-            for x, y in ((a, b), (b, a)):
-                if word.startswith(x) and len(word) - len(x) >= 3 and y + word[len(x):] in two:
-                    return True
-        for a, b in t.opposite_suffixes:
-            for x, y in ((a, b), (b, a)):
-                if word.endswith(x) and len(word) - len(x) >= 3 and word[: -len(x)] + y in two:
-                    return True
-    return False
+def _affixes(word: str, t: Table) -> list[tuple[int, int, str]]:
+    """``(pair, side, stem)`` for each opposite prefix or suffix pair ``word`` is made with."""
+    keys = [(pair, side, stem) for prefix, stem in _split_prefix(word, t.opposite_prefixes) if len(stem) >= 3
+            for pair, side in t.opposite_prefixes.of[prefix]]
+    keys += [(-1 - pair, side, stem) for suffix, stem in _split_suffix(word, t.opposite_suffixes) if len(stem) >= 3
+             for pair, side in t.opposite_suffixes.of[suffix]]
+    return keys
+
+
+def _split_prefix(word: str, affixes: Affixes) -> list[tuple[str, str]]:
+    return [(word[:n], word[n:]) for n in affixes.lengths if len(word) > n and word[:n] in affixes.of]
+
+
+def _split_suffix(word: str, affixes: Affixes) -> list[tuple[str, str]]:
+    return [(word[-n:], word[:-n]) for n in affixes.lengths if len(word) > n and word[-n:] in affixes.of]
+
+
+def _negates(one: Features, two: Features) -> bool:
+    """``two`` negates by an affix a word that ``one`` has plain (and ``two`` does not)."""
+    return not (two.negated - one.negated).isdisjoint(one.words - two.words)
+
+
+def _opposite_affix(query: Features, cached: Features) -> bool:
+    """A stem with one affix of an opposite pair in one text, the other affix in the other
+    ("overestimate" / "underestimate", "upload" / "download", "careful" / "careless")."""
+    only_q, only_c = query.affixes - cached.affixes, cached.affixes - query.affixes
+    return any((pair, 1 - side, stem) in only_c for pair, side, stem in only_q)
 
 
 def _opposite_sides(query: frozenset[tuple[int, int]], cached: frozenset[tuple[int, int]]) -> bool:
@@ -319,18 +357,15 @@ def guard_reason(query: Features, cached: Features, guards: Any = None) -> str |
         return "number"
     if on("dates") and query.dates != cached.dates:
         return "date"
-    only_q, only_c = None, None
-    if query.words != cached.words:
-        only_q, only_c = query.words - cached.words, cached.words - query.words
     if on("negations"):
         if (query.negations > 0) != (cached.negations > 0):
             return "negation"
-        if only_q is not None and (_negated_form(only_q, only_c, table()) or _negated_form(only_c, only_q, table())):
+        if (cached.negated and _negates(query, cached)) or (query.negated and _negates(cached, query)):
             return "negation"
     if on("antonyms"):
         if _opposite_sides(query.sides, cached.sides):
             return "antonym"
-        if only_q and only_c and _opposite_affix(only_q, only_c, table()):
+        if query.affixes and cached.affixes and _opposite_affix(query, cached):
             return "antonym"
     if on("entities"):
         if any(not _named_in(n, cached.words) for n in query.names) or any(not _named_in(n, query.words) for n in cached.names):
