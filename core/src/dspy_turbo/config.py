@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from .alerts import AlertRule
 from .components import Component, Options
@@ -101,6 +101,31 @@ class SemanticVerifier(Options):
     """Cosine of a rare word's contextual vector to its closest word in the other question, below which it is unmatched."""
 
 
+class SemanticJudge(Options):
+    """A cheap LM asked whether a gray-zone candidate asks the same thing as the query
+    (``dspy_turbo.judge``). Off by default: it adds an LM call to a lookup."""
+
+    enabled: bool = False
+    model: str | None = None
+    """The judge's model, as for ``dspy.LM`` (its provider key from the environment, as LiteLLM reads it)."""
+    api_base: str | None = None
+    gray_zone: tuple[float, float] = (0.90, 0.97)
+    """Similarities ``[low, high)`` whose candidates (past the guards) are served only on the judge's "same"."""
+    budget: int = Field(default=1000, ge=0)
+    """Judge LM calls per hour in one process; past it, candidates without a cached verdict are misses."""
+    timeout: Duration = Field(default=10.0, gt=0)
+    max_tokens: int = Field(default=16, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SemanticJudge:
+        low, high = self.gray_zone
+        if not 0.0 < low < high <= 1.0:
+            raise ValueError(f"gray_zone must be [low, high] with 0 < low < high <= 1, got [{low}, {high}]")
+        if self.enabled and not self.model:
+            raise ValueError("the judge needs a model (e.g. model: openai/gpt-4o-mini), or set enabled: false")
+        return self
+
+
 class SemanticOverride(Options):
     """Per-signature settings, keyed by the signature as ``"question -> answer"``."""
 
@@ -119,6 +144,7 @@ class SemanticSettings(Options):
     """Per-signature ``threshold`` and ``fields``, keyed by ``"inputs -> outputs"`` (``"prompt"`` for lm("..."))."""
     guards: SemanticGuards = SemanticGuards()
     verifier: SemanticVerifier = SemanticVerifier()
+    judge: SemanticJudge = SemanticJudge()
     candidates: int = Field(default=4, ge=1, le=64)
     """Nearest neighbours checked against the guards before a lookup is a miss."""
     margin: float = Field(default=0.01, ge=0.0, le=0.2)

@@ -22,7 +22,8 @@ How one LM request is matched (``SemanticCache.lookup``), after an exact miss:
    vectors), then, when switched
    on, the :mod:`verifier <dspy_turbo.verifier>` (a rare word of either question without
    a close word in the other is a miss: "cook salmon" is not "cook chicken"), and beat the
-   other neighbours by ``margin`` (:func:`pick`).
+   other neighbours by ``margin`` (:func:`pick`). With the :mod:`judge <dspy_turbo.judge>`
+   on, a candidate in its gray zone of similarity is served only on its "same" verdict.
 4. The candidate's entry is read from the exact tiers; an entry that expired or was
    evicted takes its vector out of the index.
 
@@ -55,12 +56,13 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .config import Config, SemanticSettings
+    from .judge import Judge
     from .turbo import Turbo
     from .verifier import Verifier
 
 # Event kinds of the semantic cache (a semantic hit is an ordinary HIT with tier="semantic").
-SEMANTIC_MISS, SEMANTIC_REJECT, SEMANTIC_SKIP, SEMANTIC_ADD, SEMANTIC_REMOVE = (
-    "semantic_miss", "semantic_reject", "semantic_skip", "semantic_add", "semantic_remove",
+SEMANTIC_MISS, SEMANTIC_REJECT, SEMANTIC_SKIP, SEMANTIC_ADD, SEMANTIC_REMOVE, SEMANTIC_JUDGE = (
+    "semantic_miss", "semantic_reject", "semantic_skip", "semantic_add", "semantic_remove", "semantic_judge",
 )
 TIER = "semantic"
 
@@ -321,15 +323,15 @@ class SemanticStats:
         kind = event.kind
         if kind == ev.HIT and event.tier == TIER:
             outcome = "hits"
-        elif kind in (SEMANTIC_MISS, SEMANTIC_REJECT, SEMANTIC_SKIP, SEMANTIC_ADD, SEMANTIC_REMOVE):
+        elif kind in (SEMANTIC_MISS, SEMANTIC_REJECT, SEMANTIC_SKIP, SEMANTIC_ADD, SEMANTIC_REMOVE, SEMANTIC_JUDGE):
             outcome = {SEMANTIC_MISS: "misses", SEMANTIC_REJECT: "rejected", SEMANTIC_SKIP: "skipped",
-                       SEMANTIC_ADD: "added", SEMANTIC_REMOVE: "removed"}[kind]
+                       SEMANTIC_ADD: "added", SEMANTIC_REMOVE: "removed", SEMANTIC_JUDGE: "judged"}[kind]
         else:
             return
         extra = event.extra or {}
         with self._lock:
             self.totals[outcome] += 1
-            if event.reason and outcome in ("rejected", "skipped", "removed"):
+            if event.reason and outcome in ("rejected", "skipped", "removed", "judged"):
                 self.reasons[f"{outcome}:{event.reason}"] += 1
             scope = extra.get("scope")
             if scope:
@@ -347,7 +349,7 @@ class SemanticStats:
         with self._lock:
             hits = self.totals["hits"]
             return {
-                **{k: self.totals[k] for k in ("hits", "misses", "rejected", "skipped", "added", "removed")},
+                **{k: self.totals[k] for k in ("hits", "misses", "rejected", "skipped", "added", "removed", "judged")},
                 "reasons": dict(self.reasons),
                 "mean_hit_similarity": round(self.hit_similarity_sum / hits, 4) if hits else None,
                 "scopes": {scope: {"label": s.label, **dict(s.counts)} for scope, s in self.scopes.items()},
@@ -362,8 +364,9 @@ class SemanticCache:
     """The semantic layer of one Turbo: lookup after an exact miss, add after a store."""
 
     def __init__(self, turbo: Turbo, settings: SemanticSettings, index: SimilarityIndex, embedder: Embedder,
-                 verifier: Verifier | None = None):
+                 verifier: Verifier | None = None, judge: Judge | None = None):
         self.turbo = turbo
+        self.judge = judge
         self.settings = settings
         self.index = index
         self.embedder = embedder
@@ -402,13 +405,23 @@ class SemanticCache:
                 except (ImportError, TypeError) as exc:
                     raise ConfigError([ConfigIssue("cache.semantic.verifier", f"{exc}; or set enabled: false")],
                                       config.source) from None
+            judge = None
+            if settings.judge.enabled:
+                from .judge import Judge
+
+                try:
+                    judge = Judge(settings.judge, turbo)
+                except Exception as exc:
+                    raise ConfigError([ConfigIssue("cache.semantic.judge.model", f"cannot build the judge LM "
+                                                   f"({describe_error(exc)}); or set enabled: false")],
+                                      config.source) from None
         except BaseException:
             for part in parts:  # e.g. release the index directory when the embedder cannot load
                 close = getattr(part, "close", None)
                 if close:
                     close()
             raise
-        return cls(turbo, settings, parts[0], parts[1], verifier)
+        return cls(turbo, settings, parts[0], parts[1], verifier, judge)
 
     # -- per-signature settings ------------------------------------------------------------
 
@@ -491,10 +504,28 @@ class SemanticCache:
                 self._remove(candidate[0], "expired")
             else:
                 alive.append(candidate)
+        judge, judged = self.judge, []
+
+        def reject(i: int) -> str | None:
+            score, cached = alive[i][1], alive[i][2].get("text", "")
+            zone = judge is not None and judge.in_zone(score)
+            if score < threshold and not zone:
+                return "threshold"  # under the threshold, and outside the judge's zone
+            reason = rejection(query.text, cached, self.settings.guards, self.verifier, self._feat)
+            if reason is None and zone:
+                if judged:  # one judge call per lookup at most
+                    return "judge"
+                verdict, from_cache = judge.verdict(query.text, cached, ask=count)
+                judged.append(verdict)
+                if count:
+                    self._event(SEMANTIC_JUDGE, query, request, reason=verdict, key=key,
+                                extra={"similarity": round(score, 4), "cached": from_cache})
+                reason = None if verdict == "same" else "judge"
+            return reason
+
+        lowest = min(threshold, judge.low) if judge is not None else threshold
         while alive:
-            pos, rejections = pick([score for _, score, _ in alive], threshold, self.settings.margin,
-                                   lambda i: rejection(query.text, alive[i][2].get("text", ""), self.settings.guards,
-                                                       self.verifier, self._feat))
+            pos, rejections = pick([score for _, score, _ in alive], lowest, self.settings.margin, reject)
             if count:
                 for i, reason in rejections:
                     self._event(SEMANTIC_REJECT, query, request, reason=reason, key=key,
@@ -569,6 +600,7 @@ class SemanticCache:
         if self.replication is not None:
             snap["shared_index"] = self.replication.snapshot()
         snap["verifier"] = self.verifier.snapshot() if self.verifier is not None else None
+        snap["judge"] = self.judge.snapshot() if self.judge is not None else None
         snap["embedder"] = {"batches": self.batcher.batches, "embedded": self.batcher.embedded,
                             "cache_hits": self.batcher.cache_hits}
         return snap
