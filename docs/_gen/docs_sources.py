@@ -46,7 +46,7 @@ EVENT_KINDS = {
     "ROUTE": "dspy_turbo.events", "ROUTE_SAVING": "dspy_turbo.events",
     "SEMANTIC_MISS": "dspy_turbo.semantic", "SEMANTIC_REJECT": "dspy_turbo.semantic",
     "SEMANTIC_SKIP": "dspy_turbo.semantic", "SEMANTIC_ADD": "dspy_turbo.semantic",
-    "SEMANTIC_REMOVE": "dspy_turbo.semantic",
+    "SEMANTIC_REMOVE": "dspy_turbo.semantic", "SEMANTIC_JUDGE": "dspy_turbo.semantic",
     "BATCH": "dspy_turbo.batching", "RETRY": "dspy_turbo.callpolicy", "RATE_LIMITED": "dspy_turbo.callpolicy",
     "TIMED": "dspy_turbo.profiling", "ALERT": "dspy_turbo.alerts",
 }

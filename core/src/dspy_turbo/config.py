@@ -106,15 +106,19 @@ class SemanticJudge(Options):
     (``dspy_turbo.judge``). Off by default: it adds an LM call to a lookup."""
 
     enabled: bool = False
+    """Ask the judge about gray-zone candidates (needs ``model``)."""
     model: str | None = None
     """The judge's model, as for ``dspy.LM`` (its provider key from the environment, as LiteLLM reads it)."""
     api_base: str | None = None
+    """The judge's endpoint, when not the provider's default (an OpenAI-compatible server)."""
     gray_zone: tuple[float, float] = (0.90, 0.97)
     """Similarities ``[low, high)`` whose candidates (past the guards) are served only on the judge's "same"."""
     budget: int = Field(default=1000, ge=0)
     """Judge LM calls per hour in one process; past it, candidates without a cached verdict are misses."""
     timeout: Duration = Field(default=10.0, gt=0)
+    """How long one judge call may take (no retries); past it the verdict is ``error``, a miss."""
     max_tokens: int = Field(default=16, ge=1)
+    """The judge's reply is one word: ``same`` or ``different``."""
 
     @model_validator(mode="after")
     def _check(self) -> SemanticJudge:
