@@ -1,6 +1,6 @@
 """Making a Turbo DSPy's cache.
 
-``install()`` does three things:
+``install()`` does four things:
 
 1. ``dspy.cache`` becomes a :class:`DSPyCache` adapter, so everything DSPy caches (LM
    calls on every managed path: sync, ``acall``, streaming; ``dspy.Embedder``; any
@@ -16,6 +16,9 @@
    event, removed from every tier) and the call a miss, never an exception.
 3. ``dspy.configure_cache`` is wrapped: while the Turbo is installed it sets the adapter's
    ``enable_memory_cache``/``enable_disk_cache`` instead of building a second cache.
+4. DSPy's model metadata lookup (``model_metadata.model_info``, a few times per LM call, a
+   scan of its whole table for a model name it does not know) is memoised per model name
+   (``metadata_memo``).
 
 DSPy's switches, with a Turbo installed (the program's wishes are honoured, and there is
 only ever one cache):
@@ -65,7 +68,7 @@ import dspy.clients.execution as execution
 from dspy.clients.cache import Cache as _DSPyCache
 from dspy.dsp.utils.settings import settings as _dspy_settings
 
-from . import callpolicy, costs
+from . import callpolicy, costs, metadata_memo
 from . import events as ev
 from .events import Event, describe_error
 from .tiered import TieredCache
@@ -823,6 +826,7 @@ def install(turbo: Turbo) -> None:
         dspy.clients.configure_cache = wrapped_configure
         if getattr(dspy, "configure_cache", None) is original_configure:
             dspy.configure_cache = wrapped_configure
+        metadata_memo.install()  # DSPy's per-call model metadata lookups, kept per model name
         _active, _adapter = turbo, adapter
 
 
@@ -834,6 +838,7 @@ def uninstall(turbo: Turbo) -> None:
             return
         execution.execute, execution.aexecute = installation.execute, installation.aexecute
         execution._cached = installation.cached
+        metadata_memo.uninstall()
         wrapped = dspy.clients.configure_cache
         dspy.clients.configure_cache = installation.configure_cache
         if getattr(dspy, "configure_cache", None) is wrapped:
