@@ -103,6 +103,15 @@ def _request_key(turbo: Turbo, request: dict[str, Any], ignored: list[str] | Non
         return None
 
 
+def _with_endpoint(lm: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """The request as keyed: with the endpoint of a custom engine that owns one (it names it
+    ``cache_endpoint``), so that its calls are kept per endpoint as ``dspy.LM(api_base=...)``'s are."""
+    endpoint = getattr(getattr(lm, "_engine_spec", None), "cache_endpoint", None)
+    if isinstance(endpoint, str) and "api_base" not in request:
+        return {**request, "api_base": endpoint}
+    return request
+
+
 class _Rechecking:
     """``with _Rechecking():`` reads inside count no miss (a class: contextlib's generator
     costs several times more, on every LM call)."""
@@ -608,7 +617,7 @@ def _wrap(original_execute, original_aexecute):
         if not (adapter.enable_memory_cache or adapter.enable_disk_cache):
             return _uncached(turbo, lm, call)  # DSPy's off switch: every call reaches the LM
         request = call.key(lm, False)
-        token = _KEYED.set((request, _request_key(turbo, request, execution.IGNORED_CACHE_KEYS),
+        token = _KEYED.set((request, _request_key(turbo, _with_endpoint(lm, request), execution.IGNORED_CACHE_KEYS),
                              execution.IGNORED_CACHE_KEYS))
         try:
             return _execute(turbo, adapter, lm, call)
@@ -685,7 +694,7 @@ def _wrap(original_execute, original_aexecute):
         if not (adapter.enable_memory_cache or adapter.enable_disk_cache):
             return await _auncached(turbo, lm, call)
         request = call.key(lm, True)
-        token = _KEYED.set((request, _request_key(turbo, request, execution.IGNORED_CACHE_KEYS),
+        token = _KEYED.set((request, _request_key(turbo, _with_endpoint(lm, request), execution.IGNORED_CACHE_KEYS),
                              execution.IGNORED_CACHE_KEYS))
         try:
             return await _aexecute(turbo, adapter, lm, call)
