@@ -1,15 +1,16 @@
 """The cache backend contract: what a tier must do. Third-party tiers implement this.
 
 A backend stores :class:`~dspy_turbo.entry.Entry` objects under string keys. In-process
-tiers may keep the objects; tiers that hold bytes use ``entry.to_bytes()`` and
-``Entry.from_bytes()`` (never pickle). The conformance suite in ``dspy_turbo.testing``
-checks every rule below.
+tiers may keep the objects; tiers that hold bytes store ``self.encode_entry(key, entry)``
+and read back with ``self.decode_entry(key, data)`` (never pickle): the entry's wire bytes,
+signed when ``cache.signing_key`` is set (``dspy_turbo.integrity``). The conformance suite
+in ``dspy_turbo.testing`` checks every rule below.
 
 Rules:
 
-- ``get`` returns an entry that is the reader's: one ``Entry.from_bytes`` made for this
+- ``get`` returns an entry that is the reader's: one ``decode_entry`` made for this
   read, or the very object ``set`` was given (the engine copies those). Never return one
-  ``from_bytes`` result twice: the engine hands its value to the caller uncopied.
+  ``decode_entry`` result twice: the engine hands its value to the caller uncopied.
 - ``get`` returns ``None`` for a missing or expired key and for a stored value that cannot
   be decoded (which it also deletes, and reports through ``on_corrupt``); it raises only
   when the backend itself is broken (connection lost, disk gone). The engine turns those raises into error events and a
@@ -17,7 +18,10 @@ Rules:
 - ``set(key, entry, ttl)`` stores for at most ``ttl`` seconds (``None``: until evicted);
   it never keeps an entry past ``entry.expires_at``.
 - ``delete`` of a missing key is not an error. ``clear(prefix)`` removes the keys that
-  start with ``prefix`` and returns how many it removed.
+  start with ``prefix``, taken literally (no glob or ``LIKE`` pattern: ``*``, ``?``, ``[``,
+  ``%`` and ``_`` are characters like any other), and returns how many it removed.
+- A ``set`` is atomic: a concurrent ``get`` of the same key sees the old entry, the new
+  one or nothing, never a mix or a part of one; entries of several megabytes included.
 - ``get_many`` returns a dict of the keys found; the default loops over ``get``.
 - ``delete_tagged(prefix, tag)`` removes the entries under ``prefix`` whose ``entry.tags``
   contain ``tag`` and returns how many; the default scans with ``keys(prefix)``/``get``.
@@ -64,6 +68,9 @@ class CacheBackend(Component):
     on_corrupt = None
     """Set by the engine: call ``on_corrupt(key, error)`` when a stored value fails to decode
     (a foreign, truncated or planted value); the engine counts it as an error event."""
+    signer = None
+    """Set by the engine when ``cache.signing_key`` is configured (a ``dspy_turbo.integrity.Signer``):
+    ``encode_entry`` signs and ``decode_entry`` verifies; a backend that stores bytes calls those."""
     in_process: ClassVar[bool] = False
     """True when ``get``/``set`` never wait on I/O (the entries live in this process's
     memory): an event loop may then read and write inline instead of handing the call to
@@ -106,6 +113,18 @@ class CacheBackend(Component):
                 self.delete(key)
                 removed += 1
         return removed
+
+    def encode_entry(self, key: str, entry: Entry) -> bytes:
+        """The bytes to store for ``entry`` under ``key`` (signed when the engine set a signer)."""
+        signer = self.signer
+        return entry.to_bytes() if signer is None else signer.sign(key, entry.to_bytes())
+
+    def decode_entry(self, key: str, data: bytes) -> Entry:
+        """The entry in ``data``, read from under ``key``. Raises ``DecodeError`` for anything
+        that is not one (``IntegrityError`` when a signature is missing or wrong): the
+        backend then deletes it, reports it through ``corrupt`` and answers a miss."""
+        signer = self.signer
+        return Entry.from_bytes(data if signer is None else signer.verify(key, data))
 
     def corrupt(self, key: str, error: BaseException) -> None:
         """Report an undecodable value (the backend deletes it itself)."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .alerts import AlertRule
 from .components import Component, Options
@@ -182,6 +182,20 @@ class CacheSettings(Options):
     sync_interval: Duration = Field(default=0.1, ge=0)
     """With a shared tier: how often a process applies other processes' ``invalidate()`` to
     its memory tier (before a read, at most this often; see ``invalidation.py``)."""
+    signing_key: SecretStr | None = None
+    """Sign every entry of the tiers that store bytes (redis, file) with this secret, an HMAC
+    over the entry and its key (``integrity.py``): an entry that does not verify is a miss, an
+    error event, and is deleted. ``${DSPY_TURBO_SIGNING_KEY}``; empty: no signing. Secret."""
+
+    @field_validator("signing_key")
+    @classmethod
+    def _signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:  # never echo it
+            raise ValueError("signing_key must be at least 16 characters (e.g. python -c "
+                             "'import secrets; print(secrets.token_urlsafe(32))')")
+        return value
 
 
 class MetricsSettings(Options):

@@ -40,6 +40,22 @@ class Coordinator:
         already belong to someone else)."""
         raise NotImplementedError
 
+    def renew(self, name: str, token: str, ttl: float) -> bool:
+        """Extend the lease ``name`` to ``ttl`` seconds from now if ``token`` still holds it;
+        False when it does not (expired, taken over).
+
+        Optional: the default cannot renew, and a lease then lasts ``ttl`` from when it was
+        taken. A leader renews its lease while its call runs, so a lease outlives a slow call
+        and still expires soon after a crash."""
+        return False
+
+    def holder(self, name: str) -> str | None:
+        """The token holding the lease ``name`` now, or None (free, or unknown: the default).
+
+        Optional: lets a waiter tell a new holder (one who took over from a crashed leader)
+        from the one it began waiting for."""
+        return None
+
     def take(self, bucket: str, amount: float, rate: float, capacity: float) -> float:
         """Take ``amount`` tokens from a bucket refilled at ``rate`` tokens per second up to
         ``capacity`` (full when first used).
@@ -111,6 +127,19 @@ class LocalCoordinator(Coordinator):
             if held is not None and held[0] == token:
                 del self._leases[name]
 
+    def renew(self, name: str, token: str, ttl: float) -> bool:
+        with self._lock:
+            held = self._leases.get(name)
+            if held is None or held[0] != token or held[1] <= self.clock():
+                return False
+            self._leases[name] = (token, self.clock() + ttl)
+            return True
+
+    def holder(self, name: str) -> str | None:
+        with self._lock:
+            held = self._leases.get(name)
+            return held[0] if held is not None and held[1] > self.clock() else None
+
     def take(self, bucket: str, amount: float, rate: float, capacity: float) -> float:
         need = min(amount, capacity)
         now = self.clock()
@@ -127,13 +156,15 @@ class LocalCoordinator(Coordinator):
 
 
 class CoordinationUnavailable(RuntimeError):
-    """The shared coordinator is skipped (its tier's circuit breaker is open) or failed."""
+    """The shared coordinator is skipped (its circuit breaker is open) or failed."""
 
 
 class GuardedCoordinator(Coordinator):
-    """A shared coordinator behind its tier's circuit breaker: while the tier is down,
-    calls fail at once with ``CoordinationUnavailable`` instead of waiting on a dead server,
-    and every failure counts toward that same breaker (and is an error event)."""
+    """A shared coordinator behind a circuit breaker of its own (the tier's
+    ``coordination_breaker``): while it is open, calls fail at once with
+    ``CoordinationUnavailable`` instead of waiting on a dead server; every failure counts
+    toward it and is an error event of the tier. The tier's read and write breakers count
+    only the tier's own calls."""
 
     shared = True
 
@@ -144,7 +175,7 @@ class GuardedCoordinator(Coordinator):
 
     def _run(self, method, *args):
         if not self._allow():
-            raise CoordinationUnavailable("the shared tier is unavailable (circuit breaker open)")
+            raise CoordinationUnavailable("the shared coordinator is unavailable (circuit breaker open)")
         try:
             result = method(*args)
         except Exception as exc:
@@ -158,6 +189,12 @@ class GuardedCoordinator(Coordinator):
 
     def release(self, name: str, token: str) -> None:
         self._run(self.inner.release, name, token)
+
+    def renew(self, name: str, token: str, ttl: float) -> bool:
+        return self._run(self.inner.renew, name, token, ttl)
+
+    def holder(self, name: str) -> str | None:
+        return self._run(self.inner.holder, name)
 
     def take(self, bucket: str, amount: float, rate: float, capacity: float) -> float:
         return self._run(self.inner.take, bucket, amount, rate, capacity)

@@ -3,8 +3,10 @@
 A tier that raises, or answers slower than its ``timeout``, is skipped with an error
 event and counts against its circuit breaker; an open breaker skips the tier until its
 cool-down has passed. Reads and writes have a breaker each, so a tier that can still be
-read but not written (a full disk) keeps serving hits. Nothing a tier does ever raises
-into the caller.
+read but not written (a full disk) keeps serving hits; the coordinator a tier offers has a
+third, so only the tier's own calls open or close each. Bounding a call by ``timeout``
+is the backend's part (the redis tier cuts its whole call off at that deadline). Nothing
+a tier does ever raises into the caller.
 """
 
 from __future__ import annotations
@@ -29,10 +31,16 @@ class Tier:
     timeout: float | None
     write_breaker: CircuitBreaker = field(default=None)  # type: ignore[assignment]
     """Writes (set, delete); defaults to a copy of ``breaker``'s settings."""
+    coordination_breaker: CircuitBreaker = field(default=None)  # type: ignore[assignment]
+    """The coordinator this tier's backend offers (leases, rate buckets, logs); defaults to a
+    copy of ``breaker``'s settings. Apart from ``breaker``: a quick lease or log call that
+    succeeds says nothing about the tier's reads, and must not close their breaker."""
 
     def __post_init__(self) -> None:
         if self.write_breaker is None:
             self.write_breaker = CircuitBreaker(self.breaker.threshold, self.breaker.cooldown)
+        if self.coordination_breaker is None:
+            self.coordination_breaker = CircuitBreaker(self.breaker.threshold, self.breaker.cooldown)
 
     @property
     def backend_in_process(self) -> bool:
@@ -58,8 +66,10 @@ class TieredCache:
         self.bus.emit(Event(ev.ERROR, tier=tier.name, error=describe_error(exc) if exc else reason,
                             reason=op, namespace=self.namespace))
         if opened:
-            self.bus.emit(Event(ev.BREAKER, tier=tier.name, reason="open" if breaker is tier.breaker else "open_writes",
-                                namespace=self.namespace, extra={"cooldown": breaker.cooldown}))
+            reason = "open" if breaker is tier.breaker else \
+                "open_writes" if breaker is tier.write_breaker else "open_coordination"
+            self.bus.emit(Event(ev.BREAKER, tier=tier.name, reason=reason, namespace=self.namespace,
+                                extra={"cooldown": breaker.cooldown}))
 
     def _done(self, tier: Tier, op: str, started: float, breaker: CircuitBreaker | None = None) -> None:
         breaker = breaker or tier.breaker

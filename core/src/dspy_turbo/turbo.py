@@ -21,6 +21,7 @@ from .coordination import Coordinator, GuardedCoordinator, LocalCoordinator
 from .costs import PriceTable
 from .entry import Entry
 from .events import Event, EventBus, describe_error
+from .integrity import Signer
 from .invalidation import InvalidationFeed
 from .keys import KEY_VERSION, KeyBuilder
 from .plugins import Registry, build_registry, make_plugin_manager
@@ -116,12 +117,15 @@ class Turbo:
 
     def _build_tiers(self, config: Config) -> list[Tier]:
         breaker = self.settings.cache.breaker
+        secret = self.settings.cache.signing_key
+        signer = Signer(secret.get_secret_value()) if secret is not None else None
         tiers = []
         for spec in config.tiers:
             name = spec.options.name or spec.cls.name
             backend = spec.cls.from_options(spec.options, self)
             backend.on_evict = _evict_reporter(self.bus, name, self.namespace)  # on the real backend, not a wrapper
             backend.on_corrupt = _corrupt_reporter(self.bus, name, self.namespace)
+            backend.signer = signer  # used by the backends that store bytes (encode_entry, decode_entry)
             for impl in self.pm.hook.dspy_turbo_wrap_backend.get_hookimpls():
                 wrapped = _call_impl(impl, backend=backend, turbo=self)
                 if wrapped is not None:
@@ -136,9 +140,12 @@ class Turbo:
             offer = getattr(tier.backend, "coordinator", None)
             coordinator = offer() if offer is not None else None
             if coordinator is not None:
+                # Its own breaker: coordination calls (leases, log syncs) must not reset or trip the tier's reads
+                breaker = tier.coordination_breaker
                 return GuardedCoordinator(
-                    coordinator, tier.breaker.allow,
-                    lambda exc, tier=tier: self.cache.failed(tier, "coordinate", exc), tier.breaker.success)
+                    coordinator, breaker.allow,
+                    lambda exc, tier=tier: self.cache.failed(tier, "coordinate", exc, breaker=tier.coordination_breaker),
+                    breaker.success)
         return LocalCoordinator()
 
     # -- requests ------------------------------------------------------------------------

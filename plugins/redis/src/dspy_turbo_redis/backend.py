@@ -7,10 +7,12 @@ and is deleted. Keys are the cache keys (``<namespace>:v<N>:<hash>``), behind
 so prefix ``app`` with namespace ``x`` (``app:x:...``) is never namespace ``appx``
 (``appx:...``: a namespace holds no colon). A tag index is a Redis set per tag.
 
-Failures never reach the program: every call is bounded by ``timeout`` (connect and
-read), with no client-side retry loop except one immediate reconnect on a dropped
-connection (after a server restart). The engine turns raised errors into error events
-and a circuit breaker; the client reconnects by itself when the server is back.
+Failures never reach the program: every call is bounded by ``timeout`` as a deadline
+for all of it (waiting for a pooled connection, connecting, sending, every read:
+``deadline.py``), with no client-side retry loop except one immediate reconnect on a
+dropped connection (after a server restart), inside the same deadline. ``clear`` and
+``delete_tagged`` bound each round trip. The engine turns raised errors into error
+events and a circuit breaker; the client reconnects by itself when the server is back.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dspy_turbo.components import SecretURL
 from dspy_turbo.units import Duration
 
 from .coordinator import RedisCoordinator
+from .deadline import DeadlineClusterPool, DeadlinePool, bounded, deadline_class
 
 _SCAN_COUNT = 1000
 _DELETE_CHUNK = 500
@@ -103,7 +106,8 @@ class RedisOptions(BackendOptions):
     password: SecretStr | None = None
     """Overrides a password in the URL."""
     timeout: Duration | None = Field(default=0.25, gt=0)
-    """Connect and read timeout of every call: no call waits longer because of Redis."""
+    """The deadline of every call, connecting and all its reads included: no call waits longer
+    because of Redis (a slow link included)."""
     max_connections: int = Field(default=64, ge=1, le=10_000)
     """Connection pool size (per process, per node)."""
     prefix: str = ""
@@ -162,6 +166,7 @@ class RedisBackend(CacheBackend):
         self.is_cluster = bool(self.options.cluster or self.options.startup_nodes)
         self._client_obj = None
         self._lock = threading.Lock()
+        self._timeout = float(self.options.timeout) if self.options.timeout is not None else None
 
     @classmethod
     def from_options(cls, options: RedisOptions, turbo: Any = None) -> RedisBackend:
@@ -186,10 +191,11 @@ class RedisBackend(CacheBackend):
     def _connect(self):
         import redis
         from redis.backoff import NoBackoff
+        from redis.connection import Connection, parse_url
         from redis.retry import Retry
 
         opts = self.options
-        timeout = float(opts.timeout) if opts.timeout is not None else None
+        timeout = self._timeout
         common: dict[str, Any] = {
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
@@ -204,22 +210,27 @@ class RedisBackend(CacheBackend):
             common["password"] = opts.password.get_secret_value()
         url = opts.url.get_secret_value()
         if not self.is_cluster:
-            # A blocking pool: past max_connections a caller waits (at most `timeout`) for a free
+            # A blocking pool: past max_connections a caller waits (within its deadline) for a free
             # connection instead of failing at once, so a busy but healthy server is no error.
-            pool = redis.BlockingConnectionPool.from_url(url, timeout=timeout, **common)
+            pool = DeadlinePool.from_url(url, timeout=timeout, connection_class=deadline_class(
+                parse_url(url).get("connection_class", Connection)), **common)
             return redis.Redis(connection_pool=pool)
         from redis.cluster import ClusterNode, RedisCluster
 
         # No cluster-level retry loop either: a timed-out call would be tried again after a
         # slot-map refresh, several times the timeout in all.
         common["retry"] = Retry(NoBackoff(), 0)
+        # Built from a URL in either case: only then does RedisCluster build each node's pool with
+        # connection_pool_class, which makes its connections deadline-bound (TLS or not).
+        nodes = []
         if opts.startup_nodes:
-            nodes = [ClusterNode(host, int(port)) for host, _, port in (n.rpartition(":") for n in opts.startup_nodes)]
-            return RedisCluster(startup_nodes=nodes, **common)
-        return RedisCluster.from_url(url, **common)
+            url = f"redis://{opts.startup_nodes[0]}"
+            nodes = [ClusterNode(host, int(port)) for host, _, port in (n.rpartition(":") for n in opts.startup_nodes[1:])]
+        return RedisCluster(url=url, startup_nodes=nodes, connection_pool_class=DeadlineClusterPool, **common)
 
     def coordinator(self) -> RedisCoordinator:
-        return RedisCoordinator(self._client, f"{self.prefix}{self.namespace}:", self.options.log_max)
+        return RedisCoordinator(self._client, f"{self.prefix}{self.namespace}:", self.options.log_max,
+                                timeout=self._timeout)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -229,16 +240,18 @@ class RedisBackend(CacheBackend):
         finally:
             self.corrupt(key, error)
 
+    @bounded
     def get(self, key: str) -> Entry | None:
         blob = self._client().get(self.prefix + key)
         if blob is None:
             return None
         try:
-            return Entry.from_bytes(blob)
+            return Entry.from_bytes(blob) if self.signer is None else self.decode_entry(key, blob)
         except DecodeError as exc:
             self._corrupt(key, exc)
             return None
 
+    @bounded
     def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
         keys = list(keys)
         if not keys:
@@ -247,11 +260,12 @@ class RedisBackend(CacheBackend):
         full = [self.prefix + k for k in keys]
         blobs = client.mget_nonatomic(full) if self.is_cluster else client.mget(full)
         found = {}
+        signer = self.signer
         decode = Entry.from_bytes
         for key, blob in zip(keys, blobs, strict=True):
             if blob is not None:
                 try:  # inline, not a call per key: a bulk read decodes hundreds
-                    found[key] = decode(blob)
+                    found[key] = decode(blob if signer is None else signer.verify(key, blob))
                 except DecodeError as exc:
                     self._corrupt(key, exc)
         return found
@@ -261,6 +275,7 @@ class RedisBackend(CacheBackend):
     def _tag_key(self, namespace: str, tag: str) -> str:
         return f"{self.prefix}{namespace}:tag:{tag}"
 
+    @bounded
     def set(self, key: str, entry: Entry, ttl: float | None = None) -> None:
         ttl = effective_ttl(ttl if ttl is not None else self.options.ttl, entry)
         client = self._client()
@@ -269,11 +284,11 @@ class RedisBackend(CacheBackend):
             return
         px = max(1, int(ttl * 1000)) if ttl is not None else None
         if not entry.tags:
-            client.set(self.prefix + key, entry.to_bytes(), px=px)
+            client.set(self.prefix + key, self.encode_entry(key, entry), px=px)
             return
         namespace = key.split(":", 1)[0]
         pipe = client.pipeline(transaction=False)
-        pipe.set(self.prefix + key, entry.to_bytes(), px=px)
+        pipe.set(self.prefix + key, self.encode_entry(key, entry), px=px)
         for tag in entry.tags:
             tag_key = self._tag_key(namespace, tag)
             pipe.sadd(tag_key, key)
@@ -286,29 +301,36 @@ class RedisBackend(CacheBackend):
                 pipe.persist(tag_key)
         pipe.execute()
 
+    @bounded
     def delete(self, key: str) -> None:
         self._client().delete(self.prefix + key)
 
-    def _unlink(self, keys: list[str]) -> int:
+    @bounded
+    def _unlink_chunk(self, chunk: list[str]) -> int:
         client = self._client()
-        removed = 0
-        for i in range(0, len(keys), _DELETE_CHUNK):
-            chunk = keys[i:i + _DELETE_CHUNK]
-            if self.is_cluster:  # keys of a chunk live in different slots
-                pipe = client.pipeline(transaction=False)
-                for key in chunk:
-                    pipe.unlink(key)
-                removed += sum(pipe.execute())
-            else:
-                removed += client.unlink(*chunk)
-        return removed
+        if self.is_cluster:  # keys of a chunk live in different slots
+            pipe = client.pipeline(transaction=False)
+            for key in chunk:
+                pipe.unlink(key)
+            return sum(pipe.execute())
+        return client.unlink(*chunk)
+
+    def _unlink(self, keys: list[str]) -> int:
+        return sum(self._unlink_chunk(keys[i:i + _DELETE_CHUNK]) for i in range(0, len(keys), _DELETE_CHUNK))
+
+    def _each(self, iterator):
+        """``iterator``'s items, each ``next`` (a SCAN round trip when its buffer is empty) under
+        a deadline of its own: a namespace of any size can be cleared."""
+        step = bounded(lambda self: next(iterator, _DONE))
+        while (item := step(self)) is not _DONE:
+            yield item
 
     def clear(self, prefix: str = "") -> int:
         """Remove the keys under ``prefix`` with ``SCAN`` (never ``KEYS``, never ``FLUSHDB``)."""
         pattern = _glob_escape(self.prefix + prefix) + "*"
         client = self._client()
         batch, removed = [], 0
-        for key in client.scan_iter(match=pattern, count=_SCAN_COUNT):
+        for key in self._each(client.scan_iter(match=pattern, count=_SCAN_COUNT)):
             batch.append(key)
             if len(batch) >= _DELETE_CHUNK:
                 removed += self._unlink(batch)
@@ -321,17 +343,21 @@ class RedisBackend(CacheBackend):
         namespace = prefix.split(":", 1)[0]
         tag_key = self._tag_key(namespace, tag)
         client = self._client()
-        members = [m.decode() if isinstance(m, bytes) else m for m in client.sscan_iter(tag_key, count=_SCAN_COUNT)]
+        members = [m.decode() if isinstance(m, bytes) else m
+                   for m in self._each(client.sscan_iter(tag_key, count=_SCAN_COUNT))]
         doomed = [m for m in members if m.startswith(prefix)]
         removed = self._unlink([self.prefix + m for m in doomed]) if doomed else 0
         if doomed:
-            client.srem(tag_key, *doomed)
+            bounded(lambda self: client.srem(tag_key, *doomed))(self)
         return removed
 
     def close(self) -> None:
         client, self._client_obj = self._client_obj, None
         if client is not None:
             client.close()
+
+
+_DONE = object()
 
 
 def _glob_escape(text: str) -> str:

@@ -1,0 +1,180 @@
+"""A deadline for each call of the redis tier: connect, send, every read, retries, all of it.
+
+redis-py's ``socket_timeout`` bounds each read on its own: over a slow link that delivers a
+reply a few bytes at a time, a call waits up to ``timeout`` per read, many times over (a
+lookup took seconds against a 250 ms timeout). Here a method decorated ``@bounded`` opens a
+deadline of its object's ``_timeout`` seconds for its thread; until it returns, every
+socket operation of the connections below waits at most what is left of it, one that
+starts after it raises ``socket.timeout`` (redis-py's ``TimeoutError``), a new connection
+connects (and shakes hands, TLS included) within it, and a pool hands out a connection
+within it. Off a deadline, sockets behave as redis-py set them.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import threading
+import time
+
+import redis
+from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
+
+_state = threading.local()
+# An operation this close to the call's start keeps the socket's own timeout (it ends at most
+# this much past the deadline): the first operations of a call cost no settimeout syscall.
+_SLACK = 0.001
+
+
+def _remaining() -> float | None:
+    deadline = getattr(_state, "deadline", None)
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def bounded(method):
+    """Run ``method`` under a deadline of ``self._timeout`` seconds (None: no deadline). A
+    deadline already open on this thread (a call inside a call) is never extended."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        seconds = self._timeout
+        if seconds is None:
+            return method(self, *args, **kwargs)
+        state = _state
+        previous = getattr(state, "deadline", None)
+        deadline = time.monotonic() + seconds
+        state.deadline = deadline if previous is None or deadline < previous else previous
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            state.deadline = previous
+
+    return call
+
+
+def _expired() -> TimeoutError:
+    # socket.timeout is TimeoutError: redis-py turns it into its own TimeoutError and drops the connection
+    return TimeoutError("the call's deadline has passed")
+
+
+class DeadlineSocket:
+    """A socket whose blocking operations end by the current deadline."""
+
+    __slots__ = ("_sock", "_timeout", "_lowered")
+
+    def __init__(self, sock: socket.socket, timeout: float | None):
+        self._sock = sock
+        self._timeout = timeout
+        self._lowered = False
+        sock.settimeout(timeout)
+
+    def _bound(self) -> None:
+        deadline = getattr(_state, "deadline", None)
+        if deadline is None:
+            if self._lowered:
+                self._sock.settimeout(self._timeout)
+                self._lowered = False
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _expired()
+        base = self._timeout
+        if base == 0:
+            return  # a non-blocking peek (redis-py's health checks) never waits anyway
+        if base is None or left < base - _SLACK:
+            self._sock.settimeout(left)
+            self._lowered = True
+        elif self._lowered:
+            self._sock.settimeout(base)
+            self._lowered = False
+
+    def recv(self, *args):
+        self._bound()
+        return self._sock.recv(*args)
+
+    def recv_into(self, *args):
+        self._bound()
+        return self._sock.recv_into(*args)
+
+    def send(self, *args):
+        self._bound()
+        return self._sock.send(*args)
+
+    def sendall(self, *args):
+        self._bound()  # Python bounds a whole sendall by the timeout, not each chunk of it
+        return self._sock.sendall(*args)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+        self._lowered = False
+        self._sock.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)  # fileno, close, shutdown, pending, getsockname...
+
+
+class _DeadlineConnect:
+    """Mixed in before a redis-py connection class: its sockets are DeadlineSockets, and a
+    connection made under a deadline connects and shakes hands within it."""
+
+    def _connect(self):
+        left = _remaining()
+        timeouts = self.socket_connect_timeout, self.socket_timeout
+        if left is not None:
+            if left <= 0:
+                raise _expired()
+            self.socket_connect_timeout = left if timeouts[0] is None else min(timeouts[0], left)
+            self.socket_timeout = left if timeouts[1] is None else min(timeouts[1], left)  # a TLS handshake
+        try:
+            sock = super()._connect()
+        finally:
+            self.socket_connect_timeout, self.socket_timeout = timeouts
+        return DeadlineSocket(sock, timeouts[1])
+
+
+class DeadlineConnection(_DeadlineConnect, Connection):
+    pass
+
+
+class DeadlineSSLConnection(_DeadlineConnect, SSLConnection):
+    pass
+
+
+class DeadlineUnixConnection(_DeadlineConnect, UnixDomainSocketConnection):
+    pass
+
+
+_PLAIN = {Connection: DeadlineConnection, SSLConnection: DeadlineSSLConnection,
+          UnixDomainSocketConnection: DeadlineUnixConnection}
+
+
+def deadline_class(connection_class: type) -> type:
+    """The deadline-bound counterpart of one of redis-py's connection classes."""
+    return _PLAIN.get(connection_class, connection_class)
+
+
+class DeadlinePool(redis.BlockingConnectionPool):
+    """Waits for a free connection no longer than the current deadline allows."""
+
+    @property
+    def timeout(self) -> float | None:
+        left = _remaining()
+        own = self._own_timeout
+        if left is None:
+            return own
+        left = max(0.0, left)
+        return left if own is None else min(own, left)
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._own_timeout = value
+
+
+class DeadlineClusterPool(redis.ConnectionPool):
+    """A Cluster node's pool: its connections are the deadline-bound kind of what the URL asks for."""
+
+    def __init__(self, connection_class: type = Connection, **kwargs):
+        super().__init__(connection_class=deadline_class(connection_class), **kwargs)

@@ -1,0 +1,80 @@
+"""A slow link to a Redis server: a TCP proxy on loopback that can deliver bytes a few at a time."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+
+class SlowLink:
+    """Forwards a loopback port to ``target_port``. While ``slow`` is set, bytes go through
+    in both directions ``chunk`` at a time, one chunk every ``delay`` seconds: every socket
+    read of the client returns within the delay, yet a reply of a few KB takes seconds."""
+
+    def __init__(self, target_port: int, chunk: int = 16, delay: float = 0.02):
+        self.target_port, self.chunk, self.delay = target_port, chunk, delay
+        self.slow = False
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = [self._listener]
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self._sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                if not self.slow:
+                    dst.sendall(data)
+                    continue
+                for i in range(0, len(data), self.chunk):
+                    time.sleep(self.delay)
+                    dst.sendall(data[i:i + self.chunk])
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._closed = True
+        for s in self._sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def slow_link():
+    """Factory: ``slow_link(port)`` puts a :class:`SlowLink` in front of a server; all closed after the test."""
+    links: list[SlowLink] = []
+
+    def make(port: int, **kwargs) -> SlowLink:
+        link = SlowLink(port, **kwargs)
+        links.append(link)
+        return link
+
+    yield make
+    for link in links:
+        link.close()
