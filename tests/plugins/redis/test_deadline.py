@@ -108,7 +108,7 @@ def test_failing_lease_calls_do_not_open_the_tiers_read_breaker(redis_server, na
     # entries (<namespace>:v1:...) read and written; everything else, leases included, read only
     admin.execute_command("ACL", "SETUSER", "default", "resetkeys", f"%RW~{namespace}:v1:*", "%R~*")
     admin.close()
-    config = {"namespace": namespace, "cache": {"breaker": {"failures": 2, "cooldown": "1h"},
+    config = {"namespace": namespace, "cache": {"breaker": {"failures": 1, "cooldown": "1h"},
                                                 "tiers": [{"type": "redis", "url": server.url}]}}
     program = dspy.Predict("question -> answer")
     with dspy_turbo.load(config) as turbo:
