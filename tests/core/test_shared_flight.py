@@ -138,3 +138,60 @@ async def test_a_cancelled_async_leader_releases_its_lease(cancel_after):
     with pytest.raises(asyncio.CancelledError):
         await task
     assert coordinator.try_lease("k", ttl=1) is not None  # given back, not held for 30 s
+
+
+def test_waiters_whose_deadline_comes_as_a_dead_leaders_lease_expires_make_one_call():
+    """lease == wait, the defaults' ratio: the waiters' deadlines fall when the crashed leader's
+    lease runs out. The first to ask takes the lease; the others wait for its value."""
+    coordinator, store = LocalCoordinator(), Store()
+    assert coordinator.try_lease("k", ttl=0.5)  # a leader that died holding it, never renewed
+    results = []
+
+    def process():
+        flight = SharedFlight(coordinator, lease=0.5, wait=0.5, poll=0.01)
+        results.append(flight.do("k", store.recheck("k"), store.call("k", "answer", delay=0.3)))
+
+    threads = [threading.Thread(target=process) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.calls == 1
+    assert sorted(results) == [("answer", False)] + [("answer", True)] * 5
+
+
+def test_a_leader_renews_its_lease_while_its_call_runs():
+    coordinator, store = LocalCoordinator(), Store()
+    results = []
+
+    def process(delay):
+        time.sleep(delay)
+        flight = SharedFlight(coordinator, lease=0.3, wait=5, poll=0.01)
+        results.append(flight.do("k", store.recheck("k"), store.call("k", "answer", delay=1.0)))
+
+    threads = [threading.Thread(target=process, args=(d,)) for d in (0, 0.1, 0.1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.calls == 1, "a call longer than the lease keeps it"
+    assert coordinator.holder("k") is None  # given back at the end
+
+
+def test_a_waiter_calls_at_its_deadline_when_the_same_leader_still_holds_the_lease():
+    coordinator, store = LocalCoordinator(), Store()
+    token = coordinator.try_lease("k", ttl=0.4)  # a live leader, renewing, slower than wait
+    stop = threading.Event()
+
+    def renew():
+        while not stop.wait(0.1):
+            coordinator.renew("k", token, 0.4)
+
+    threading.Thread(target=renew, daemon=True).start()
+    try:
+        flight = SharedFlight(coordinator, lease=0.4, wait=0.5, poll=0.01)
+        started = time.monotonic()
+        assert flight.do("k", store.recheck("k"), store.call("k", "mine", delay=0)) == ("mine", False)
+        assert 0.5 <= time.monotonic() - started < 1.5
+    finally:
+        stop.set()

@@ -124,3 +124,28 @@ def test_breaker_half_open_failure_reopens():
     assert not breaker.allow(), "only one trial call while half-open"
     breaker.failure()
     assert breaker.state == "open" and not breaker.allow()
+
+
+def test_a_short_signing_key_is_a_config_error_that_does_not_echo_it(make_turbo):
+    with pytest.raises(dspy_turbo.ConfigError) as info:
+        dspy_turbo.load({"cache": {"signing_key": "hunter2"}})
+    assert "cache.signing_key" in str(info.value) and "hunter2" not in str(info.value)
+    turbo = make_turbo({"cache": {"signing_key": "", "tiers": [{"type": "memory"}]}})  # ${VAR:-} left empty: off
+    assert turbo.cache.tiers[0].backend.signer is None
+
+
+def test_the_signer_never_shows_its_key_and_binds_entries_to_their_key(make_turbo):
+    secret = "a-signing-key-for-the-tiered-tests"
+    turbo = make_turbo({"cache": {"signing_key": secret, "tiers": [{"type": "memory"}]}})
+    signer = turbo.cache.tiers[0].backend.signer
+    assert secret not in repr(signer) + repr(turbo.settings) + repr(turbo.config) + str(turbo.settings.model_dump())
+    with pytest.raises(TypeError):
+        import pickle
+
+        pickle.dumps(signer)
+    blob = dspy_turbo.Entry.create({"v": 1}).to_bytes()
+    signed = signer.sign("ns:v1:a", blob)
+    assert signer.verify("ns:v1:a", signed) == blob
+    for key, data in [("ns:v1:b", signed), ("ns:v1:a", signed[:-1] + b"!"), ("ns:v1:a", blob), ("ns:v1:a", signed[:10])]:
+        with pytest.raises(dspy_turbo.DecodeError):
+            signer.verify(key, data)

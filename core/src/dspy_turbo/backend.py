@@ -56,8 +56,9 @@ class BackendOptions(Options):
     (a tier that should store nothing is removed from ``cache.tiers``)."""
     timeout: Duration | None = Field(default=None, gt=0)
     """The engine counts a call slower than this (``50ms``) as a failure of the tier, toward
-    its circuit breaker. Bounding the wait itself is the backend's job (its client's
-    socket or lock timeouts); a backend may use this value for that too."""
+    its circuit breaker. Bounding the wait itself is the backend's job: a backend that can
+    should end each call by this deadline, all of it (the redis tier does: connect, send,
+    every read); lock or socket timeouts bound only their own part."""
 
 
 class CacheBackend(Component):

@@ -66,11 +66,12 @@ class BreakerSettings(Options):
 class SingleFlightSettings(Options):
     enabled: bool = True
     lease: Duration = Field(default=30.0, gt=0)
-    """Across processes (a shared tier configured): how long a leader's lease lasts. A leader
-    that crashes blocks the others at most this long; make it longer than a slow LM call."""
+    """Across processes (a shared tier configured): how long a leader's lease lasts unless
+    renewed; the leader renews it every third of this while its call runs. A leader that
+    crashes blocks the others at most this long, then one of them takes over."""
     wait: Duration = Field(default=30.0, ge=0)
-    """Across processes: how long a waiter waits for another process's call before making
-    the call itself."""
+    """Across processes: how long a waiter waits for a leader's call before making the call
+    itself (for the leader that took over from a crashed one, as long again)."""
 
 
 class SemanticGuards(Options):

@@ -7,9 +7,10 @@ Storage: one table, one row per key::
 
     entries(key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)  -- expires_at NULL: never
 
-``value`` is ``entry.to_bytes()``, the core's versioned wire format, so this file never
-needs a schema migration for values: a blob written by an incompatible version fails
-``Entry.from_bytes`` with ``DecodeError``, and is then deleted and treated as a miss.
+``value`` is ``self.encode_entry(key, entry)``: the core's versioned wire format, signed
+when the user configured ``cache.signing_key``. This file never needs a schema migration
+for values: a blob written by an incompatible version, or one that does not verify,
+fails ``self.decode_entry`` with ``DecodeError``, and is then deleted and treated as a miss.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ class SQLiteBackend(CacheBackend):
     def _decode(self, key: str, blob: bytes) -> Entry | None:
         """The entry in ``blob``, or None after deleting a blob that is not a valid entry."""
         try:
-            return Entry.from_bytes(blob)
+            return self.decode_entry(key, blob)
         except DecodeError as exc:
             with self._lock:
                 # Delete only this bad blob, never a good value written since it was read.
@@ -186,7 +187,7 @@ class SQLiteBackend(CacheBackend):
                 return
             db.execute(
                 "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
-                (key, entry.to_bytes(), None if ttl is None else now + ttl),
+                (key, self.encode_entry(key, entry), None if ttl is None else now + ttl),
             )
             if now - self._last_purge >= _PURGE_INTERVAL:
                 self._last_purge = now

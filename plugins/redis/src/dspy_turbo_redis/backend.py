@@ -30,7 +30,7 @@ from dspy_turbo.components import SecretURL
 from dspy_turbo.units import Duration
 
 from .coordinator import RedisCoordinator
-from .deadline import DeadlineClusterPool, DeadlinePool, bounded, deadline_class
+from .deadline import DeadlineClusterPool, DeadlinePool, bounded, deadline_class, unbounded
 
 _SCAN_COUNT = 1000
 _DELETE_CHUNK = 500
@@ -182,7 +182,7 @@ class RedisBackend(CacheBackend):
         server that is down at start must not stop the program from loading)."""
         client = self._client_obj
         if client is None:
-            with self._lock:
+            with self._lock, unbounded():
                 if self._client_obj is None:
                     self._client_obj = self._connect()
                 client = self._client_obj

@@ -52,6 +52,21 @@ def bounded(method):
     return call
 
 
+class unbounded:
+    """A block outside the current call's deadline (``with unbounded(): ...``): building a
+    Cluster client discovers the cluster's topology once per process, bounded per round trip
+    by the socket timeouts, not by the deadline of the call that happened to need it first."""
+
+    __slots__ = ("_saved",)
+
+    def __enter__(self) -> None:
+        self._saved = getattr(_state, "deadline", None)
+        _state.deadline = None
+
+    def __exit__(self, *exc) -> None:
+        _state.deadline = self._saved
+
+
 def _expired() -> TimeoutError:
     # socket.timeout is TimeoutError: redis-py turns it into its own TimeoutError and drops the connection
     return TimeoutError("the call's deadline has passed")
