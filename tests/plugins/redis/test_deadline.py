@@ -186,3 +186,37 @@ def _free_port_pair() -> int:
             continue
         return port
     raise RuntimeError("no free port pair")
+
+
+def test_a_tls_lookup_over_a_slow_link_ends_at_the_timeout(redis_server, slow_link, tmp_path):
+    """rediss://: the deadline bounds the TLS socket's reads as well (and its handshake)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    tls_port = _free_port_pair()
+    try:
+        redis_server(None, "--tls-port", str(tls_port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                     "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no")
+    except RuntimeError:
+        pytest.skip("this redis-server was built without TLS")
+    # TLS reads whole records (16 KB): 2 KB per 20 ms delivers each within 160 ms, 80 KB in ~0.8 s
+    link = slow_link(tls_port, chunk=2048)
+    backend = RedisBackend(RedisOptions(url=f"rediss://127.0.0.1:{link.port}/0?ssl_cert_reqs=none", timeout="250ms"))
+    big = {"text": "z" * 80_000}
+    try:
+        backend.set("tls:v1:k", Entry.create(big))
+        assert backend.get("tls:v1:k").value == big
+        link.slow = True
+        started = time.monotonic()
+        with pytest.raises(Exception, match="(?i)timeout|deadline"):
+            backend.get("tls:v1:k")
+        assert time.monotonic() - started < 0.6
+    finally:
+        link.slow = False
+        backend.delete("tls:v1:k")
+        backend.close()

@@ -72,35 +72,82 @@ def _expired() -> TimeoutError:
     return TimeoutError("the call's deadline has passed")
 
 
-class DeadlineSocket:
-    """A socket whose blocking operations end by the current deadline."""
+def _timeout_for(deadline: float, base: float | None) -> float | None:
+    """The timeout an operation starting now may wait under ``deadline``: None to keep
+    ``base`` (the operation cannot outlast the deadline by more than the slack)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _expired()
+    if base == 0:
+        return None  # a non-blocking peek (redis-py's health checks) never waits anyway
+    return left if base is None or left < base - _SLACK else None
 
-    __slots__ = ("_sock", "_timeout", "_lowered")
 
-    def __init__(self, sock: socket.socket, timeout: float | None):
-        self._sock = sock
-        self._timeout = timeout
-        self._lowered = False
+class DeadlineSocket(socket.socket):
+    """A TCP or Unix socket whose blocking operations end by the current deadline. A socket
+    subclass, not a wrapper: everything but the four calls below stays C (a hit makes no
+    extra Python call for ``fileno`` or a ``pending`` lookup)."""
+
+    __slots__ = ("_base", "_lowered")
+
+    @classmethod
+    def adopt(cls, sock: socket.socket, timeout: float | None) -> DeadlineSocket:
+        adopted = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        adopted._base, adopted._lowered = timeout, False
+        socket.socket.settimeout(adopted, timeout)
+        return adopted
+
+    def _bound(self) -> None:
+        deadline = getattr(_state, "deadline", None)
+        wait = None if deadline is None else _timeout_for(deadline, self._base)
+        if wait is not None:
+            socket.socket.settimeout(self, wait)
+            self._lowered = True
+        elif self._lowered:
+            socket.socket.settimeout(self, self._base)
+            self._lowered = False
+
+    def recv(self, *args):
+        self._bound()
+        return socket.socket.recv(self, *args)
+
+    def recv_into(self, *args):
+        self._bound()
+        return socket.socket.recv_into(self, *args)
+
+    def send(self, *args):
+        self._bound()
+        return socket.socket.send(self, *args)
+
+    def sendall(self, *args):
+        self._bound()  # Python bounds a whole sendall by the timeout, not each chunk of it
+        return socket.socket.sendall(self, *args)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._base, self._lowered = timeout, False
+        socket.socket.settimeout(self, timeout)
+
+    def gettimeout(self) -> float | None:
+        return self._base
+
+
+class DeadlineTLSSocket:
+    """The same for a TLS socket (``ssl.SSLSocket`` cannot be adopted): a thin wrapper."""
+
+    __slots__ = ("_sock", "_base", "_lowered")
+
+    def __init__(self, sock, timeout: float | None):
+        self._sock, self._base, self._lowered = sock, timeout, False
         sock.settimeout(timeout)
 
     def _bound(self) -> None:
         deadline = getattr(_state, "deadline", None)
-        if deadline is None:
-            if self._lowered:
-                self._sock.settimeout(self._timeout)
-                self._lowered = False
-            return
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise _expired()
-        base = self._timeout
-        if base == 0:
-            return  # a non-blocking peek (redis-py's health checks) never waits anyway
-        if base is None or left < base - _SLACK:
-            self._sock.settimeout(left)
+        wait = None if deadline is None else _timeout_for(deadline, self._base)
+        if wait is not None:
+            self._sock.settimeout(wait)
             self._lowered = True
         elif self._lowered:
-            self._sock.settimeout(base)
+            self._sock.settimeout(self._base)
             self._lowered = False
 
     def recv(self, *args):
@@ -116,16 +163,15 @@ class DeadlineSocket:
         return self._sock.send(*args)
 
     def sendall(self, *args):
-        self._bound()  # Python bounds a whole sendall by the timeout, not each chunk of it
+        self._bound()
         return self._sock.sendall(*args)
 
     def settimeout(self, timeout: float | None) -> None:
-        self._timeout = timeout
-        self._lowered = False
+        self._base, self._lowered = timeout, False
         self._sock.settimeout(timeout)
 
     def gettimeout(self) -> float | None:
-        return self._timeout
+        return self._base
 
     def __getattr__(self, name: str):
         return getattr(self._sock, name)  # fileno, close, shutdown, pending, getsockname...
@@ -147,7 +193,9 @@ class _DeadlineConnect:
             sock = super()._connect()
         finally:
             self.socket_connect_timeout, self.socket_timeout = timeouts
-        return DeadlineSocket(sock, timeouts[1])
+        if type(sock) is socket.socket:
+            return DeadlineSocket.adopt(sock, timeouts[1])
+        return DeadlineTLSSocket(sock, timeouts[1])
 
 
 class DeadlineConnection(_DeadlineConnect, Connection):
