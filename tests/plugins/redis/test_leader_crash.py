@@ -73,6 +73,7 @@ def test_a_leader_killed_mid_call_costs_one_more_call_per_question(redis_server,
     config = {"namespace": namespace, "cache": {"singleflight": {"lease": "3s", "wait": "3s"},
                                                 "tiers": [{"type": "memory"}, {"type": "redis", "url": server.url}]}}
     questions = [f"What is the tallest building in city {i}?" for i in range(8)]
+    hung_until = 0.0
     lead_file, wait_file = tmp_path / "lead", tmp_path / "wait"
     spec = {"config": config, "api_base": openai_server.url, "questions": questions}
     leader = _start({**spec, "start_file": str(lead_file)})
@@ -80,8 +81,9 @@ def test_a_leader_killed_mid_call_costs_one_more_call_per_question(redis_server,
     try:
         for proc in (leader, *waiters):
             _wait_ready(proc)
-        openai_server.latency = 120  # the leader's calls hang until it dies
+        openai_server.latency = 6  # the leader's calls outlive it
         lead_file.touch()
+        hung_until = time.monotonic() + 6.5
         _wait_for(lambda: openai_server.calls == 8, 30, "the leader's 8 calls")
         wait_file.touch()  # every question's lease is the leader's: the waiters wait
         time.sleep(0.5)
@@ -98,6 +100,7 @@ def test_a_leader_killed_mid_call_costs_one_more_call_per_question(redis_server,
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+    time.sleep(max(0.0, hung_until - time.monotonic()))  # the dead leader's requests end before the server does
     assert openai_server.calls == 8 + 8, "one call per question after the crash, not one per waiter"
     assert all(r["answers"] == results[0]["answers"] for r in results) and all(results[0]["answers"])
     assert sum(r["coalesced"] for r in results) == 2 * 8  # two of the three waiters were served by the third
