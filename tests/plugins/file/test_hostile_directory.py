@@ -13,6 +13,7 @@ import pytest
 
 import dspy_turbo
 from dspy_turbo.entry import Entry
+from dspy_turbo.keys import KEY_VERSION
 from dspy_turbo_file import FileBackend, FileOptions
 
 SIGNING_KEY = "file-tier-test-signing-key-0123456789"
@@ -97,7 +98,7 @@ def test_a_row_naming_a_file_outside_the_directory_is_a_miss_that_touches_nothin
 def test_deleting_evicting_or_overwriting_a_planted_row_never_deletes_outside_files(tmp_path, victim, operation):
     cache_dir = tmp_path / "cache"
     backend = FileBackend(FileOptions(directory=str(cache_dir), max_bytes=200_000))
-    backend.set("ns:v1:a", Entry.create({"v": 1}), ttl=60)
+    backend.set(f"ns:v{KEY_VERSION}:a", Entry.create({"v": 1}), ttl=60)
     backend.close()
     _plant(cache_dir, os.path.relpath(victim, cache_dir))
     backend = FileBackend(FileOptions(directory=str(cache_dir), max_bytes=200_000))
@@ -116,11 +117,11 @@ def test_deleting_evicting_or_overwriting_a_planted_row_never_deletes_outside_fi
             assert backend.expire() == 1
         elif operation == "evict":  # past max_bytes: diskcache culls the oldest rows
             for i in range(30):
-                backend.set(f"ns:v1:big{i}", Entry.create({"text": "x" * 40_000}))
+                backend.set(f"ns:v{KEY_VERSION}:big{i}", Entry.create({"text": "x" * 40_000}))
         else:
-            backend.set("ns:v1:a", Entry.create({"v": 2}))
-            assert backend.get("ns:v1:a").value == {"v": 2}
-        assert "ns:v1:a" not in [key for key, _, _ in _rows(cache_dir) if operation != "overwrite"]
+            backend.set(f"ns:v{KEY_VERSION}:a", Entry.create({"v": 2}))
+            assert backend.get(f"ns:v{KEY_VERSION}:a").value == {"v": 2}
+        assert f"ns:v{KEY_VERSION}:a" not in [key for key, _, _ in _rows(cache_dir) if operation != "overwrite"]
     finally:
         backend.close()
     assert victim.read_text() == "the user's own file"

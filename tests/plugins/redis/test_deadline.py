@@ -10,6 +10,7 @@ import pytest
 
 import dspy_turbo
 from dspy_turbo.entry import Entry
+from dspy_turbo.keys import KEY_VERSION
 from dspy_turbo_redis import RedisBackend, RedisOptions
 
 ANSWER = {"text": "x" * 2000}  # ~2 KB: about 2.6 s through the slow link, 16 bytes per 20 ms
@@ -105,8 +106,8 @@ def test_failing_lease_calls_do_not_open_the_tiers_read_breaker(redis_server, na
 
     server = redis_server()
     admin = redis.Redis(port=server.port)
-    # entries (<namespace>:v1:...) read and written; everything else, leases included, read only
-    admin.execute_command("ACL", "SETUSER", "default", "resetkeys", f"%RW~{namespace}:v1:*", "%R~*")
+    # entries (<namespace>:v<N>:...) read and written; everything else, leases included, read only
+    admin.execute_command("ACL", "SETUSER", "default", "resetkeys", f"%RW~{namespace}:v{KEY_VERSION}:*", "%R~*")
     admin.close()
     config = {"namespace": namespace, "cache": {"breaker": {"failures": 1, "cooldown": "1h"},
                                                 "tiers": [{"type": "redis", "url": server.url}]}}

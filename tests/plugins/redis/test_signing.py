@@ -8,6 +8,7 @@ import pytest
 import redis
 
 import dspy_turbo
+from dspy_turbo.keys import KEY_VERSION
 
 KEY = "redis-tier-test-signing-key-9876543210"
 
@@ -36,7 +37,7 @@ def client(redis_url, namespace):
 
 
 def _entries(client, namespace) -> list[bytes]:
-    return sorted(k for k in client.scan_iter(match=f"*{namespace}:v1:*", count=1000))
+    return sorted(k for k in client.scan_iter(match=f"*{namespace}:v{KEY_VERSION}:*", count=1000))
 
 
 @pytest.mark.parametrize("signing", [False, True])
