@@ -28,9 +28,16 @@ from collections import Counter, defaultdict
 
 import pytest
 
-# Tests that read DSPy's own Cache internals in a way no drop-in cache can satisfy, with the
-# reason (bench/README.md lists the same). Node ids as DSPy's tests name them.
-KNOWN: dict[str, str] = {}
+# Tests that pass plain and not with a Turbo for a reason that is DSPy's, not ours: each with
+# the reason (bench/README.md lists them).
+_CALLABLE_OBJECT = ("DSPy keys a callable object without __name__ (an instance with __call__, a "
+                    "MagicMock) as '<callable:lambda>', so two different embedders share one entry "
+                    "(core/tests/test_callable_object_keys.py shows the wrong answer); the request "
+                    "holds a copy of the object, which dspy-turbo cannot key, so it is not cached")
+KNOWN: dict[str, str] = {
+    "tests/clients/test_embedding.py::test_callable_embedding": _CALLABLE_OBJECT,
+    "tests/clients/test_embedding.py::test_callable_numpy_embedding_persists_to_disk": _CALLABLE_OBJECT,
+}
 
 _OUTCOMES: dict[str, str] = {}
 _REACHED: dict[str, bool] = {}

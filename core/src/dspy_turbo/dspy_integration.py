@@ -95,11 +95,14 @@ _EMBEDDING_DOORS = frozenset({"dspy.clients.embedding._cached_compute_embeddings
                               "dspy.clients.embedding._cached_acompute_embeddings"})
 
 
-def _request_key(turbo: Turbo, request: dict[str, Any], ignored: list[str] | None) -> str | None:
+def _request_key(turbo: Turbo, request: dict[str, Any], ignored: list[str] | None, *, storing: bool = False) -> str | None:
     try:
         return turbo.key(request, ignored)
-    except Exception:
+    except Exception as exc:
         logger.debug("request cannot be keyed; not cached", exc_info=True)
+        if storing:  # once per call (the store, not the lookup before it): say why nothing is kept
+            turbo.bus.emit(Event(ev.SKIP_STORE, reason="unkeyable", error=describe_error(exc)[:300],
+                                 namespace=turbo.namespace))
         return None
 
 
@@ -239,7 +242,7 @@ class DSPyCache(_DSPyCache):
     def cache_key(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None) -> str:
         return self.turbo.key(request, ignored_args_for_cache_key)
 
-    def _key(self, request: dict[str, Any], ignored: list[str] | None) -> str | None:
+    def _key(self, request: dict[str, Any], ignored: list[str] | None, *, storing: bool = False) -> str | None:
         keyed = _KEYED.get()
         if keyed is not None and keyed[1] is not None and ignored == keyed[2]:
             try:
@@ -247,7 +250,7 @@ class DSPyCache(_DSPyCache):
                     return keyed[1]
             except Exception:  # values that refuse to compare (arrays): key it as usual
                 pass
-        return _request_key(self.turbo, request, ignored)
+        return _request_key(self.turbo, request, ignored, storing=storing)
 
     def get(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None) -> Any:
         memory, disk = self.enable_memory_cache, self.enable_disk_cache
@@ -283,7 +286,7 @@ class DSPyCache(_DSPyCache):
         disk = self.enable_disk_cache
         if not (memory or disk):
             return
-        key = self._key(request, ignored_args_for_cache_key)
+        key = self._key(request, ignored_args_for_cache_key, storing=True)
         if key is None:
             return
         if memory and disk:
