@@ -22,7 +22,7 @@ SOURCES += plugins/faiss/pyproject.toml
 PACKAGES += -r docs/requirements.txt
 SOURCES += docs/requirements.txt
 
-.PHONY: demo test bench bench-semantic lint clean
+.PHONY: demo test test-together test-all test-isolated bench bench-semantic lint clean
 
 $(STAMP): $(SOURCES)
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,21 @@ $(STAMP): $(SOURCES)
 demo: $(STAMP)
 	$(BIN)/dspy-turbo demo
 
+# Every test, once each: every distribution's own tests in a venv with only it and the core
+# (.ci/isolated: an undeclared dependency fails), and next to that, with everything installed,
+# the tests that need several distributions, the examples and the docs (conftest.py says how).
 test: $(STAMP)
+	@$(MAKE) --no-print-directory -j2 test-together test-isolated
+
+test-together: $(STAMP)
+	DSPY_TURBO_TESTS=together DSPY_TURBO_REQUIRE_PLUGINS=1 $(BIN)/python -m pytest
+
+# the whole suite in .venv (everything installed), as a developer runs it
+test-all: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-isolated:
+	@bash .ci/isolated
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py
@@ -57,4 +70,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check core plugins examples tests bench
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-iso

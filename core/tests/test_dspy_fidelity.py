@@ -15,6 +15,9 @@ from dspy_turbo.dspy_integration import DSPyCache
 from dspy_turbo.offline import offline_lm
 from dspy_turbo.openai_server import OpenAIServer
 
+# The Turbo side is memory + file tiers, as DSPy's is memory + disk.
+pytestmark = pytest.mark.requires_plugin("file")
+
 
 class Side:
     """One way of caching: ``dspy`` (DSPy's own Cache) or ``turbo`` (memory + file tiers)."""

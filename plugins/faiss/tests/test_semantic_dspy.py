@@ -154,6 +154,7 @@ def test_invalidated_tag_is_never_served_semantically(semantic_turbo, lm):
     assert semantic_turbo.stats()["semantic"]["reasons"].get("removed:gone") == 1
 
 
+@pytest.mark.requires_plugin("file")
 def test_index_directory_persists_across_restarts(make_turbo, semantic_config, minilm, lm, tmp_path):
     """With the file tier and an index directory next to it, a restarted program gets
     semantic hits for what the previous run answered."""
@@ -168,6 +169,7 @@ def test_index_directory_persists_across_restarts(make_turbo, semantic_config, m
     assert lm.engine.calls == 1
 
 
+@pytest.mark.requires_plugin("file")
 def test_vectors_of_another_embedder_are_never_compared(make_turbo, semantic_config, minilm, lm, tmp_path):
     """A restart with the model's int8 form (same dimension, other vectors) does not match
     new queries against the fp32 vectors the index kept: the scope names the vector space."""

@@ -150,6 +150,7 @@ def test_env_filter_limits_entry_point_plugins(monkeypatch, capsys):
     assert "sqlite_example" not in out
 
 
+@pytest.mark.requires_plugin("sqlite_example")
 def test_entry_point_plugins_are_listed_with_version_and_components(capsys):
     assert cli(["plugins"]) == 0
     out = capsys.readouterr().out

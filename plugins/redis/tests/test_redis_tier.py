@@ -75,6 +75,7 @@ def cleanup(redis_url):
         _drop(redis_url, prefix)
 
 
+@pytest.mark.requires_plugin("file")
 def test_two_processes_with_separate_disks_share_entries_through_redis(redis_url, namespace, cleanup, tmp_path, workers):
     cleanup(namespace + ":")
     questions = [f"Which river runs through city {i}?" for i in range(15)]

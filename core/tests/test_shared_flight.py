@@ -1,5 +1,5 @@
 """Single-flight across processes (SharedFlight), on the in-process coordinator: the
-Redis coordinator behind it is exercised by tests/plugins/redis with real processes."""
+Redis coordinator behind it is exercised by plugins/redis/tests with real processes."""
 
 import asyncio
 import threading

@@ -254,6 +254,7 @@ def test_other_errors_are_not_retried_and_retries_are_not_multiplied(make_turbo)
     assert isinstance(result, Exception) and down.engine.calls == 4
 
 
+@pytest.mark.requires_plugin("file")
 def test_rate_limit_in_a_batch_blocks_instead_of_failing(make_turbo, lm):
     # 1200/min = 20/s with a 1 s burst: 20 at once, the next 20 over about a second.
     turbo = make_turbo(_config(max_concurrency=40, rate_limit={"requests_per_minute": 1200}))

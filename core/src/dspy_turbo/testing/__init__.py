@@ -25,9 +25,9 @@ import time
 
 import pytest
 
-from .backend import CacheBackend
-from .entry import Entry
-from .integrity import Signer
+from ..backend import CacheBackend
+from ..entry import Entry
+from ..integrity import Signer
 
 
 def _entry(value=None, **kwargs) -> Entry:

@@ -33,6 +33,7 @@ def turbo():
     t.close()
 
 
+@pytest.mark.requires_plugin("sqlite_example")
 def test_memory_tiers_are_in_process_and_others_are_not(turbo, tmp_path):
     assert turbo.cache.in_process
     mixed = dspy_turbo.load({"cache": {"tiers": [{"type": "memory"}, {"type": "sqlite", "path": str(tmp_path / "c.db")}]}})
@@ -73,6 +74,7 @@ def _to_thread_task(fn, *args):
     return functools.partial(contextvars.copy_context().run, fn, *args)
 
 
+@pytest.mark.requires_plugin("sqlite_example")
 def test_dspy_cache_helpers_run_inline_only_when_the_installed_turbo_is_in_process(turbo, tmp_path):
     import dspy.clients.execution as execution
 
@@ -87,6 +89,7 @@ def test_dspy_cache_helpers_run_inline_only_when_the_installed_turbo_is_in_proce
         assert runs_inline(_to_thread_task(execution.prepare)), "preparing a call does no I/O whatever the tiers"
 
 
+@pytest.mark.requires_plugin("batching")
 def test_an_async_batch_runs_dspys_cache_helpers_on_its_loop_thread(turbo, monkeypatch):
     import dspy_turbo.dspy_integration as integration
 

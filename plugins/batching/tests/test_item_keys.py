@@ -244,6 +244,7 @@ def edited_program(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("change", [{"suffix": "?"}, {"helper": "+ '#'"}], ids=["module-constant", "helper"])
 @pytest.mark.parametrize("item_cache", [None, True], ids=["default", "item_cache=True"])
+@pytest.mark.requires_plugin("file")
 def test_after_an_edit_a_batch_returns_what_the_program_returns_now(tmp_path, edited_program, lm, change, item_cache):
     config = {"cache": {"tiers": [{"type": "file", "directory": str(tmp_path / "cache")}]}}
     examples = [{"question": f"q{i}"} for i in range(4)]

@@ -2,7 +2,11 @@
 own FAISS replica and applies the others' changes from a Redis stream."""
 
 import dspy
+import pytest
 import redis
+
+# The index is shared through the redis tier.
+pytestmark = pytest.mark.requires_plugin("redis")
 
 QUESTION = "What is the capital city of France?"
 PARAPHRASE = "What's the capital of France?"

@@ -1,10 +1,27 @@
+"""pytest fixtures for testing dspy-turbo and its plugins against real components.
+
+Load them from the conftest.py at the root of a test run::
+
+    pytest_plugins = ["dspy_turbo.testing.fixtures"]
+
+They give an offline LM (``lm``), Turbos that are always closed (``make_turbo``, ``turbo``),
+the shared Redis (``redis_url``, skipped without it unless ``DSPY_TURBO_REQUIRE_REDIS=1``),
+private ``redis-server`` processes stopped by their pid (``redis_server``, ``redis_cluster``),
+an OpenAI-compatible HTTP LM on loopback (``openai_server``, ``http_lm``), DSPy programs in
+their own processes (``workers``), external tools (``promtool``, ``tmux``), a ``fake_clock``,
+and the ``requires_plugin`` marker. Loading this module points dspy-turbo's cache directory at a
+temporary one; set ``DSPY_CACHEDIR`` to a temporary directory in the conftest before this loads
+(DSPy reads it when it is imported), so a test run never touches the user's own caches.
+"""
+
+from __future__ import annotations
+
 import os
 import tempfile
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-# DSPy builds its default disk cache on first use of dspy.cache; keep it out of $HOME.
-os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="dspy-cache-tests-"))
 # The file tier's default directory (the embedded default config uses it): never the user's own.
+# (DSPy reads DSPY_CACHEDIR when it is imported: set that in the conftest, before this loads.)
 os.environ["DSPY_TURBO_CACHE_DIR"] = tempfile.mkdtemp(prefix="dspy-turbo-tests-")
 
 import dspy  # noqa: E402
@@ -281,3 +298,106 @@ def http_lm(openai_server):
     model = dspy.LM("openai/gpt-4o-mini", api_base=openai_server.url, api_key="sk-test-not-a-secret")
     with dspy.context(lm=model, adapter=None):
         yield model
+
+
+# -- DSPy programs in their own processes (file and redis tiers) ----------------------------------
+
+import json  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+# A worker script: loads a Turbo from a JSON config, asks questions with a real DSPy
+# program on the offline LM, prints one JSON line (LM calls made by the engine, answers,
+# stats). Optional: wait for a start file (to start several workers at once), threads.
+WORKER = textwrap.dedent('''
+    import json, os, sys, threading, time
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import dspy
+    import dspy_turbo
+    from dspy_turbo.offline import offline_lm
+
+    spec = json.loads(sys.argv[1])
+    turbo = dspy_turbo.load(spec["config"]).install()
+    lm = offline_lm("openai/gpt-4o-mini", latency=spec.get("latency", 0.0), jitter=0)
+    program = dspy.Predict("question -> answer")
+    start = spec.get("start_file")
+    if start:
+        while not os.path.exists(start):
+            time.sleep(0.005)
+    questions = spec["questions"]
+    answers = [None] * len(questions)
+    dspy.configure(lm=lm)  # global, so the worker threads see it too
+
+    def ask(i):
+        answers[i] = program(question=questions[i]).answer
+    threads = spec.get("threads", 1)
+    if threads == 1:
+        for i in range(len(questions)):
+            ask(i)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(ask, range(len(questions))))
+    print(json.dumps({"lm_calls": lm.engine.calls, "answers": answers, "stats": turbo.stats()}))
+    turbo.close()
+''')
+
+
+def start_worker(config: dict, questions: list[str], **spec) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", WORKER, json.dumps({"config": config, "questions": questions, **spec})],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
+def result(proc: subprocess.Popen, timeout: float = 120) -> dict:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"worker failed:\n{err[-3000:]}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_worker(config: dict, questions: list[str], **spec) -> dict:
+    return result(start_worker(config, questions, **spec))
+
+
+@pytest.fixture
+def workers():
+    """``workers.start(config, questions, threads=, latency=, start_file=)``, ``workers.result(proc)``
+    and ``workers.run(...)``: DSPy programs in their own Python processes."""
+    started: list[subprocess.Popen] = []
+
+    def start(config, questions, **spec):
+        proc = start_worker(config, questions, **spec)
+        started.append(proc)
+        return proc
+
+    yield SimpleNamespace(start=start, result=result, run=lambda *a, **k: result(start(*a, **k)))
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# -- tests that need a plugin distribution --------------------------------------------------------
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "requires_plugin(*names): the test needs these plugin distributions (e.g. 'file' for "
+        "dspy-turbo-file); skipped when one is not installed, a failure when DSPY_TURBO_REQUIRE_PLUGINS=1")
+
+
+def _installed(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(f"dspy_turbo_{name}") is not None
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("requires_plugin"):
+        missing = [name for name in mark.args if not _installed(name)]
+        if missing:
+            message = "needs " + ", ".join(f"dspy-turbo-{name}" for name in missing)
+            if os.environ.get("DSPY_TURBO_REQUIRE_PLUGINS") == "1":
+                pytest.fail(message + " (DSPY_TURBO_REQUIRE_PLUGINS=1: every plugin must be installed)")
+            pytest.skip(message)
