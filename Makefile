@@ -15,6 +15,9 @@ SOURCES += plugins/prometheus/pyproject.toml plugins/logsink/pyproject.toml
 # batch strategies (thread, async)
 PACKAGES += -e plugins/batching
 SOURCES += plugins/batching/pyproject.toml
+# the ray batch strategy (ray pinned: a 79 MB wheel for CPython 3.11, ~1 min to install)
+PACKAGES += -e plugins/ray ray==2.60.0
+SOURCES += plugins/ray/pyproject.toml
 # semantic cache (faiss)
 PACKAGES += -e 'plugins/faiss[verifier]'
 SOURCES += plugins/faiss/pyproject.toml

@@ -167,6 +167,17 @@ class Item:
             self._batch.keep_later(self, value, spent)
         return value
 
+    def keep(self, value: Any, usage: dict[str, int] | None = None, cost: float | None = None) -> None:
+        """Store a result this item got elsewhere in the item cache, as ``call``/``acall`` do
+        for theirs: for a strategy that runs the program in another process or host.
+        ``usage`` and ``cost`` are what its LM calls spent (what a later hit saves)."""
+        if self.key is None or not self._batch.item_cache:
+            return
+        spent = callpolicy.Spent()
+        if usage or cost is not None:
+            spent.add(usage or {}, cost)
+        self._batch.keep_later(self, value, spent)
+
 
 class Runner:
     """Runs the items of one batch; made by :meth:`BatchStrategy.runner`, one per batch.

@@ -39,6 +39,7 @@ KNOWN_PROVIDERS = {
     ("embedder", "sentence-transformers"): "dspy-turbo-faiss",
     ("batch_strategy", "thread"): "dspy-turbo-batching",
     ("batch_strategy", "async"): "dspy-turbo-batching",
+    ("batch_strategy", "ray"): "dspy-turbo-ray",
     ("metric_sink", "prometheus"): "dspy-turbo-prometheus",
     ("metric_sink", "log"): "dspy-turbo-logsink",
 }

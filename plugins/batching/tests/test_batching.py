@@ -301,7 +301,7 @@ def test_config_errors_name_the_yaml_path():
 
 def test_unknown_strategy_per_call(make_turbo, lm):
     turbo = make_turbo(_config())
-    with pytest.raises(ValueError, match="unknown batch strategy 'fibers'.*available: async, thread"):
+    with pytest.raises(ValueError, match="unknown batch strategy 'fibers'.*available: async, (.*, )?thread"):
         turbo.batch(dspy.Predict("question -> answer"), [{"question": "a"}], strategy="fibers")
 
 

@@ -1,0 +1,103 @@
+"""One Ray worker: an actor with its own Turbo, running batch items one per thread.
+
+The actor is built with the configuration document (see ``document``). Each batch then
+loads its program, the DSPy LM and adapter it saw (Ray ships those as it ships any actor
+argument, by cloudpickle: code and settings the driver chose, never cache data) and its
+rate limit and retry settings; items name the batch they belong to. Its Turbo is installed as ``dspy.cache`` in the worker
+process, so every LM call of the program goes through the worker's tiers; with a Redis
+tier all workers and the driver share one cache, one single-flight (concurrent identical
+requests on different hosts make one LM call) and one rate-limit bucket per model.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from typing import Any
+
+from . import wire
+
+
+def _shared_limit(settings: Any, workers: int) -> Any:
+    """With no shared coordinator every worker has its own bucket: each gets 1/workers of the limit."""
+    if workers <= 1:
+        return settings
+
+    def part(limit: Any) -> dict[str, Any]:
+        scaled = {}
+        for name in ("requests_per_minute", "tokens_per_minute"):
+            value = getattr(limit, name)
+            if value is not None:
+                scaled[name] = value / workers
+        return scaled
+
+    return settings.model_copy(update={**part(settings),
+                                       "per_model": {m: lim.model_copy(update=part(lim)) for m, lim in settings.per_model.items()}})
+
+
+class _Batch:
+    __slots__ = ("program", "lm", "adapter", "policy")
+
+    def __init__(self, program: Any, lm: Any, adapter: Any, policy: Any):
+        self.program, self.lm, self.adapter, self.policy = program, lm, adapter, policy
+
+
+class BatchWorker:
+    """The actor class (wrapped by ``ray.remote`` in ``strategy``)."""
+
+    def __init__(self, config: bytes | str, workers: int):
+        import orjson
+
+        import dspy_turbo
+
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        source = orjson.loads(config) if isinstance(config, bytes) else config  # a mapping, or a YAML path on this host
+        self.turbo = dspy_turbo.load(source).install()
+        self.workers = workers
+        self.batches: dict[str, _Batch] = {}
+
+    def load(self, batch: str, program: Any, lm: Any, adapter: Any, policy: bytes) -> None:
+        """What one batch runs: its program, DSPy's LM and adapter, its rate limit and retries."""
+        import orjson
+
+        from dspy_turbo.callpolicy import CallPolicy
+        from dspy_turbo.ratelimit import RateLimiter, RateLimitSettings
+        from dspy_turbo.retry import RetryPolicy, RetrySettings
+
+        settings = orjson.loads(policy)
+        limiter = None
+        if settings.get("rate_limit") is not None:
+            limit = RateLimitSettings.model_validate(settings["rate_limit"])
+            if not self.turbo.coordinator.shared:
+                limit = _shared_limit(limit, self.workers)
+            limiter = RateLimiter(limit, self.turbo.coordinator)
+        policy_ = CallPolicy(self.turbo, limiter, RetryPolicy(RetrySettings.model_validate(settings["retry"])))
+        self.batches[batch] = _Batch(program, lm, adapter, policy_)
+
+    def unload(self, batch: str) -> None:
+        self.batches.pop(batch, None)
+
+    def ready(self) -> int:
+        """The worker's process id, once its Turbo is built."""
+        return os.getpid()
+
+    def run(self, batch: str, payload: bytes) -> bytes:
+        """One item of a loaded batch: its encoded inputs in, its encoded result (or error) out."""
+        return contextvars.copy_context().run(self._run, self.batches[batch], payload)
+
+    def _run(self, batch: _Batch, payload: bytes) -> bytes:
+        import dspy
+
+        from dspy_turbo import callpolicy
+
+        try:
+            inputs = wire.decode_inputs(payload)
+            with dspy.context(lm=batch.lm, adapter=batch.adapter), batch.policy.active():
+                spent = callpolicy.tracking_spent()
+                value = batch.program(**inputs)
+        except Exception as exc:
+            return wire.encode_error(exc)
+        return wire.encode_result(value, spent.usage(), spent.cost)
+
+    def close(self) -> None:
+        self.turbo.close()
