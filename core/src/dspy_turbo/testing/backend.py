@@ -25,9 +25,7 @@ import time
 
 import pytest
 
-from .backend import CacheBackend
-from .entry import Entry
-from .integrity import Signer
+from ..plugin.backend import CacheBackend, Entry, Signer
 
 
 def _entry(value=None, **kwargs) -> Entry:
