@@ -21,24 +21,20 @@ A plugin is a module of hook implementations, found through an entry point::
 
 Every hook, its arguments and how results combine: ``dspy_turbo.hookspecs``.
 
-**Components** are what the YAML picks with ``type:``; each contract is a submodule:
+**Components** are what the YAML picks with ``type:``. Each contract is a submodule, with
+its base class or protocol, and a conformance suite in ``dspy_turbo.testing``:
 
-====================  ==============================================  =================================
-contract              module (base class or protocol)                 conformance suite (``testing``)
-====================  ==============================================  =================================
-cache backend (tier)  :mod:`~dspy_turbo.plugin.backend`                ``CacheBackendSuite``
-                      ``CacheBackend``, ``BackendOptions``, ``Entry``
-similarity index      :mod:`~dspy_turbo.plugin.similarity`             ``SimilarityIndexSuite``
-                      ``SimilarityIndex``
-embedder              :mod:`~dspy_turbo.plugin.similarity` ``Embedder`` ``EmbedderSuite``
-batch strategy        :mod:`~dspy_turbo.plugin.batch`                  ``BatchStrategySuite``
-                      ``BatchStrategy``, ``Runner``, ``Item``
-model selector        :mod:`~dspy_turbo.plugin.selector`               ``ModelSelectorSuite``
-                      ``ModelSelector``, ``Decision``
-metric sink           :mod:`~dspy_turbo.plugin.sink` ``MetricSink``     ``MetricSinkSuite``
-coordinator           :mod:`~dspy_turbo.plugin.coordination`           ``CoordinatorSuite``
-                      ``Coordinator`` (offered by a shared tier)
-====================  ==============================================  =================================
+- cache backend (a tier): :mod:`dspy_turbo.plugin.backend` (``CacheBackend``,
+  ``BackendOptions``, ``Entry``, ``effective_ttl``), tested by ``CacheBackendSuite``;
+- similarity index and embedder: :mod:`dspy_turbo.plugin.similarity` (``SimilarityIndex``,
+  ``Embedder``), tested by ``SimilarityIndexSuite`` and ``EmbedderSuite``;
+- batch strategy: :mod:`dspy_turbo.plugin.batch` (``BatchStrategy``, ``Runner``, ``Item``,
+  ``BatchOptions``, ``WorkerPool``), tested by ``BatchStrategySuite``;
+- model selector: :mod:`dspy_turbo.plugin.selector` (``ModelSelector``, ``Decision``,
+  ``SelectorOptions``), tested by ``ModelSelectorSuite``;
+- metric sink: :mod:`dspy_turbo.plugin.sink` (``MetricSink``), tested by ``MetricSinkSuite``;
+- coordinator (offered by a tier shared by processes): :mod:`dspy_turbo.plugin.coordination`
+  (``Coordinator``), tested by ``CoordinatorSuite``.
 
 Shared by all of them:
 

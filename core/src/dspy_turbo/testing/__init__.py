@@ -15,17 +15,15 @@ the contract is checked against it::
             yield b
             b.close()
 
-======================  =====================  ====================================
-suite                   fixture                contract
-======================  =====================  ====================================
-``CacheBackendSuite``   ``backend``            ``dspy_turbo.plugin.backend``
-``SimilarityIndexSuite`` ``index``             ``dspy_turbo.plugin.similarity``
-``EmbedderSuite``       ``embedder``           ``dspy_turbo.plugin.similarity``
-``BatchStrategySuite``  ``strategy`` (class)   ``dspy_turbo.plugin.batch``
-``MetricSinkSuite``     ``sink``               ``dspy_turbo.plugin.sink``
-``ModelSelectorSuite``  ``selector``           ``dspy_turbo.plugin.selector``
-``CoordinatorSuite``    ``coordinator``        ``dspy_turbo.plugin.coordination``
-======================  =====================  ====================================
+The suites, the fixture each needs and the contract it checks:
+
+- ``CacheBackendSuite`` (``backend``): ``dspy_turbo.plugin.backend``;
+- ``SimilarityIndexSuite`` (``index``) and ``EmbedderSuite`` (``embedder``):
+  ``dspy_turbo.plugin.similarity``;
+- ``BatchStrategySuite`` (``strategy``, the class): ``dspy_turbo.plugin.batch``;
+- ``MetricSinkSuite`` (``sink``): ``dspy_turbo.plugin.sink``;
+- ``ModelSelectorSuite`` (``selector``): ``dspy_turbo.plugin.selector``;
+- ``CoordinatorSuite`` (``coordinator``): ``dspy_turbo.plugin.coordination``.
 
 Each test's docstring says the rule it checks; each suite's module lists its optional
 fixtures.
