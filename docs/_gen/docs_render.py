@@ -442,6 +442,35 @@ def event_kinds_table() -> str:
     return "\n".join(out) + "\n"
 
 
+def event_table() -> str:
+    """Every kind of the SDK's event table with the fields it sets, its ``extra`` keys and reasons."""
+    out = ["| kind | area | sets | `extra` keys | `reason` is one of |", "|---|---|---|---|---|"]
+    for name, kind in src.event_table().items():
+        codes = lambda names: ", ".join(f"`{n}`" for n in sorted(names)) or "none"  # noqa: E731
+        reasons = codes(kind.reasons) if kind.reasons else "free-form" if "reason" in kind.fields else "unused"
+        out.append(f"| [`{name}`](#{name}) | {kind.area} | {codes(kind.fields)} | {codes(kind.extra)} | {reasons} |")
+    return "\n".join(out) + "\n"
+
+
+# -- the SDK -----------------------------------------------------------------------------------
+
+
+def sdk_reference() -> str:
+    """The SDK package's docstring, then one section per submodule: its docstring and its names."""
+    package, *modules = src.sdk_modules()
+    out = [md_doc(package.__doc__), ""]
+    for module in modules:
+        names = ", ".join(f"`{n}`" for n in getattr(module, "__all__", ()))
+        out += ["", f"## `{module.__name__}`", "", md_doc(module.__doc__) or "**undocumented**", "",
+                f"**Names:** {names}." if names else ""]
+    return "\n".join(out) + "\n"
+
+
+def undocumented_sdk_modules() -> list[str]:
+    """SDK modules without a docstring or an ``__all__``."""
+    return [m.__name__ for m in src.sdk_modules() if not (m.__doc__ or "").strip() or not getattr(m, "__all__", None)]
+
+
 # -- classes and functions -------------------------------------------------------------------
 
 
@@ -571,6 +600,8 @@ GENERATORS = {
     "hook-reference": lambda: hook_reference(),
     "event-fields": event_fields,
     "event-kinds": event_kinds_table,
+    "event-table": event_table,
+    "sdk-reference": sdk_reference,
     "public-api": public_api,
     "components": components_table,
 }

@@ -38,31 +38,37 @@ KIND_SECTIONS = {
     "metric_sink": ("metrics.sinks[]", "Metric sinks"),
 }
 
-# Event kinds: constant name -> the module that defines it today (a hint, see above).
-EVENT_KINDS = {
-    "HIT": "dspy_turbo.events", "MISS": "dspy_turbo.events", "STORE": "dspy_turbo.events",
-    "SKIP_STORE": "dspy_turbo.events", "EVICT": "dspy_turbo.events", "ERROR": "dspy_turbo.events",
-    "LM_CALL": "dspy_turbo.events", "COALESCED": "dspy_turbo.events", "BREAKER": "dspy_turbo.events",
-    "ROUTE": "dspy_turbo.events", "ROUTE_SAVING": "dspy_turbo.events",
-    "SEMANTIC_MISS": "dspy_turbo.semantic", "SEMANTIC_REJECT": "dspy_turbo.semantic",
-    "SEMANTIC_SKIP": "dspy_turbo.semantic", "SEMANTIC_ADD": "dspy_turbo.semantic",
-    "SEMANTIC_REMOVE": "dspy_turbo.semantic", "SEMANTIC_JUDGE": "dspy_turbo.semantic",
-    "BATCH": "dspy_turbo.batching", "RETRY": "dspy_turbo.callpolicy", "RATE_LIMITED": "dspy_turbo.callpolicy",
-    "TIMED": "dspy_turbo.profiling", "ALERT": "dspy_turbo.alerts",
-}
+# Event kinds: constant name -> the module that defines it (a hint, see above). The SDK's
+# event table (dspy_turbo.plugin.events.EVENTS) names every kind with its fields.
+EVENT_TABLE = ("EVENTS", "dspy_turbo.plugin.events")
+EVENT_KINDS = {const: "dspy_turbo.plugin.events" for const in (
+    "HIT", "MISS", "STORE", "SKIP_STORE", "EVICT", "ERROR", "BREAKER", "LM_CALL", "COALESCED", "ROUTE", "ROUTE_SAVING",
+    "SEMANTIC_MISS", "SEMANTIC_REJECT", "SEMANTIC_SKIP", "SEMANTIC_ADD", "SEMANTIC_REMOVE", "SEMANTIC_JUDGE",
+    "BATCH", "RETRY", "RATE_LIMITED", "TIMED", "ALERT")}
+
+# The SDK module plugins import, and its submodules (one per contract): the plugin author pages show them.
+SDK = "dspy_turbo.plugin"
 
 # Classes the plugin author pages show: name -> the module that defines it today (a hint).
 CONTRACTS = {
-    "Component": "dspy_turbo.components", "Options": "dspy_turbo.components",
-    "CacheBackend": "dspy_turbo.backend", "BackendOptions": "dspy_turbo.backend", "Entry": "dspy_turbo.entry",
-    "effective_ttl": "dspy_turbo.backend",
-    "SimilarityIndex": "dspy_turbo.semantic", "Embedder": "dspy_turbo.semantic",
-    "ComponentUnavailable": "dspy_turbo.semantic", "WordVectorEmbedder": "dspy_turbo.verifier",
-    "BatchStrategy": "dspy_turbo.batching", "Runner": "dspy_turbo.batching", "Item": "dspy_turbo.batching",
-    "BatchOptions": "dspy_turbo.batching",
-    "ModelSelector": "dspy_turbo.routing", "SelectorOptions": "dspy_turbo.routing", "Decision": "dspy_turbo.routing",
-    "Event": "dspy_turbo.events", "Coordinator": "dspy_turbo.coordination",
-    "CacheBackendSuite": "dspy_turbo.testing",
+    "Component": "dspy_turbo.plugin.components", "Options": "dspy_turbo.plugin.components",
+    "ComponentUnavailable": "dspy_turbo.plugin.components", "SecretURL": "dspy_turbo.plugin.components",
+    "CacheBackend": "dspy_turbo.plugin.backend", "BackendOptions": "dspy_turbo.plugin.backend",
+    "Entry": "dspy_turbo.plugin.backend", "effective_ttl": "dspy_turbo.plugin.backend",
+    "SimilarityIndex": "dspy_turbo.plugin.similarity", "Embedder": "dspy_turbo.plugin.similarity",
+    "WordVectorEmbedder": "dspy_turbo.plugin.similarity",
+    "BatchStrategy": "dspy_turbo.plugin.batch", "Runner": "dspy_turbo.plugin.batch", "Item": "dspy_turbo.plugin.batch",
+    "BatchOptions": "dspy_turbo.plugin.batch", "WorkerPool": "dspy_turbo.plugin.batch",
+    "ModelSelector": "dspy_turbo.plugin.selector", "SelectorOptions": "dspy_turbo.plugin.selector",
+    "Decision": "dspy_turbo.plugin.selector",
+    "MetricSink": "dspy_turbo.plugin.sink", "Event": "dspy_turbo.plugin.events", "EventKind": "dspy_turbo.plugin.events",
+    "problems": "dspy_turbo.plugin.events",
+    "Coordinator": "dspy_turbo.plugin.coordination", "LocalCoordinator": "dspy_turbo.plugin.coordination",
+    "Host": "dspy_turbo.plugin.host", "Tiers": "dspy_turbo.plugin.host", "EventBus": "dspy_turbo.plugin.host",
+    "CacheBackendSuite": "dspy_turbo.testing", "SimilarityIndexSuite": "dspy_turbo.testing",
+    "EmbedderSuite": "dspy_turbo.testing", "BatchStrategySuite": "dspy_turbo.testing",
+    "MetricSinkSuite": "dspy_turbo.testing", "ModelSelectorSuite": "dspy_turbo.testing",
+    "CoordinatorSuite": "dspy_turbo.testing",
 }
 # The packages a moved name is searched in: the core and every dspy_turbo_* plugin installed.
 SEARCH_PREFIX = "dspy_turbo"
@@ -169,6 +175,20 @@ def locate(name: str, hint: str | None = None) -> tuple[Any, str]:
 
 def contract(name: str) -> Any:
     return find(name, CONTRACTS.get(name))
+
+
+def event_table() -> dict[str, Any]:
+    """kind -> its ``EventKind`` row (fields, extra keys, reasons), from the SDK's table."""
+    return dict(find(*EVENT_TABLE))
+
+
+def sdk_modules() -> list[Any]:
+    """The SDK package and its submodules, in name order."""
+    import pkgutil
+
+    package = importlib.import_module(SDK)
+    return [package, *(importlib.import_module(f"{SDK}.{info.name}")
+                       for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name))]
 
 
 def event_kinds() -> dict[str, str]:

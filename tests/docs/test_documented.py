@@ -160,3 +160,42 @@ def test_sources_find_a_moved_name_by_scanning_the_packages():
     # A stale hint (the module moved) still finds the class where it is defined now.
     obj, module = docs_sources.locate("CacheBackendSuite", "dspy_turbo.no_such_module")
     assert obj.__name__ == "CacheBackendSuite" and module.startswith("dspy_turbo")
+
+
+# -- the plugin SDK ----------------------------------------------------------------------
+
+
+def test_every_sdk_module_is_documented_on_the_sdk_page():
+    modules = [m.__name__ for m in docs_sources.sdk_modules()]
+    assert {"dspy_turbo.plugin", "dspy_turbo.plugin.backend", "dspy_turbo.plugin.host"} <= set(modules)
+    assert docs_render.undocumented_sdk_modules() == []
+    page = docs_render.sdk_reference()
+    for name in modules[1:]:
+        assert f"## `{name}`" in page
+    _page_with("sdk-reference")
+
+
+def test_the_sdk_check_catches_a_module_without_a_docstring(monkeypatch):
+    import types
+
+    bare = types.ModuleType("dspy_turbo.plugin.bare")
+    monkeypatch.setattr(docs_sources, "sdk_modules", lambda: [bare])
+    assert docs_render.undocumented_sdk_modules() == ["dspy_turbo.plugin.bare"]
+
+
+def test_the_event_table_names_exactly_the_documented_kinds():
+    table = docs_sources.event_table()
+    assert set(table) == set(docs_render.event_kinds())
+    assert docs_render.undocumented_event_kinds(set(table)) == []
+    rendered = docs_render.event_table()
+    assert all(f"[`{kind}`](#{kind})" in rendered for kind in table)
+    _page_with("event-table")
+
+
+def test_every_conformance_suite_has_its_section():
+    import dspy_turbo.testing
+
+    suites = {name for name in dspy_turbo.testing.__all__ if name.endswith("Suite")}
+    assert len(suites) >= 7
+    shown = {spec.split(" ", 1)[1] for _, spec in docs_render.markers() if spec.startswith("conformance ")}
+    assert suites == shown

@@ -27,7 +27,8 @@ results as a stream).
 
 **Strategies** (the YAML ``batching: {type: ...}``) only *run* items; this module does
 the rest (reading, lookup, de-duplication, order, errors, timeouts, progress, events).
-A strategy is a :class:`BatchStrategy` component; plugin authors implement
+A strategy is a :class:`~dspy_turbo.plugin.batch.BatchStrategy` component (the contract lives in the SDK,
+``dspy_turbo.plugin.batch``); plugin authors implement
 :meth:`BatchStrategy.runner` returning a :class:`Runner` (see their docstrings). The
 ``dspy-turbo-batching`` distribution provides ``thread`` and ``async``.
 
@@ -48,48 +49,22 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
 from . import callpolicy, codec
+from ._moved import moved
 from .callpolicy import CallPolicy
-from .components import Component, Options
 from .entry import Entry
 from .events import Event
+from .plugin.batch import BatchOptions, BatchStrategy, Runner  # noqa: F401 (Runner: its old path)
 from .programs import item_inputs, library_program, program_identity
 from .progress import Progress
-from .ratelimit import RateLimiter, RateLimitSettings
-from .retry import RetryPolicy, RetrySettings
-from .units import Duration
+from .ratelimit import RateLimiter
+from .retry import RetryPolicy
 from .workers import WorkerPool
 
 if TYPE_CHECKING:
     from .turbo import Turbo
 
 BATCH = "batch"  # the event kind one finished batch emits
-
-
-class BatchOptions(Options):
-    """``batching:`` options every strategy understands; each may be overridden per call."""
-
-    max_concurrency: int = Field(default=16, ge=1, le=100_000)
-    """Items running at once."""
-    window: int | None = Field(default=None, ge=1)
-    """Items read ahead of the oldest unfinished one (default: 4 x max_concurrency, at least 256)."""
-    timeout: Duration | None = None
-    """Per item: an item still running after this many seconds fails with ``TimeoutError``."""
-    return_exceptions: bool = False
-    """A failed item's result is its exception (default: ``None``, as ``dspy.Parallel`` does)."""
-    max_errors: int | None = Field(default=None, ge=1)
-    """Stop the batch and raise :class:`BatchError` when this many items have failed.
-    Default: DSPy's ``settings.max_errors``, or no limit with ``return_exceptions``."""
-    item_cache: bool | None = None
-    """Cache each item's completed result under a program-level key (see module docstring):
-    unset, only for programs made entirely of DSPy's own code; ``True``, for any program
-    (a code change the key cannot see then serves old answers); ``False``, never."""
-    progress: bool | None = None
-    """A progress bar: ``None`` shows it when stderr is a terminal."""
-    rate_limit: RateLimitSettings | None = None
-    retry: RetrySettings = RetrySettings()
 
 
 def item_key(turbo: Turbo, program: Any, inputs: dict[str, Any], prefix: str | None = None) -> str | None:
@@ -177,53 +152,6 @@ class Item:
         if usage or cost is not None:
             spent.add(usage or {}, cost)
         self._batch.keep_later(self, value, spent)
-
-
-class Runner:
-    """Runs the items of one batch; made by :meth:`BatchStrategy.runner`, one per batch.
-
-    Every method is called on the batch's event loop.
-    """
-
-    bounded: bool = False
-    """True when ``run`` itself lets at most ``max_concurrency`` items run at once (a pool
-    of that many threads): the batch then hands items over without waiting for a slot,
-    so a worker that finishes picks the next item without a round trip through the event
-    loop. With a per-item ``timeout`` the batch still hands out slots itself, so that the
-    timeout counts running time, not time spent waiting for a slot. (A thread cannot be
-    stopped: a timed-out item's thread runs on in the background and keeps its pool thread
-    busy, so an item handed to that pool meanwhile may wait for it, and that wait counts.)
-    A bounded runner may also
-    offer ``submit(item) -> concurrent.futures.Future`` (the same as ``run``, without a
-    coroutine per item); the batch then uses it when there is no ``timeout``."""
-
-    async def run(self, item: Item) -> Any:
-        """Run ``item`` once and return its result, or raise what it raised.
-
-        Unless ``bounded``, the batch calls this for at most ``max_concurrency`` items
-        at once, so a runner needs no queue of its own. If the awaiting task is cancelled (a timeout, a
-        cancelled batch), stop the item when that is possible (a coroutine) or let it
-        finish in the background (a thread cannot be interrupted; a pool of
-        ``max_concurrency`` threads still bounds how many run).
-        """
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        """The batch is over (finished, failed or cancelled): release threads and loops."""
-
-
-class BatchStrategy(Component):
-    """Base of batch strategy components (``kind = "batch_strategy"``).
-
-    Register subclasses through ``dspy_turbo_batch_strategies``; their ``Options`` should
-    subclass :class:`BatchOptions` so the common options stay valid in every strategy.
-    """
-
-    kind = "batch_strategy"
-    Options = BatchOptions
-
-    def runner(self, max_concurrency: int) -> Runner:
-        raise NotImplementedError
 
 
 # -- one batch -------------------------------------------------------------------------------
@@ -722,3 +650,6 @@ def _run_blocking(turbo: Turbo, program: Any, examples: Iterable[Any], strategy:
 
 def batch(turbo: Turbo, program: Any, examples: Iterable[Any], *, strategy: str | None = None, **overrides: Any) -> list[Any]:
     return list(_run_blocking(turbo, program, examples, strategy, overrides, collect=True))
+
+
+moved(__name__, {name: "dspy_turbo.plugin.batch" for name in ("BatchOptions", "BatchStrategy", "Runner")})

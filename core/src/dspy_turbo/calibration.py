@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .semantic import ComponentUnavailable, features, guard_reason
+from .plugin.components import ComponentUnavailable
+from .semantic import features, guard_reason
 
 if TYPE_CHECKING:
     from .verifier import Verifier

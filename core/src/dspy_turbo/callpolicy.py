@@ -16,6 +16,7 @@ import copy
 import time
 from typing import TYPE_CHECKING, Any
 
+from .costs import usage_cost
 from .events import Event, describe_error
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
@@ -100,9 +101,7 @@ class CallPolicy:
     def _observe(self, lm: Any, model: str | None, result: Any) -> None:
         spent = _SPENT.get()
         if spent is not None:
-            from .dspy_integration import _usage_cost
-
-            spent.add(*_usage_cost(lm, result))
+            spent.add(*usage_cost(lm, result))
         if self.limiter is not None:
             usage = getattr(result, "usage", None) or {}
             self.limiter.observe(model, int(usage.get("completion_tokens") or usage.get("output_tokens") or 0))

@@ -14,11 +14,14 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from .components import Options
+
+if TYPE_CHECKING:
+    from .turbo import Turbo
 
 logger = logging.getLogger("dspy_turbo")
 
@@ -119,3 +122,16 @@ def unpriced(models: Iterable[tuple[str, str]], overrides: Mapping[str, ModelPri
     """The ``(yaml_path, model)`` pairs whose model has no price, for config warnings."""
     table = PriceTable(overrides)
     return [(path, model) for path, model in models if not table.known(model)]
+
+
+def usage_cost(lm: Any, result: Any, turbo: Turbo | None = None) -> tuple[dict, float | None]:
+    """The token usage and dollar cost of one LM result: the YAML's price overrides (``turbo.prices``)
+    over what DSPy estimated, else DSPy's cost, else the bundled price table's estimate."""
+    model = getattr(lm, "model", None)
+    usage = dict(getattr(result, "usage", None) or {})
+    cost = getattr(result, "cost", None)
+    if turbo is not None:  # the YAML's price overrides win over what DSPy estimated
+        return usage, turbo.prices.cost(model, usage, cost)
+    if cost is None and usage:
+        cost = estimate(model, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    return usage, cost

@@ -68,8 +68,9 @@ import dspy.clients.execution as execution
 from dspy.clients.cache import Cache as _DSPyCache
 from dspy.dsp.utils.settings import settings as _dspy_settings
 
-from . import callpolicy, costs, metadata_memo
+from . import callpolicy, metadata_memo
 from . import events as ev
+from .costs import usage_cost as _usage_cost
 from .events import Event, describe_error
 from .tiered import TieredCache
 
@@ -439,16 +440,6 @@ def _stepped_aside(adapter: DSPyCache) -> None:
 
 def _lm_model(lm: Any) -> str | None:
     return getattr(lm, "model", None)
-
-
-def _usage_cost(lm: Any, result: Any, turbo: Turbo | None = None) -> tuple[dict, float | None]:
-    usage = dict(getattr(result, "usage", None) or {})
-    cost = getattr(result, "cost", None)
-    if turbo is not None:  # the YAML's price overrides win over what DSPy estimated
-        return usage, turbo.prices.cost(_lm_model(lm), usage, cost)
-    if cost is None and usage:
-        cost = costs.estimate(_lm_model(lm), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-    return usage, cost
 
 
 def _report(turbo: Turbo, lm: Any, started: float, result: Any = None, error: BaseException | None = None,

@@ -1,7 +1,8 @@
 """Every hook a dspy-turbo plugin can implement. This file is the plugin author's reference.
 
 A plugin is a module (or object) with functions named after these specs and decorated
-with ``dspy_turbo.hookimpl``; it is found through the ``dspy_turbo`` entry-point group::
+with ``dspy_turbo.hookimpl`` (also ``dspy_turbo.plugin.hookimpl``: the SDK, ``dspy_turbo.plugin``,
+holds everything a plugin imports); it is found through the ``dspy_turbo`` entry-point group::
 
     [project.entry-points.dspy_turbo]
     myname = "my_package.plugin"
@@ -14,7 +15,7 @@ existing plugins.
 There are two kinds of hook:
 
 **Registration hooks** (one per area) return component classes: subclasses of
-:class:`dspy_turbo.components.Component` with a short ``name`` (the YAML ``type:``) and a
+:class:`dspy_turbo.plugin.components.Component` with a short ``name`` (the YAML ``type:``) and a
 pydantic ``Options`` model. The host calls every implementation and merges the results;
 two plugins registering the same name in one area is a start-up error naming both.
 The core's own components (``memory``) register through the same hooks.
@@ -50,8 +51,8 @@ def dspy_turbo_cache_backends() -> list[type[CacheBackend]]:
     """Cache backend classes (tiers) this plugin provides, e.g. ``[RedisBackend]``.
 
     Called once when a Turbo is assembled. Each class subclasses
-    :class:`dspy_turbo.backend.CacheBackend` and must pass the conformance suite in
-    :mod:`dspy_turbo.testing`. Results of all implementations are merged; a duplicate
+    :class:`dspy_turbo.plugin.backend.CacheBackend` and must pass
+    ``dspy_turbo.testing.CacheBackendSuite``. Results of all implementations are merged; a duplicate
     ``name`` is a start-up error naming both plugins.
     """
 
@@ -63,10 +64,11 @@ def dspy_turbo_similarity_search() -> list[type[Component]]:
 
     Called once at assembly; results are merged as for ``dspy_turbo_cache_backends``.
     Names are unique per kind (an index and an embedder may share a name).
-    What each kind must provide is in :mod:`dspy_turbo.semantic` (the ``SimilarityIndex``
-    and ``Embedder`` protocols); ``from_options`` raises
-    :class:`dspy_turbo.semantic.ComponentUnavailable` when a package or model it needs is
-    missing, which the host reports as a config error at the component's YAML path.
+    What each kind must provide is in :mod:`dspy_turbo.plugin.similarity` (the ``SimilarityIndex``
+    and ``Embedder`` protocols; ``SimilarityIndexSuite`` and ``EmbedderSuite`` check them);
+    ``from_options`` raises :class:`dspy_turbo.plugin.components.ComponentUnavailable` when a
+    package or model it needs is missing, which the host reports as a config error at the
+    component's YAML path.
     """
 
 
@@ -75,8 +77,9 @@ def dspy_turbo_batch_strategies() -> list[type[Component]]:
     """Batch strategy classes (``kind = "batch_strategy"``), chosen by ``batching: {type: ...}``
     or per call (``turbo.batch(..., strategy="async")``).
 
-    Each class subclasses :class:`dspy_turbo.batching.BatchStrategy`: its ``runner(max_concurrency)``
-    returns a :class:`dspy_turbo.batching.Runner` whose ``async run(item)`` runs one item
+    Each class subclasses :class:`dspy_turbo.plugin.batch.BatchStrategy` (``BatchStrategySuite``
+    checks it): its ``runner(max_concurrency)`` returns a
+    :class:`dspy_turbo.plugin.batch.Runner` whose ``async run(item)`` runs one item
     (``item.call()`` on a thread or ``await item.acall()``). The core does everything else
     (bulk cache lookup, de-duplication, order, errors, timeouts, rate limits, retries,
     progress, events). Called once at assembly; results are merged; duplicate names are an error.
@@ -87,7 +90,8 @@ def dspy_turbo_batch_strategies() -> list[type[Component]]:
 def dspy_turbo_model_selectors() -> list[type[Component]]:
     """Model selector classes (``kind = "model_selector"``), chosen by ``routing: {type: ...}``.
 
-    Called once at assembly; results are merged; duplicate names are an error.
+    Each subclasses :class:`dspy_turbo.plugin.selector.ModelSelector` (``ModelSelectorSuite``
+    checks it). Called once at assembly; results are merged; duplicate names are an error.
     """
 
 
@@ -95,8 +99,10 @@ def dspy_turbo_model_selectors() -> list[type[Component]]:
 def dspy_turbo_metric_sinks() -> list[type[Component]]:
     """Metric sink classes (``kind = "metric_sink"``), listed under ``metrics: {sinks: [...]}``.
 
-    A sink instance is called with every :class:`~dspy_turbo.events.Event` (its
-    ``__call__``). Called once at assembly; results are merged; duplicate names are an error.
+    Each subclasses :class:`dspy_turbo.plugin.sink.MetricSink` (``MetricSinkSuite`` checks it);
+    an instance is called with every :class:`~dspy_turbo.plugin.events.Event` (its
+    ``__call__``; the kinds and their fields: ``dspy_turbo.plugin.events.EVENTS``).
+    Called once at assembly; results are merged; duplicate names are an error.
 
     Each sink runs on its own background thread fed by a bounded queue
     (``metrics.queue_size``, default 10,000 events): the program's thread only enqueues.

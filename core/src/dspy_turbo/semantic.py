@@ -41,19 +41,20 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import xxhash
 
 from . import events as ev
+from ._moved import moved
 from .events import Event, describe_error
 from .guards import Features, features, guard_reason
 from .micro_batcher import MicroBatcher
+from .plugin.similarity import ComponentUnavailable, Embedder, SimilarityIndex
 from .replication import IndexReplication, supports_logs
 
 if TYPE_CHECKING:
-    import numpy as np
 
     from .config import Config, SemanticSettings
     from .judge import Judge
@@ -65,60 +66,6 @@ SEMANTIC_MISS, SEMANTIC_REJECT, SEMANTIC_SKIP, SEMANTIC_ADD, SEMANTIC_REMOVE, SE
     "semantic_miss", "semantic_reject", "semantic_skip", "semantic_add", "semantic_remove", "semantic_judge",
 )
 TIER = "semantic"
-
-
-# -- the component contracts -----------------------------------------------------------------
-
-
-class Embedder(Protocol):
-    """What an ``embedder`` component provides. The verifier, when switched on, also needs
-    ``word_vectors`` (:class:`dspy_turbo.verifier.WordVectorEmbedder`)."""
-
-    dimension: int
-    max_tokens: int
-    """Inputs longer than this (in the model's tokens) are not embedded: the model would cut them."""
-    vector_space: str
-    """Optional (default ``""``): names what its vectors depend on (model, precision), the same
-    on every host. It is part of every scope, so vectors of two embedders are never compared:
-    changing the model or its precision starts the semantic cache afresh instead of matching
-    new queries against the old model's vectors (same dimension, other meaning)."""
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """``(len(texts), dimension)`` float32 rows, L2-normalised (inner product = cosine)."""
-
-    def count_tokens(self, text: str) -> int:
-        """How many tokens the model reads for ``text`` (special tokens included)."""
-
-
-class SimilarityIndex(Protocol):
-    """What a ``similarity_index`` component provides. Every change is an operation
-    (``add``, ``remove``, ``clear``) that another replica can replay in order."""
-
-    def add(self, scope: str, item_id: int, vector: np.ndarray, meta: dict[str, Any]) -> None:
-        """Insert (or replace) one vector in ``scope``; ``meta`` is JSON-able and comes back from search."""
-
-    def remove(self, item_id: int) -> bool:
-        """Take one vector out; False when it was not there."""
-
-    def search(self, scope: str, vector: np.ndarray, k: int) -> list[tuple[int, float, dict[str, Any]]]:
-        """Up to ``k`` ``(item_id, cosine, meta)`` in ``scope``, best first."""
-
-    def clear(self) -> int:
-        """Remove everything; returns how many vectors were removed."""
-
-    def __len__(self) -> int: ...
-
-    def close(self) -> None: ...
-
-
-class ComponentUnavailable(RuntimeError):
-    """Raised by a component's ``from_options`` when what it needs is missing or broken
-    (a package that does not import, a model that is not on disk). The Turbo turns it into
-    a ``ConfigError`` at the component's YAML path, so it fails at load, not at a call."""
-
-    def __init__(self, message: str, package: str | None = None):
-        super().__init__(message)
-        self.package = package
 
 
 # -- recovering the signature's input fields -------------------------------------------------
@@ -615,3 +562,7 @@ class SemanticCache:
 def item_id(key: str) -> int:
     """The index id of a cache key: a positive 63-bit hash (FAISS ids are int64)."""
     return xxhash.xxh3_64_intdigest(key.encode()) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+moved(__name__, {"SimilarityIndex": "dspy_turbo.plugin.similarity", "Embedder": "dspy_turbo.plugin.similarity",
+                 "ComponentUnavailable": "dspy_turbo.plugin.components"})

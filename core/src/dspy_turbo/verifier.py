@@ -27,24 +27,17 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from ._moved import moved
+from .plugin.similarity import WordVectorEmbedder
 
 if TYPE_CHECKING:
-    import numpy as np
 
     from .config import SemanticVerifier
 
 REASON = "verifier"
 _KEPT = 4096  # texts whose words (and their rarity) are kept
-
-
-class WordVectorEmbedder(Protocol):
-    """What the verifier needs from the ``embedder`` component."""
-
-    def word_vectors(self, text: str) -> tuple[list[str], np.ndarray]:
-        """The words of ``text`` and one L2-normalised contextual vector per word."""
-
-    def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
 def import_wordfreq():
@@ -147,3 +140,6 @@ class Verifier:
         with self._lock:
             return {"checks": self.calls, "mean_ms": round(self.seconds / self.calls * 1000, 3) if self.calls else None,
                     "rare_below": self.rare_below, "min_alignment": self.min_alignment}
+
+
+moved(__name__, {"WordVectorEmbedder": "dspy_turbo.plugin.similarity"})

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-import dspy_turbo
+import dspy_turbo.plugin
 from dspy_turbo_faiss.index import FaissIndex, IndexOptions
 
 
@@ -70,7 +70,7 @@ def test_directory_survives_a_crash_and_a_restart(vectors, tmp_path):
     first = FaissIndex(IndexOptions(directory=str(tmp_path)))
     for i in range(5):
         first.add("s", i, vectors[i], {"i": i})
-    with pytest.raises(dspy_turbo.semantic.ComponentUnavailable, match="in use by another process"):
+    with pytest.raises(dspy_turbo.plugin.ComponentUnavailable, match="in use by another process"):
         FaissIndex(IndexOptions(directory=str(tmp_path)))
     first._lockfile.close()  # a crash: no snapshot, only the journal (plus a torn last line)
     with open(tmp_path / "journal.jsonl", "a") as fh:

@@ -1,7 +1,7 @@
 """A persistent cache tier in one SQLite file, using only the standard library.
 
 This is the example a third-party backend copies. The contract it implements is in
-``dspy_turbo.backend``; ``dspy_turbo.testing.CacheBackendSuite`` checks it.
+``dspy_turbo.plugin.backend``; ``dspy_turbo.testing.CacheBackendSuite`` checks it.
 
 Storage: one table, one row per key::
 
@@ -25,9 +25,8 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from dspy_turbo import BackendOptions, CacheBackend, DecodeError, Entry
-from dspy_turbo.backend import effective_ttl
-from dspy_turbo.units import Duration
+from dspy_turbo.plugin.backend import BackendOptions, CacheBackend, DecodeError, Entry, effective_ttl
+from dspy_turbo.plugin.units import Duration
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)",

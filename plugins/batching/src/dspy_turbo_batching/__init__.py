@@ -1,4 +1,4 @@
-"""dspy-turbo batch strategies: ``thread`` and ``async`` (see ``dspy_turbo.batching``)."""
+"""dspy-turbo batch strategies: ``thread`` and ``async`` (see ``dspy_turbo.plugin.batch``)."""
 
 from .asynchronous import AsyncStrategy
 from .thread import ThreadStrategy

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dspy_turbo.batching import BatchOptions, BatchStrategy, Item, Runner
+from dspy_turbo.plugin.batch import BatchOptions, BatchStrategy, Item, Runner
 
 
 class AsyncRunner(Runner):

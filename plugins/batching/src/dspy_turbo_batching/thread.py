@@ -2,7 +2,7 @@
 
 The pool belongs to the batch and is sized to it: the default executor of
 ``asyncio.to_thread`` has ``min(32, cpus + 4)`` threads, which caps a batch of 200 ms
-calls far below the concurrency asked for. It is a :class:`dspy_turbo.workers.WorkerPool`,
+calls far below the concurrency asked for. It is a :class:`dspy_turbo.plugin.batch.WorkerPool`,
 whose ``submit`` does not contend with the threads running DSPy. Works with any
 callable program.
 """
@@ -13,8 +13,7 @@ import asyncio
 from concurrent.futures import Future
 from typing import Any
 
-from dspy_turbo.batching import BatchOptions, BatchStrategy, Item, Runner
-from dspy_turbo.workers import WorkerPool
+from dspy_turbo.plugin.batch import BatchOptions, BatchStrategy, Item, Runner, WorkerPool
 
 
 class ThreadRunner(Runner):

@@ -31,8 +31,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator, model_validator
 
-from dspy_turbo.components import Component, Options
-from dspy_turbo.semantic import ComponentUnavailable
+from dspy_turbo.plugin.components import Component, ComponentUnavailable, Options
 
 from . import onnx_runtime
 

@@ -1,6 +1,6 @@
 """The ``faiss`` similarity index: one FAISS index per scope, exact or approximate by size.
 
-A scope (see ``dspy_turbo.semantic``) holds the vectors that may match each other. Small
+A scope (see the semantic cache, ``dspy_turbo.plugin.similarity``) holds the vectors that may match each other. Small
 scopes use exact inner-product search (``IndexFlatIP``); a scope that grows past
 ``exact_up_to`` vectors moves to an IVF index (``IndexIVFFlat``, inner product), trained on
 its own vectors and searched with ``nprobe`` lists; ``bench/semantic_eval.py --speed``
@@ -31,8 +31,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from dspy_turbo.components import Component, Options
-from dspy_turbo.semantic import ComponentUnavailable
+from dspy_turbo.plugin.components import Component, ComponentUnavailable, Options
 
 SNAPSHOT_VERSION = 1
 

@@ -33,8 +33,8 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from dspy_turbo.cache_dir import cache_dir
-from dspy_turbo.semantic import ComponentUnavailable
+from dspy_turbo.plugin.components import ComponentUnavailable
+from dspy_turbo.plugin.units import cache_dir
 
 from .export_key import model_key, module_folders, weights_key
 from .fast_tokenizer import FastTokenizer

@@ -27,10 +27,9 @@ from typing import ClassVar, Literal
 import diskcache
 from pydantic import Field
 
-from dspy_turbo import BackendOptions, CacheBackend, DecodeError, Entry
-from dspy_turbo.backend import effective_ttl
-from dspy_turbo.cache_dir import cache_dir as default_directory
-from dspy_turbo.units import ByteSize, Duration
+from dspy_turbo.plugin.backend import BackendOptions, CacheBackend, DecodeError, Entry, effective_ttl
+from dspy_turbo.plugin.units import ByteSize, Duration
+from dspy_turbo.plugin.units import cache_dir as default_directory
 
 from .readonly import ReadOnlyCache
 

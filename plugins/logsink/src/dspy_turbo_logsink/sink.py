@@ -27,8 +27,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import Field, field_validator
 
-import dspy_turbo
-from dspy_turbo.events import Event
+from dspy_turbo.plugin.components import Options
+from dspy_turbo.plugin.sink import Event, MetricSink
 
 # Level per event kind when the config does not say: trouble is a warning, traffic is info
 # (LM calls, costs) or debug (the high-volume cache chatter).
@@ -48,7 +48,7 @@ DEFAULT_LEVELS = {
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-class LogOptions(dspy_turbo.Options):
+class LogOptions(Options):
     format: Literal["json", "kv"] = "json"
     logger: str = "dspy_turbo.events.log"
     """The logger the lines go to."""
@@ -88,9 +88,8 @@ def _kv(value: Any) -> str:
     return text
 
 
-class LogSink(dspy_turbo.Component):
+class LogSink(MetricSink):
     name = "log"
-    kind = "metric_sink"
     Options = LogOptions
 
     def __init__(self, options: LogOptions | None = None):

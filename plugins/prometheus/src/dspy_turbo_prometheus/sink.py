@@ -26,9 +26,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-import dspy_turbo
-from dspy_turbo import events as ev
-from dspy_turbo.events import Event
+from dspy_turbo.plugin import events as ev
+from dspy_turbo.plugin.components import Options
+from dspy_turbo.plugin.sink import Event, MetricSink
 
 logger = logging.getLogger("dspy_turbo_prometheus")
 
@@ -39,7 +39,7 @@ _SHARED_LOCK = threading.Lock()
 _MULTIPROCESS_METRICS = None
 
 
-class PrometheusOptions(dspy_turbo.Options):
+class PrometheusOptions(Options):
     host: str = "0.0.0.0"
     """Address to serve ``/metrics`` on (``0.0.0.0``: every interface, as Prometheus scrapes from elsewhere)."""
     port: int | None = Field(default=9464, ge=0, le=65535)
@@ -139,9 +139,8 @@ def _resident_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # peak, in KiB on Linux
 
 
-class PrometheusSink(dspy_turbo.Component):
+class PrometheusSink(MetricSink):
     name = "prometheus"
-    kind = "metric_sink"
     Options = PrometheusOptions
 
     def __init__(self, options: PrometheusOptions | None = None, turbo: Any = None):

@@ -24,10 +24,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from dspy_turbo import BackendOptions, CacheBackend, DecodeError, Entry
-from dspy_turbo.backend import effective_ttl
-from dspy_turbo.components import SecretURL
-from dspy_turbo.units import Duration
+from dspy_turbo.plugin.backend import BackendOptions, CacheBackend, DecodeError, Entry, effective_ttl
+from dspy_turbo.plugin.components import SecretURL
+from dspy_turbo.plugin.units import Duration
 
 from .coordinator import RedisCoordinator
 from .deadline import DeadlineClusterPool, DeadlinePool, bounded, deadline_class, unbounded

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 
-from dspy_turbo.coordination import Coordinator
+from dspy_turbo.plugin.coordination import Coordinator
 
 from .deadline import bounded
 

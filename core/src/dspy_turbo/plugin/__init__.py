@@ -1,0 +1,82 @@
+"""The plugin SDK: everything a dspy-turbo plugin imports, in one place.
+
+A plugin imports ``dspy_turbo.plugin`` (and its submodules), the public names of
+``dspy_turbo`` and ``dspy_turbo.testing``: nothing else of the core (an import-linter
+contract checks this for the plugins in this repository). What is here is the plugin
+API; the rest of the core may change between releases.
+
+A plugin is a module of hook implementations, found through an entry point::
+
+    # pyproject.toml
+    [project.entry-points.dspy_turbo]
+    mystore = "my_package.plugin"
+
+    # my_package/plugin.py
+    from dspy_turbo.plugin import hookimpl
+
+    @hookimpl
+    def dspy_turbo_cache_backends():
+        from .backend import MyBackend      # heavy imports when the component is used
+        return [MyBackend]
+
+Every hook, its arguments and how results combine: ``dspy_turbo.hookspecs``.
+
+**Components** are what the YAML picks with ``type:``. Each contract is a submodule, with
+its base class or protocol, and a conformance suite in ``dspy_turbo.testing``:
+
+- cache backend (a tier): :mod:`dspy_turbo.plugin.backend` (``CacheBackend``,
+  ``BackendOptions``, ``Entry``, ``effective_ttl``), tested by ``CacheBackendSuite``;
+- similarity index and embedder: :mod:`dspy_turbo.plugin.similarity` (``SimilarityIndex``,
+  ``Embedder``), tested by ``SimilarityIndexSuite`` and ``EmbedderSuite``;
+- batch strategy: :mod:`dspy_turbo.plugin.batch` (``BatchStrategy``, ``Runner``, ``Item``,
+  ``BatchOptions``, ``WorkerPool``), tested by ``BatchStrategySuite``;
+- model selector: :mod:`dspy_turbo.plugin.selector` (``ModelSelector``, ``Decision``,
+  ``SelectorOptions``), tested by ``ModelSelectorSuite``;
+- metric sink: :mod:`dspy_turbo.plugin.sink` (``MetricSink``), tested by ``MetricSinkSuite``;
+- coordinator (offered by a tier shared by processes): :mod:`dspy_turbo.plugin.coordination`
+  (``Coordinator``), tested by ``CoordinatorSuite``.
+
+Shared by all of them:
+
+- :mod:`~dspy_turbo.plugin.components`: ``Component`` (``name``, ``kind``, ``Options``,
+  ``from_options(options, host)``), ``Options`` (unknown keys refused), ``SecretURL`` and
+  ``SecretStr`` (masked everywhere), ``ComponentUnavailable`` (a missing package or model:
+  a config error at the component's YAML path);
+- :mod:`~dspy_turbo.plugin.units`: ``Duration``, ``TTL``, ``ByteSize`` option types and
+  ``cache_dir()``;
+- :mod:`~dspy_turbo.plugin.host`: ``Host``, what ``from_options`` receives (namespace,
+  keys, tiers, event bus, coordinator);
+- :mod:`~dspy_turbo.plugin.events`: ``Event`` and ``EVENTS``, every event kind with its
+  fields.
+
+A component class is registered through its area's hook (``dspy_turbo_cache_backends``,
+``dspy_turbo_similarity_search``, ``dspy_turbo_batch_strategies``,
+``dspy_turbo_model_selectors``, ``dspy_turbo_metric_sinks``), tested by subclassing its
+suite from ``dspy_turbo.testing``, and documented for authors on the "Writing plugins"
+pages of the docs (one page per contract). ``examples/third_party_backend`` is a complete
+plugin to copy.
+"""
+
+from __future__ import annotations
+
+from ..hookspecs import hookimpl
+from .backend import BackendOptions, CacheBackend, DecodeError, Entry, IntegrityError, Signer, effective_ttl
+from .batch import BatchOptions, BatchStrategy, Item, RateLimitSettings, RetrySettings, Runner, WorkerPool
+from .components import KINDS, Component, ComponentUnavailable, Options, SecretStr, SecretURL
+from .coordination import CoordinationUnavailable, Coordinator, LocalCoordinator
+from .events import EVENTS, Event, EventKind
+from .host import EventBus, Host, Tiers
+from .selector import BudgetSettings, Decision, ModelSelector, ModelTier, SelectorOptions
+from .similarity import Embedder, SimilarityIndex, WordVectorEmbedder
+from .sink import MetricSink
+from .units import TTL, ByteSize, Duration, cache_dir
+
+__all__ = [
+    "EVENTS", "KINDS", "TTL",
+    "BackendOptions", "BatchOptions", "BatchStrategy", "BudgetSettings", "ByteSize", "CacheBackend", "Component",
+    "ComponentUnavailable", "CoordinationUnavailable", "Coordinator", "Decision", "DecodeError", "Duration",
+    "Embedder", "Entry", "Event", "EventBus", "EventKind", "Host", "IntegrityError", "Item", "LocalCoordinator",
+    "MetricSink", "ModelSelector", "ModelTier", "Options", "RateLimitSettings", "RetrySettings", "Runner",
+    "SecretStr", "SecretURL", "SelectorOptions", "Signer", "SimilarityIndex", "Tiers", "WordVectorEmbedder",
+    "WorkerPool", "cache_dir", "effective_ttl", "hookimpl",
+]
