@@ -47,7 +47,9 @@ Shared by all of them:
 - :mod:`~dspy_turbo.plugin.host`: ``Host``, what ``from_options`` receives (namespace,
   keys, tiers, event bus, coordinator);
 - :mod:`~dspy_turbo.plugin.events`: ``Event`` and ``EVENTS``, every event kind with its
-  fields.
+  fields;
+- :mod:`~dspy_turbo.plugin.values`: ``encode_value``/``decode_value``, the tiers' value
+  codec, for components that move values across a boundary of their own.
 
 A component class is registered through its area's hook (``dspy_turbo_cache_backends``,
 ``dspy_turbo_similarity_search``, ``dspy_turbo_batch_strategies``,

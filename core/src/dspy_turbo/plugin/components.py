@@ -14,8 +14,9 @@ import, a model that is not on disk) raises :class:`ComponentUnavailable` from
 from __future__ import annotations
 
 from ..components import KINDS, Component, Options, SecretStr, SecretURL
+from ..redaction import SECRET_TYPES
 
-__all__ = ["KINDS", "Component", "ComponentUnavailable", "Options", "SecretStr", "SecretURL"]
+__all__ = ["KINDS", "SECRET_TYPES", "Component", "ComponentUnavailable", "Options", "SecretStr", "SecretURL"]
 
 
 class ComponentUnavailable(RuntimeError):

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from dspy_turbo.redaction import SECRET_TYPES
+from dspy_turbo.plugin.components import SECRET_TYPES
 
 
 def _plain(value: Any) -> Any:

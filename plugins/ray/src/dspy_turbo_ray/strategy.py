@@ -25,9 +25,7 @@ from typing import Any
 import orjson
 from pydantic import Field
 
-from dspy_turbo.batching import BatchOptions, BatchStrategy, Item, Runner
-from dspy_turbo.components import Options
-from dspy_turbo.units import Duration
+from dspy_turbo.plugin import BatchOptions, BatchStrategy, Duration, Item, Options, Runner
 
 from . import document, pools, wire
 

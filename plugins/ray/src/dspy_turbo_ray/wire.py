@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from dspy_turbo.codec import DecodeError, EncodeError, decode_value, encode_value
+from dspy_turbo.plugin.values import DecodeError, EncodeError, decode_value, encode_value
 
 FORMAT = 1  # bump when the layout below changes: a worker and a driver must agree
 

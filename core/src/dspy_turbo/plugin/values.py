@@ -1,0 +1,14 @@
+"""The value codec: any cached value as JSON-able data with type tags, and back, never pickle.
+
+A component that moves values across a boundary of its own (a worker process, a Ray actor,
+a wire format) encodes them the way the tiers do: ``encode_value(value)`` gives
+``(kind, data)`` (``EncodeError`` for what no codec knows), ``decode_value(kind, data)``
+rebuilds the value (``DecodeError`` for anything malformed, never an import of a name that
+came from the data).
+"""
+
+from __future__ import annotations
+
+from ..codec import DecodeError, EncodeError, decode_value, encode_value
+
+__all__ = ["DecodeError", "EncodeError", "decode_value", "encode_value"]
