@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -173,6 +173,11 @@ class CacheSettings(Options):
     """Default lifetime of an entry, across tiers (a tier's own ``ttl`` may be shorter).
     ``null`` (the default): entries never expire. 0 is refused: no ttl means no expiry, and a
     tier that should store nothing is removed."""
+    mode: Literal["normal", "record", "replay"] = "normal"
+    """``record``: every call reaches the LM and its answer is written (no reads); ``replay``:
+    answers come from the cache only, and a miss raises ``dspy_turbo.ReplayMiss`` naming the
+    request instead of calling the LM (deterministic tests from a recorded cache). The
+    ``DSPY_TURBO_MODE`` environment variable, when set, wins (see ``controls.py``)."""
     admission: AdmissionSettings = AdmissionSettings()
     breaker: BreakerSettings = BreakerSettings()
     singleflight: SingleFlightSettings = SingleFlightSettings()
