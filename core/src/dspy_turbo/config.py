@@ -482,7 +482,9 @@ def _component(raw: Any, kind: str, path: str, registry: Registry, issues: list[
     if cls is None:
         hint = _closest(str(name), available)
         package = KNOWN_PROVIDERS.get((kind, name))
-        install = f"it is provided by {package}: pip install {package}; " if package else ""
+        missing = registry.why_missing(package)  # installed but broken, or left out by DSPY_TURBO_PLUGINS
+        install = f"{missing}; " if missing else f"it is provided by {package}: pip install {package}; " if package \
+            else registry.unloaded_note()
         issues.append(ConfigIssue(f"{path}.type", f"unknown {label} type {name!r}; {install}{hint}"
                                                   f"available: {', '.join(available) or 'none installed'}"))
         return None
