@@ -505,10 +505,21 @@ def default_document(registry: Registry) -> dict[str, Any]:
     return {"cache": {"tiers": tiers}}
 
 
+def over_default(document: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+    """``document`` laid over the embedded ``default``: what the document leaves out keeps the
+    default's value. Mappings merge key by key, at every level; any other value the document
+    gives (a list such as ``cache.tiers``, a scalar, ``null``) replaces the default's whole.
+    So ``{"namespace": "x"}`` keeps the default tiers, and a ``tiers:`` list is the tiers."""
+    merged = dict(default)
+    for key, value in document.items():
+        below = default.get(key)
+        merged[key] = over_default(value, below) if isinstance(value, dict) and isinstance(below, dict) else value
+    return merged
+
+
 def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=os.environ) -> Config:
     raw, name = read_source(source)
-    if source is None:
-        raw = default_document(registry)
+    raw = over_default(raw, default_document(registry))  # an unspecified section keeps its default
     issues: list[ConfigIssue] = []
     raw = interpolate(raw, "", issues, environ)
     try:
