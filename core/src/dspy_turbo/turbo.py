@@ -233,9 +233,10 @@ class Turbo:
         """The caller's own copy of the cached value, or None (``count``: see ``TieredCache.get``;
         ``cache``: some of the tiers only, see ``DSPyCache``). None without reading inside a
         scope that reads nothing (``bypass()``, ``refresh()``, record mode)."""
-        control = controls.effective(self.base_control)
-        if control is not None and control.read is False:
-            return None
+        if controls._overrides is not None or self.base_control is not None:  # a scope was ever entered, or a mode
+            control = controls.effective(self.base_control)
+            if control is not None and control.read is False:
+                return None
         entry = (cache or self.cache).get(key, count)
         return None if entry is None else entry.copy_value()
 
