@@ -146,7 +146,19 @@ class SemanticSettings(Options):
     fields: list[str] | None = None
     """Input fields whose values are embedded; the others must match exactly. Default: every text input."""
     signatures: dict[str, SemanticOverride] = {}
-    """Per-signature ``threshold`` and ``fields``, keyed by ``"inputs -> outputs"`` (``"prompt"`` for lm("..."))."""
+    """Per-signature ``threshold`` and ``fields``, keyed by ``"inputs -> outputs"`` (``"prompt"`` for lm("...")),
+    matched by the signature's field names: spacing, order and type annotations do not matter."""
+
+    @field_validator("signatures")
+    @classmethod
+    def _signature_keys(cls, value: dict[str, SemanticOverride]) -> dict[str, SemanticOverride]:
+        from .semantic import signature_fields
+
+        for key in value:
+            if key.strip() != "prompt" and signature_fields(key) is None:
+                raise ValueError(f"{key!r} is not a signature: write its fields as 'question, context -> answer' "
+                                 "(or 'prompt' for a plain lm(\"...\") call)")
+        return value
     guards: SemanticGuards = SemanticGuards()
     verifier: SemanticVerifier = SemanticVerifier()
     judge: SemanticJudge = SemanticJudge()
