@@ -133,6 +133,21 @@ def parse_duration(value: object) -> float:
     return float(_parse(value, _DURATION))
 
 
+def format_duration(seconds: float) -> str:
+    """Seconds as people write them: ``1h``, ``1d``, ``1h30m``, ``90ms``; the inverse of ``parse_duration``."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    parts, rest = [], seconds
+    for unit, size in (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
+        if rest >= size:
+            count = int(rest // size)
+            parts.append(f"{count}{unit}")
+            rest -= count * size
+    if rest or not parts:
+        parts.append(f"{rest:g}s")
+    return "".join(parts)
+
+
 def parse_size(value: object) -> int:
     """Bytes as an int from ``1048576``, ``"256MB"``, ``"1.5GiB"``; never negative, at most ``MAX_SIZE``."""
     return int(_parse(value, _SIZE))
