@@ -332,7 +332,8 @@ def _issues_from(exc: ValidationError, model: type[Options], prefix: str = "") -
 
 
 # What a pattern-checked string may hold, in words (pydantic would show the regular expression).
-_PATTERN_WORDS = {r"^[A-Za-z0-9_.\-]+$": "only letters, digits, '_', '.' and '-' (no spaces, no ':')"}
+_PATTERN_WORDS = {r"^[A-Za-z0-9_.\-]+$": "only letters, digits, '_', '.' and '-' (no spaces, no ':')",
+                  r"^[A-Za-z0-9_.:\-]+$": "only letters, digits, '_', '.', ':' and '-' (no spaces)"}
 
 
 def _plain(err: dict[str, Any]) -> str:
