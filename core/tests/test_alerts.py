@@ -84,7 +84,7 @@ def test_latency_and_error_rules_on_a_fake_clock():
     ({"name": "a", "metric": "hit_ratio", "below": 0.5}, "metrics.alerts[0].metric", "hit_rate"),
     ({"name": "a", "metric": "hit_rate", "below": 50}, "metrics.alerts[0]", "fraction between 0 and 1"),
     ({"name": "a", "metric": "lm_latency_p95", "above": "fast"}, "metrics.alerts[0]", "not a duration"),
-    ({"name": "a b", "metric": "hit_rate", "below": 0.5}, "metrics.alerts[0].name", "pattern"),
+    ({"name": "a b", "metric": "hit_rate", "below": 0.5}, "metrics.alerts[0].name", "only letters, digits"),
     ({"name": "a", "metric": "hit_rate", "below": 0.5, "windw": "1m"}, "metrics.alerts[0].windw", "did you mean 'window'"),
 ])
 def test_bad_rules_are_config_errors_with_their_path(make_turbo, rule, path, message):

@@ -63,11 +63,21 @@ def test_unknown_component_type_suggests_and_lists():
 
 
 def test_known_plugin_type_names_the_package(monkeypatch):
-    monkeypatch.setenv("DSPY_TURBO_PLUGINS", "sqlite_example")  # as if dspy-turbo-redis and dspy-turbo-prometheus were not installed
+    from dspy_turbo import plugins
+
+    installed = plugins._entry_points()  # as if dspy-turbo-redis and dspy-turbo-prometheus were not installed
+    monkeypatch.setattr(plugins, "_entry_points", lambda: [ep for ep in installed if ep.name not in ("redis", "prometheus")])
     found = problems({"cache": {"tiers": [{"type": "redis", "url": "redis://localhost"}]},
                       "metrics": {"sinks": [{"type": "prometheus"}]}})
     assert "pip install dspy-turbo-redis" in found["cache.tiers[0].type"]
     assert "pip install dspy-turbo-prometheus" in found["metrics.sinks[0].type"]
+
+
+def test_a_plugin_left_out_by_the_filter_is_not_pip_installed(monkeypatch):
+    monkeypatch.setenv("DSPY_TURBO_PLUGINS", "sqlite_example")
+    found = problems({"cache": {"tiers": [{"type": "redis", "url": "redis://localhost"}]}})["cache.tiers[0].type"]
+    assert "pip install" not in found
+    assert "dspy-turbo-redis is installed, but its plugin 'redis' is left out by DSPY_TURBO_PLUGINS=sqlite_example" in found
 
 
 def test_unknown_keys_rejected_with_suggestion_at_every_level():

@@ -112,12 +112,19 @@ def test_budget_reached_with_error_fails_clearly_but_still_serves_cached_answers
     with dspy.context(lm=router):
         qa = dspy.Predict("question -> answer")
         first = qa(question="What is the capital of Spain?")
-        with pytest.raises(BudgetExceeded, match=r"routing budget reached: \$0\.\d+ spent of \$0\.00 per 86400s period; "
+        with pytest.raises(BudgetExceeded, match=r"routing budget reached: \$0\.\d+ spent of \$0\.000001 per 1d period; "
                                                  r"it resets at .*on_exceeded: cheapest"):
             qa(question="What is the capital of Italy?")
         again = qa(question="What is the capital of Spain?")  # in the cache: costs nothing
     assert again.answer == first.answer
     assert made["openai/gpt-4o-mini"].engine.calls == 1
+
+
+def test_budget_message_shows_small_limits_and_periods_as_written():
+    budget = Budget(limit=0.001, period=3600, on_exceeded="error", clock=lambda: 86400 * 10 + 100.0)
+    budget.add(0.0012)
+    message = str(budget.error())
+    assert "$0.0012 spent of $0.001 per 1h period" in message
 
 
 def test_budget_resets_with_the_next_period():

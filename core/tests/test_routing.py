@@ -184,7 +184,7 @@ def test_router_without_routing_section_names_what_is_missing(make_turbo):
     ({"type": "complexity", "tiers": []}, "routing.tiers", "at least 1 item"),
     ({"type": "complexity", "tiers": [*TIERS, TIERS[0]]}, "routing", "tier names must be unique; repeated: small"),
     ({"type": "complexity", "tiers": TIERS, "weights": {"lenght": 0.3}}, "routing", "unknown feature weight 'lenght'"),
-    ({"type": "complexity", "tiers": TIERS, "priority": "fast"}, "routing.priority", "'speed', 'balanced' or 'quality'"),
+    ({"type": "complexity", "tiers": TIERS, "priority": "fast"}, "routing.priority", "expected one of speed, balanced, quality"),
     ({"type": "complexty", "tiers": TIERS}, "routing.type", "did you mean 'complexity'"),
     ({"type": "complexity", "tiers": TIERS, "budget": {"limit": -1}}, "routing.budget.limit", "greater than 0"),
 ])

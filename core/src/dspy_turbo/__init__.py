@@ -22,6 +22,7 @@ from .cached import cached
 from .codec import Codec, DecodeError, EncodeError, register_codec
 from .components import Component, Options
 from .config import ConfigError, ConfigIssue
+from .controls import ReplayMiss, bypass, caching, read_only, refresh
 from .entry import Entry
 from .events import Event
 from .hookspecs import hookimpl
@@ -46,11 +47,16 @@ __all__ = [
     "Event",
     "Options",
     "PluginError",
+    "ReplayMiss",
     "Turbo",
     "__version__",
+    "bypass",
     "cached",
+    "caching",
     "hookimpl",
     "load",
+    "read_only",
+    "refresh",
     "register_codec",
 ]
 

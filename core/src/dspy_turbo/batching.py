@@ -231,7 +231,11 @@ class _Batch:
             self.turbo.store(item.key, value, usage=spent.usage() if spent else None, cost=spent.cost if spent else None)
 
     def lookup(self, keys: list[str]) -> dict[str, tuple[Any, Entry]]:
-        """The cached items among ``keys``: their values (own copies) and entries."""
+        """The cached items among ``keys``: their values (own copies) and entries (none inside
+        a scope that reads nothing: ``bypass()``, ``refresh()``, record mode)."""
+        control = self.turbo.control()
+        if control is not None and control.read is False:
+            return {}
         entries = self.turbo.cache.get_many(keys, report_misses=False)
         out = {}
         for key, entry in entries.items():

@@ -8,10 +8,21 @@ flight when it is reached may overshoot it by their own cost. The count is per p
 from __future__ import annotations
 
 import datetime
+import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from .units import format_duration
+
+
+def money(dollars: float) -> str:
+    """``$12.50``, ``$0.25``, and small amounts to three significant digits (``$0.001``, never ``$0.00``)."""
+    if dollars >= 0.995 or dollars <= 0:
+        return f"${dollars:,.2f}"
+    digits = min(12, 2 - math.floor(math.log10(dollars)))  # three significant digits, no exponent
+    return "$" + f"{dollars:.{digits}f}".rstrip("0")
 
 
 class BudgetExceeded(RuntimeError):
@@ -59,9 +70,9 @@ class Budget:
         return datetime.datetime.fromtimestamp(end, datetime.timezone.utc).isoformat(timespec="seconds")
 
     def error(self) -> BudgetExceeded:
-        return BudgetExceeded(f"dspy-turbo routing budget reached: ${self.spent:.4f} spent of ${self.limit:.2f} per "
-                              f"{self.period:g}s period; it resets at {self.resets_at()}. Raise routing.budget.limit, "
-                              "or set routing.budget.on_exceeded: cheapest to keep answering with the cheapest tier")
+        return BudgetExceeded(f"dspy-turbo routing budget reached: {money(self.spent)} spent of {money(self.limit)} "
+                              f"per {format_duration(self.period)} period; it resets at {self.resets_at()}. Raise "
+                              "routing.budget.limit, or set routing.budget.on_exceeded: cheapest to keep answering with the cheapest tier")
 
     def status(self) -> dict[str, Any]:
         spent = self.spent

@@ -36,10 +36,10 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from . import controls
 from . import events as ev
 from .events import Event
 from .keys import Unkeyable, function_request, is_method, unkeyable_argument
-from .units import parse_duration
 
 if TYPE_CHECKING:
     from .turbo import Turbo
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = (),
            turbo: Turbo | None = None, key: Callable[..., Any] | None = None):
-    seconds = parse_duration(ttl) if ttl is not None else None
+    seconds = controls.call_ttl(ttl, "cached(ttl=...)")
     ignored = frozenset(ignore)
     tag_tuple = tuple(tags)
     key_fn = key
@@ -69,7 +69,9 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
             request = None
             try:
                 request = function_request(func, args, kwargs, ignore=ignored, method=method, key=key_fn)
-                return t.key(request)
+                key = t.key(request)
+                t.remember(key, request, None)
+                return key
             except Exception as exc:  # never raise into the program: run uncached
                 if request is not None and isinstance(exc, Unkeyable):
                     reason = unkeyable_argument(func, request)
@@ -92,6 +94,10 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
                 hit = t.lookup(key)
                 if hit is not None:
                     return hit
+                if _uncontrolled(t, key, func) is not None:  # reads off: a fresh call, never shared
+                    value = await func(*args, **kwargs)
+                    t.store(key, value, ttl=seconds, tags=tag_tuple)
+                    return value
 
                 async def call():
                     again = t.lookup(key, count=False)  # another flight may have stored it meanwhile
@@ -129,6 +135,10 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
             hit = t.lookup(key)
             if hit is not None:
                 return hit
+            if _uncontrolled(t, key, func) is not None:  # reads off: a fresh call, never shared
+                value = func(*args, **kwargs)
+                t.store(key, value, ttl=seconds, tags=tag_tuple)
+                return value
 
             def call():
                 again = t.lookup(key, count=False)  # another flight may have stored it meanwhile
@@ -154,6 +164,15 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
     if fn is not None and callable(fn):
         return decorate(fn)
     return decorate
+
+
+def _uncontrolled(t: Turbo, key: str, func) -> controls.CacheControl | None:
+    """After a miss: refused in replay mode (a ReplayMiss); the running control when it reads
+    nothing (the call then runs on its own, outside single-flight), else None."""
+    if t.replay:
+        raise controls.replay_miss(key=key, function=f"{func.__module__}.{func.__qualname__}")
+    control = t.control()
+    return control if control is not None and control.read is False else None
 
 
 def _shared(t: Turbo, key: str, value):

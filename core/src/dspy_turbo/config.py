@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -146,7 +146,19 @@ class SemanticSettings(Options):
     fields: list[str] | None = None
     """Input fields whose values are embedded; the others must match exactly. Default: every text input."""
     signatures: dict[str, SemanticOverride] = {}
-    """Per-signature ``threshold`` and ``fields``, keyed by ``"inputs -> outputs"`` (``"prompt"`` for lm("..."))."""
+    """Per-signature ``threshold`` and ``fields``, keyed by ``"inputs -> outputs"`` (``"prompt"`` for lm("...")),
+    matched by the signature's field names: spacing, order and type annotations do not matter."""
+
+    @field_validator("signatures")
+    @classmethod
+    def _signature_keys(cls, value: dict[str, SemanticOverride]) -> dict[str, SemanticOverride]:
+        from .semantic import signature_fields
+
+        for key in value:
+            if key.strip() != "prompt" and signature_fields(key) is None:
+                raise ValueError(f"{key!r} is not a signature: write its fields as 'question, context -> answer' "
+                                 "(or 'prompt' for a plain lm(\"...\") call)")
+        return value
     guards: SemanticGuards = SemanticGuards()
     verifier: SemanticVerifier = SemanticVerifier()
     judge: SemanticJudge = SemanticJudge()
@@ -173,6 +185,11 @@ class CacheSettings(Options):
     """Default lifetime of an entry, across tiers (a tier's own ``ttl`` may be shorter).
     ``null`` (the default): entries never expire. 0 is refused: no ttl means no expiry, and a
     tier that should store nothing is removed."""
+    mode: Literal["normal", "record", "replay"] = "normal"
+    """``record``: every call reaches the LM and its answer is written (no reads); ``replay``:
+    answers come from the cache only, and a miss raises ``dspy_turbo.ReplayMiss`` naming the
+    request instead of calling the LM (deterministic tests from a recorded cache). The
+    ``DSPY_TURBO_MODE`` environment variable, when set, wins (see ``controls.py``)."""
     admission: AdmissionSettings = AdmissionSettings()
     breaker: BreakerSettings = BreakerSettings()
     singleflight: SingleFlightSettings = SingleFlightSettings()
@@ -307,11 +324,57 @@ def _issues_from(exc: ValidationError, model: type[Options], prefix: str = "") -
             valid = sorted(owner.model_fields)
             issues.append(ConfigIssue(path, f"unknown key {loc[-1]!r}; {_closest(str(loc[-1]), valid)}valid keys: {', '.join(valid)}"))
         else:
-            msg = err["msg"]
+            msg = _plain(err)
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, "):]
             issues.append(ConfigIssue(path, msg))
     return issues
+
+
+# What a pattern-checked string may hold, in words (pydantic would show the regular expression).
+_PATTERN_WORDS = {r"^[A-Za-z0-9_.\-]+$": "only letters, digits, '_', '.' and '-' (no spaces, no ':')",
+                  r"^[A-Za-z0-9_.:\-]+$": "only letters, digits, '_', '.', ':' and '-' (no spaces)"}
+
+
+def _plain(err: dict[str, Any]) -> str:
+    """A validation error in the words of a config file, not of pydantic's classes: the
+    expected kind of value and the kind given (never the value itself: it may be a secret)."""
+    kind, given = err["type"], _kind_of(err.get("input"))
+    ctx = err.get("ctx") or {}
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"expected a mapping of settings (key: value lines), got {given}"
+    if kind == "list_type":
+        return f"expected a list (one '- item' line each), got {given}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected a whole number, got {given}"
+    if kind in ("float_type", "float_parsing"):
+        return f"expected a number, got {given}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {given}"
+    if kind == "string_type":
+        return f"expected text, got {given}"
+    if kind == "string_pattern_mismatch":
+        return f"may hold {_PATTERN_WORDS.get(str(ctx.get('pattern')), 'only the characters its format allows')}"
+    if kind == "literal_error":
+        options = [o.strip().strip("'") for o in str(ctx.get("expected", "")).replace(" or ", ", ").split(",")]
+        value = err.get("input")
+        hint = _closest(value, options) if isinstance(value, str) else ""
+        return f"expected one of {', '.join(options)}; {hint}".rstrip("; ")
+    return err["msg"]
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text" if value else "empty text"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return "nothing (null)" if value is None else f"a {type(value).__name__}"
 
 
 # -- environment ---------------------------------------------------------------------------
@@ -375,7 +438,29 @@ def _check_events(text: str) -> None:
         if open_:
             open_[-1][1] += values
 
+    mappings: list[list | None] = []  # per open collection: [keys seen, next node is a key] for a mapping
+
+    def node(event: yaml.Event) -> None:
+        """A node starts: in a mapping, every other one is a key, which must not repeat."""
+        top = mappings[-1] if mappings else None
+        if top is None:
+            return
+        if top[1] and isinstance(event, yaml.ScalarEvent):
+            if event.value in top[0]:
+                raise _TooLarge(f"the key {event.value!r} appears twice in one mapping (YAML would keep only the "
+                                "last one); remove or merge one of them", event.start_mark)
+            top[0].add(event.value)
+        top[1] = not top[1]
+
     for event in yaml.parse(text, Loader=_SafeLoader):
+        if isinstance(event, (yaml.AliasEvent, yaml.ScalarEvent, yaml.CollectionStartEvent)):
+            node(event)
+        if isinstance(event, yaml.MappingStartEvent):
+            mappings.append([set(), True])
+        elif isinstance(event, yaml.SequenceStartEvent):
+            mappings.append(None)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            mappings.pop()
         if isinstance(event, yaml.AliasEvent):
             if any(anchor == event.anchor for anchor, _ in open_):
                 raise _TooLarge(f"the alias *{event.anchor} is inside the value it names (a recursive alias)",
@@ -445,7 +530,8 @@ def read_source(source: str | os.PathLike | dict | None) -> tuple[dict[str, Any]
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
         problem = getattr(exc, "problem", None) or str(exc)
-        what = "YAML refused" if isinstance(exc, _TooLarge) else "malformed YAML"
+        what = "YAML refused" if isinstance(exc, _TooLarge) and "appears twice" not in problem else \
+            "duplicate key" if isinstance(exc, _TooLarge) else "malformed YAML"
         raise ConfigError([ConfigIssue("", f"{what} at {where}: {problem}")], name) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigIssue("", f"cannot read the file: {exc}")], name) from None
@@ -477,7 +563,9 @@ def _component(raw: Any, kind: str, path: str, registry: Registry, issues: list[
     if cls is None:
         hint = _closest(str(name), available)
         package = KNOWN_PROVIDERS.get((kind, name))
-        install = f"it is provided by {package}: pip install {package}; " if package else ""
+        missing = registry.why_missing(package)  # installed but broken, or left out by DSPY_TURBO_PLUGINS
+        install = f"{missing}; " if missing else f"it is provided by {package}: pip install {package}; " if package \
+            else registry.unloaded_note()
         issues.append(ConfigIssue(f"{path}.type", f"unknown {label} type {name!r}; {install}{hint}"
                                                   f"available: {', '.join(available) or 'none installed'}"))
         return None
@@ -498,10 +586,21 @@ def default_document(registry: Registry) -> dict[str, Any]:
     return {"cache": {"tiers": tiers}}
 
 
+def over_default(document: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+    """``document`` laid over the embedded ``default``: what the document leaves out keeps the
+    default's value. Mappings merge key by key, at every level; any other value the document
+    gives (a list such as ``cache.tiers``, a scalar, ``null``) replaces the default's whole.
+    So ``{"namespace": "x"}`` keeps the default tiers, and a ``tiers:`` list is the tiers."""
+    merged = dict(default)
+    for key, value in document.items():
+        below = default.get(key)
+        merged[key] = over_default(value, below) if isinstance(value, dict) and isinstance(below, dict) else value
+    return merged
+
+
 def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=os.environ) -> Config:
     raw, name = read_source(source)
-    if source is None:
-        raw = default_document(registry)
+    raw = over_default(raw, default_document(registry))  # an unspecified section keeps its default
     issues: list[ConfigIssue] = []
     raw = interpolate(raw, "", issues, environ)
     try:
@@ -558,6 +657,11 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
         blocks += [(semantic, key, spec) for key, spec in (("index", index), ("embedder", embedder)) if spec is not None]
     if issues or settings is None:
         raise ConfigError(issues, name)
+    bare: list[ConfigIssue] = []
+    if isinstance(source, (str, os.PathLike)):  # a file: a bare duration or size reads as seconds or bytes
+        _bare_numbers(Settings, raw, "", bare)
+        for container, key, spec in blocks:
+            _bare_numbers(type(spec.options), container[key], spec.path, bare)
     if blocks:
         # `raw` is interpolate()'s copy, never the caller's dict: mask the blocks in it, and
         # validate again so the settings show them masked (their own fields keep real values).
@@ -565,7 +669,57 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
             container[key] = _masked(container[key], spec.options)
         settings = Settings.model_validate(raw)
     return Config(settings, tuple(tiers), tuple(sinks), batching, routing, index, embedder, name,
-                  _price_warnings(settings, routing))
+                  (*bare, *_price_warnings(settings, routing)))
+
+
+def _unit_of(field: Any) -> str | None:
+    """``duration`` or ``size`` for a field typed ``Duration``/``TTL``/``ByteSize`` (or ``... | None``)."""
+    from .units import parse_duration, parse_size, parse_ttl
+
+    metadata = list(field.metadata)
+    for arg in get_args(field.annotation):
+        metadata += list(getattr(arg, "__metadata__", ()))
+    for item in metadata:
+        func = getattr(item, "func", None)
+        if func in (parse_duration, parse_ttl):
+            return "duration"
+        if func is parse_size:
+            return "size"
+    return None
+
+
+def _options_model(annotation: Any) -> type[Options] | None:
+    if isinstance(annotation, type) and issubclass(annotation, Options):
+        return annotation
+    return next((a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, Options)), None)
+
+
+def _bare_numbers(model: type[Options], raw: Any, path: str, out: list[ConfigIssue]) -> None:
+    """A warning for each bare number in a duration or size field of ``raw``: ``timeout: 250``
+    is 250 seconds and ``max_bytes: 256`` 256 bytes, which is rarely what was meant."""
+    if not isinstance(raw, dict):
+        return
+    for name, value in raw.items():
+        field = model.model_fields.get(name) if isinstance(name, str) else None
+        if field is None:
+            continue
+        where = _path((name,), path)
+        unit = _unit_of(field)
+        if unit is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and value:
+            shown = f"{value:g}"
+            if unit == "duration":
+                out.append(ConfigIssue(where, f"a bare {shown} is {shown} seconds; write the unit: '{shown}s' "
+                                              f"(or '{shown}ms' if milliseconds were meant)"))
+            else:
+                out.append(ConfigIssue(where, f"a bare {shown} is {shown} bytes; write the unit: '{shown}B' "
+                                              f"(or '{shown}MB' if megabytes were meant)"))
+            continue
+        inner = _options_model(field.annotation)
+        if inner is not None and isinstance(value, dict):
+            _bare_numbers(inner, value, where, out)
+        elif inner is not None and isinstance(value, list):
+            for i, item in enumerate(value):
+                _bare_numbers(inner, item, _path((i,), where), out)
 
 
 def _masked(raw: Any, options: Any) -> Any:

@@ -68,7 +68,7 @@ import dspy.clients.execution as execution
 from dspy.clients.cache import Cache as _DSPyCache
 from dspy.dsp.utils.settings import settings as _dspy_settings
 
-from . import callpolicy, metadata_memo
+from . import callpolicy, controls, metadata_memo
 from . import events as ev
 from .costs import usage_cost as _usage_cost
 from .events import Event, describe_error
@@ -91,6 +91,8 @@ _RECHECK: contextvars.ContextVar[bool] = contextvars.ContextVar("dspy_turbo_rech
 # the key too): an equal request reuses the key instead of serialising and hashing it again.
 _KEYED: contextvars.ContextVar[tuple[dict, str | None, list] | None] = contextvars.ContextVar("dspy_turbo_keyed",
                                                                                              default=None)
+# The key of the last LM request keyed in this thread or task (turbo.last_key()).
+_LAST: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar("dspy_turbo_last_key", default=None)
 # request_cache doors of dspy.Embedder: their values must be one embedding per input.
 _EMBEDDING_DOORS = frozenset({"dspy.clients.embedding._cached_compute_embeddings",
                               "dspy.clients.embedding._cached_acompute_embeddings"})
@@ -263,8 +265,11 @@ class DSPyCache(_DSPyCache):
         if memory and disk:
             semantic = self.turbo.semantic
             if semantic is None:
-                value = self.turbo.lookup(key, count=not _RECHECK.get())
+                value = self.turbo.lookup(key, count=not _RECHECK.get())  # honours the cache controls
             else:  # exact first, then a safe paraphrase match (dspy_turbo.semantic)
+                control = self.turbo.control()
+                if control is not None and control.read is False:
+                    return None
                 value = semantic.lookup(request, key, ignored_args_for_cache_key, count=not _RECHECK.get())
         else:
             value = self.turbo.lookup(key, count=not _RECHECK.get(), cache=self._tiers_for(memory, disk))
@@ -593,6 +598,76 @@ def _waiter_copy(result: Any) -> Any:
     return mine
 
 
+def _keyed(turbo: Turbo, lm: Any, request: dict[str, Any]) -> tuple[dict, str | None, list]:
+    """What ``_KEYED`` holds for one LM call; the key is also this context's ``last_key()``
+    and the request, as keyed, what ``turbo.explain_key(key)`` explains."""
+    keyed = _with_endpoint(lm, request)
+    ignored = execution.IGNORED_CACHE_KEYS
+    key = _request_key(turbo, keyed, ignored)
+    if key is not None:
+        _LAST.set((id(turbo), key))
+        turbo.remember(key, keyed, ignored)
+    return request, key, ignored
+
+
+def last_keyed(turbo: Turbo) -> str | None:
+    last = _LAST.get()
+    return last[1] if last is not None and last[0] == id(turbo) else None
+
+
+def _miss_control(turbo: Turbo, lm: Any, call: Any) -> bool:
+    """After a miss: replay mode refuses the call (a ReplayMiss); True when the running
+    control reads nothing (bypass, refresh, record): the caller asked for an answer of its
+    own, so the call is made outside single-flight."""
+    control = turbo.control()
+    if turbo.replay:
+        keyed = _KEYED.get()
+        reason = "no recorded answer" if control is None or control.read is not False else \
+            "a scope that reads nothing (bypass() or refresh())"
+        raise _replay_refused(turbo, lm, call, keyed[1] if keyed else None, reason)
+    return control is not None and control.read is False
+
+
+def _replay_refused(turbo: Turbo, lm: Any, call: Any, key: str | None, reason: str) -> controls.ReplayMiss:
+    predict = _dspy_settings.caller_predict
+    signature = getattr(getattr(predict, "signature", None), "signature", None)
+    messages = prompt = None
+    if getattr(call, "request", None) is not None:  # an lm15 Request: its messages as DSPy keyed them
+        try:
+            from dspy._vendor.lm15.serde import request_to_dict
+
+            messages = request_to_dict(call.request).get("messages")
+        except Exception:
+            messages = None
+    else:
+        legacy = getattr(call, "legacy", None) or {}
+        messages, prompt = legacy.get("messages"), getattr(call, "prompt", None)
+    if not isinstance(signature, str):
+        signature = _signature_from(messages)
+    if key is None:
+        try:
+            key = _request_key(turbo, _with_endpoint(lm, call.key(lm, False)), execution.IGNORED_CACHE_KEYS)
+        except Exception:
+            key = None
+    return controls.replay_miss(key=key, model=_lm_model(lm), signature=signature, messages=messages, prompt=prompt,
+                                reason=reason)
+
+
+def _signature_from(messages: Any) -> str | None:
+    """``"question -> answer"`` from the fields a DSPy adapter lists in its system message."""
+    try:
+        from .semantic import _input_fields, _output_names
+
+        system = next((m.get("content") for m in messages or () if isinstance(m, dict) and m.get("role") == "system"),
+                      None)
+        if not isinstance(system, str):
+            return None
+        inputs = [name for name, _ in _input_fields(system)]
+        return f"{', '.join(inputs)} -> {', '.join(_output_names(system))}" if inputs else None
+    except Exception:  # a message shape of its own: the message itself is shown instead
+        return None
+
+
 def _wrap(original_execute, original_aexecute):
     """Wrap DSPy's execute/aexecute: hits return at once; misses go through single-flight.
 
@@ -603,16 +678,25 @@ def _wrap(original_execute, original_aexecute):
     def execute(lm, call):
         turbo = _active
         if turbo is None or not call.cache:
+            if turbo is not None and turbo.replay and dspy.__dict__.get("cache") is _adapter:
+                raise _replay_refused(turbo, lm, call, None, "the call asks for no cache (cache=False)")
             return callpolicy.execute(original_execute, lm, call)
         adapter = _adapter
         if dspy.__dict__.get("cache") is not adapter:  # the program chose another cache: it is DSPy's
             _stepped_aside(adapter)
             return callpolicy.execute(original_execute, lm, call)
+        if call.cache is not True and isinstance(call.cache, dict):  # cache={"no-cache": ...}: this call's controls
+            with controls.for_call(call.cache):
+                return _keyed_execute(turbo, adapter, lm, call)
+        return _keyed_execute(turbo, adapter, lm, call)
+
+    def _keyed_execute(turbo, adapter, lm, call):
         if not (adapter.enable_memory_cache or adapter.enable_disk_cache):
+            if turbo.replay:
+                raise _replay_refused(turbo, lm, call, None, "DSPy's cache is switched off (dspy.configure_cache)")
             return _uncached(turbo, lm, call)  # DSPy's off switch: every call reaches the LM
         request = call.key(lm, False)
-        token = _KEYED.set((request, _request_key(turbo, _with_endpoint(lm, request), execution.IGNORED_CACHE_KEYS),
-                             execution.IGNORED_CACHE_KEYS))
+        token = _KEYED.set(_keyed(turbo, lm, request))
         try:
             return _execute(turbo, adapter, lm, call)
         finally:
@@ -634,8 +718,8 @@ def _wrap(original_execute, original_aexecute):
             if adapter.stream_hits:
                 _replay(lm, hit)
             return hit
-
-        key = _KEYED.get()[1] if turbo.singleflight_enabled else None
+        fresh = _miss_control(turbo, lm, call)  # replay refuses; a scope that reads nothing asks a fresh call
+        key = _KEYED.get()[1] if turbo.singleflight_enabled and not fresh else None
 
         def call_lm():
             started = time.perf_counter()
@@ -680,16 +764,25 @@ def _wrap(original_execute, original_aexecute):
     async def aexecute(lm, call):
         turbo = _active
         if turbo is None or not call.cache:
+            if turbo is not None and turbo.replay and dspy.__dict__.get("cache") is _adapter:
+                raise _replay_refused(turbo, lm, call, None, "the call asks for no cache (cache=False)")
             return await callpolicy.aexecute(original_aexecute, lm, call)
         adapter = _adapter
         if dspy.__dict__.get("cache") is not adapter:
             _stepped_aside(adapter)
             return await callpolicy.aexecute(original_aexecute, lm, call)
+        if call.cache is not True and isinstance(call.cache, dict):
+            with controls.for_call(call.cache):
+                return await _akeyed_execute(turbo, adapter, lm, call)
+        return await _akeyed_execute(turbo, adapter, lm, call)
+
+    async def _akeyed_execute(turbo, adapter, lm, call):
         if not (adapter.enable_memory_cache or adapter.enable_disk_cache):
+            if turbo.replay:
+                raise _replay_refused(turbo, lm, call, None, "DSPy's cache is switched off (dspy.configure_cache)")
             return await _auncached(turbo, lm, call)
         request = call.key(lm, True)
-        token = _KEYED.set((request, _request_key(turbo, _with_endpoint(lm, request), execution.IGNORED_CACHE_KEYS),
-                             execution.IGNORED_CACHE_KEYS))
+        token = _KEYED.set(_keyed(turbo, lm, request))
         try:
             return await _aexecute(turbo, adapter, lm, call)
         finally:
@@ -712,8 +805,8 @@ def _wrap(original_execute, original_aexecute):
             if adapter.stream_hits:
                 await _areplay(lm, hit)
             return hit
-
-        key = _KEYED.get()[1] if turbo.singleflight_enabled else None
+        fresh = _miss_control(turbo, lm, call)
+        key = _KEYED.get()[1] if turbo.singleflight_enabled and not fresh else None
 
         async def call_lm():
             started = time.perf_counter()

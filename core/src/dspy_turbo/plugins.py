@@ -9,6 +9,7 @@ start with ``dspy_turbo_`` but match no spec are a start-up error.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import pluggy
 from . import builtin, hookspecs
 from .components import KINDS, Component
 
+logger = logging.getLogger("dspy_turbo.plugins")
 ENTRY_POINT_GROUP = "dspy_turbo"
 ENV_FILTER = "DSPY_TURBO_PLUGINS"
 
@@ -64,6 +66,23 @@ class Registry:
 
     classes: dict[str, dict[str, type[Component]]] = field(default_factory=lambda: {k: {} for k in KINDS})
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
+    unloaded: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+    """Installed plugins that were not loaded: entry-point name -> (distribution, why)."""
+
+    def why_missing(self, package: str | None) -> str | None:
+        """Why the installed ``package`` (a distribution name) provides nothing here, or None
+        when it is not installed (or loaded fine)."""
+        for name, (dist, why) in self.unloaded.items():
+            if package is not None and dist is not None and _normal(dist) == _normal(package):
+                return f"{package} is installed, but its plugin {name!r} {why}"
+        return None
+
+    def unloaded_note(self) -> str:
+        """For a component nobody provides: the installed plugins that were not loaded."""
+        if not self.unloaded:
+            return ""
+        listed = "; ".join(f"{name!r} {why}" for name, (_, why) in sorted(self.unloaded.items()))
+        return f"installed plugins not loaded: {listed}; "
 
     def add(self, kind: str, cls: type[Component], owner: str) -> None:
         if kind not in self.classes:
@@ -87,29 +106,93 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
     return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
-def _allowed(name: str) -> bool:
+def _filter() -> set[str] | None:
     raw = os.environ.get(ENV_FILTER)
     if raw is None:
-        return True
-    return name in {part.strip() for part in raw.split(",") if part.strip()}
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _allowed(name: str) -> bool:
+    names = _filter()
+    return names is None or name in names
+
+
+_warned: set[tuple[str, ...]] = set()
+
+
+def _warn_once(*what: str) -> None:
+    """A warning per distinct problem and process (``load()`` may run many times)."""
+    if what not in _warned:
+        _warned.add(what)
+        logger.warning("%s", what[-1])
+
+
+def _check_filter(available: list[str]) -> None:
+    """``DSPY_TURBO_PLUGINS`` naming a plugin that is not installed: a warning, with the closest name."""
+    import difflib
+
+    for name in sorted((_filter() or set()) - set(available)):
+        close = difflib.get_close_matches(name, available, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        _warn_once("filter", name, f"{ENV_FILTER} names {name!r}, which no installed plugin is called; {hint}"
+                                   f"installed plugins: {', '.join(sorted(available)) or 'none'}")
+
+
+def _skip(pm: pluggy.PluginManager, ep: importlib.metadata.EntryPoint, problem: str) -> None:
+    """A broken entry-point plugin: reported (once per process) and left out of this manager."""
+    dist = ep.dist.name if ep.dist else None
+    unloaded(pm)[ep.name] = (dist, f"failed to load ({problem})")
+    _warn_once("broken", ep.name, problem,
+               f"plugin {ep.name!r} ({ep.value}) from {dist or 'an unknown distribution'} failed to load and is "
+               f"skipped: {problem}. Fix or uninstall it, or leave it out with {ENV_FILTER}=<the plugins to load>")
+
+
+def unloaded(pm: pluggy.PluginManager) -> dict[str, tuple[str | None, str]]:
+    """Entry points this manager did not load: name -> (distribution, why), for messages."""
+    found = getattr(pm, "_dspy_turbo_unloaded", None)
+    if found is None:
+        found = {}
+        pm._dspy_turbo_unloaded = found
+    return found
 
 
 def make_plugin_manager(extra_plugins: Iterable[Any] = (), *, entry_points: bool = True) -> pluggy.PluginManager:
-    """Built-ins, then entry points (filtered by ``DSPY_TURBO_PLUGINS``), then ``extra_plugins``."""
+    """Built-ins, then entry points (filtered by ``DSPY_TURBO_PLUGINS``), then ``extra_plugins``.
+
+    An installed plugin that is broken (it does not import, implements a misspelt hook, a
+    hook with the wrong arguments) is reported with a warning and skipped: it matters only
+    to a config that uses what it provides, whose error then says why it is missing. The
+    program's own ``extra_plugins`` are held to the same checks as errors (``PluginError``).
+    """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(builtin, name="dspy_turbo.builtin")
     if entry_points:
-        for ep in _entry_points():
-            if not _allowed(ep.name) or pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+        eps = _entry_points()
+        if _filter() is not None:
+            _check_filter([ep.name for ep in eps])
+        for ep in eps:
+            if not _allowed(ep.name):
+                dist = ep.dist.name if ep.dist else None
+                unloaded(pm)[ep.name] = (dist, f"is left out by {ENV_FILTER}={os.environ.get(ENV_FILTER, '')}")
+                continue
+            if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
                 continue
             try:
                 plugin = ep.load()
             except Exception as exc:
-                dist = ep.dist.name if ep.dist else "its distribution"
-                raise PluginError(f"plugin {ep.name!r} ({ep.value}) from {dist} failed to import: "
-                                  f"{type(exc).__name__}: {exc}") from exc
-            pm.register(plugin, name=ep.name)
+                _skip(pm, ep, f"{type(exc).__name__}: {exc}")
+                continue
+            problem = _misspelt(plugin)
+            if problem is None:
+                try:
+                    pm.register(plugin, name=ep.name)
+                except (pluggy.PluginValidationError, ValueError) as exc:
+                    problem = str(exc)
+            if problem is not None:
+                _skip(pm, ep, problem)
+                continue
             if ep.dist is not None:
                 _DISTRIBUTIONS[ep.name] = (ep.dist.name, ep.dist.version)
     for plugin in extra_plugins:
@@ -123,25 +206,37 @@ def make_plugin_manager(extra_plugins: Iterable[Any] = (), *, entry_points: bool
 _DISTRIBUTIONS: dict[str, tuple[str, str]] = {}
 
 
-def check(pm: pluggy.PluginManager) -> None:
-    """Misspelt hook implementations are errors, with the closest spec name suggested."""
+def _misspelt(plugin: Any) -> str | None:
+    """Why ``plugin`` implements a hook that does not exist (with the closest name), or None."""
     import difflib
 
     specs = [name for name in dir(hookspecs) if name.startswith("dspy_turbo_")]
+    for attr in dir(plugin):
+        if attr.startswith("dspy_turbo_") and attr not in specs and callable(getattr(plugin, attr, None)):
+            close = difflib.get_close_matches(attr, specs, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            return f"implements unknown hook {attr!r}{hint}"
+    return None
+
+
+def check(pm: pluggy.PluginManager) -> None:
+    """Misspelt hook implementations are errors, with the closest spec name suggested."""
     for plugin in pm.get_plugins():
-        for attr in dir(plugin):
-            if attr.startswith("dspy_turbo_") and attr not in specs and callable(getattr(plugin, attr, None)):
-                close = difflib.get_close_matches(attr, specs, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise PluginError(f"plugin {pm.get_name(plugin)!r} implements unknown hook {attr!r}{hint}")
+        problem = _misspelt(plugin)
+        if problem is not None:
+            raise PluginError(f"plugin {pm.get_name(plugin)!r} {problem}")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(str(exc)) from exc
 
 
+def _normal(dist: str) -> str:
+    return dist.lower().replace("_", "-").replace(".", "-")
+
+
 def build_registry(pm: pluggy.PluginManager) -> Registry:
-    registry = Registry()
+    registry = Registry(unloaded=dict(unloaded(pm)))
     for hook_name, kinds in REGISTRATION_HOOKS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             classes = impl.function() or []

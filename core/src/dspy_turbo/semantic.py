@@ -36,6 +36,7 @@ scope and a similarity histogram are in ``turbo.stats()["semantic"]``.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -53,6 +54,8 @@ from .guards import Features, features, guard_reason
 from .micro_batcher import MicroBatcher
 from .plugin.similarity import ComponentUnavailable, Embedder, SimilarityIndex
 from .replication import IndexReplication, supports_logs
+
+logger = logging.getLogger("dspy_turbo.semantic")
 
 if TYPE_CHECKING:
 
@@ -130,6 +133,75 @@ def _sections(user: str, names: list[str]) -> dict[str, tuple[int, int]]:
 
 def _is_text(type_: str) -> bool:
     return type_.strip().lower().replace("typing.", "") in _TEXT_TYPES
+
+
+def signature_fields(text: str) -> tuple[frozenset[str], frozenset[str]] | None:
+    """The input and output field names of ``"question, context: str -> answer"`` (types,
+    spaces and order aside), or None when it is not a signature."""
+    if text.count("->") != 1:
+        return None
+    sides = []
+    for side in text.split("->"):
+        names = [part.split(":")[0].strip() for part in side.split(",")]
+        if not names or not all(n.isidentifier() for n in names):
+            return None
+        sides.append(frozenset(names))
+    return sides[0], sides[1]
+
+
+class SignatureOverrides:
+    """``cache.semantic.signatures``: found by a signature's fields, whatever the spacing,
+    order or type annotations of the key (``"question -> answer"`` matches ``question:str->
+    answer``); ``prompt`` is a plain ``lm("...")`` call. An override whose key is close to a
+    signature it does not match is a warning once; one that matched nothing by ``close()``
+    is a warning listing the signatures seen."""
+
+    def __init__(self, overrides: dict[str, Any]):
+        self._by_fields: dict[Any, tuple[str, Any]] = {}
+        for key, override in overrides.items():
+            fields = "prompt" if key.strip() == "prompt" else signature_fields(key)
+            self._by_fields[fields if fields is not None else key] = (key, override)
+        self._memo: dict[str, Any] = {}
+        self._used: set[str] = set()
+        self._seen: set[str] = set()
+
+    def get(self, signature: str, seen: bool = False) -> Any:
+        if not self._by_fields:
+            return None
+        found = self._memo.get(signature, _UNSET)
+        if found is _UNSET:
+            fields = "prompt" if signature == "prompt" else signature_fields(signature)
+            hit = self._by_fields.get(fields)
+            found = None if hit is None else hit[1]
+            if hit is not None:
+                self._used.add(hit[0])
+            else:
+                self._warn_close(signature)
+            if len(self._memo) < 4096:
+                self._memo[signature] = found
+        if seen and len(self._seen) < 64:
+            self._seen.add(signature)
+        return found
+
+    def _warn_close(self, signature: str) -> None:
+        import difflib
+
+        keys = [key for key, _ in self._by_fields.values() if key not in self._used]
+        close = difflib.get_close_matches(signature, keys, n=1, cutoff=0.8)
+        if close:
+            logger.warning("cache.semantic.signatures[%r] does not match the signature %r of a request (its fields "
+                           "differ); did you mean %r?", close[0], signature, signature)
+
+    def report_unused(self) -> None:
+        if not self._seen:
+            return
+        for key, _ in self._by_fields.values():
+            if key not in self._used:
+                logger.warning("cache.semantic.signatures[%r] matched none of the signatures this process looked up "
+                               "(%s): its settings never applied", key, ", ".join(sorted(self._seen)))
+
+
+_UNSET = object()
 
 
 def extract(request: dict[str, Any], fields_for: Any = None) -> tuple[Query, dict[str, Any] | None]:
@@ -323,7 +395,7 @@ class SemanticCache:
         self.namespace = turbo.namespace
         self.batcher = MicroBatcher(embedder.embed, settings.batch_window, settings.max_batch, settings.embedding_cache)
         self.stats = SemanticStats()
-        self._overrides = dict(settings.signatures)
+        self._overrides = SignatureOverrides(settings.signatures)
         self._features: OrderedDict[str, Features] = OrderedDict()
         self.replication = None
         if settings.share and supports_logs(turbo.coordinator):
@@ -373,7 +445,7 @@ class SemanticCache:
     # -- per-signature settings ------------------------------------------------------------
 
     def _fields_for(self, signature: str) -> list[str] | None:
-        override = self._overrides.get(signature)
+        override = self._overrides.get(signature, seen=True)
         if override is not None and override.fields is not None:
             return override.fields
         return self.settings.fields
@@ -553,6 +625,7 @@ class SemanticCache:
         return snap
 
     def close(self) -> None:
+        self._overrides.report_unused()
         for part in (self.index, self.embedder):
             close = getattr(part, "close", None)
             if close:

@@ -20,6 +20,7 @@ from .backend import CacheBackend, effective_ttl
 from .breaker import CircuitBreaker
 from .entry import Entry
 from .events import Event, EventBus, describe_error
+from .redaction import redact_text
 
 
 @dataclass
@@ -41,6 +42,11 @@ class Tier:
             self.write_breaker = CircuitBreaker(self.breaker.threshold, self.breaker.cooldown)
         if self.coordination_breaker is None:
             self.coordination_breaker = CircuitBreaker(self.breaker.threshold, self.breaker.cooldown)
+        # Named for their transition log lines (breaker.py), unless the caller named them
+        for breaker, what in ((self.breaker, "reads"), (self.write_breaker, "writes"),
+                              (self.coordination_breaker, "coordination calls (leases, logs)")):
+            if breaker.label is None:
+                breaker.label = f"cache tier {self.name!r} {what}"
 
     @property
     def backend_in_process(self) -> bool:
@@ -62,9 +68,9 @@ class TieredCache:
                breaker: CircuitBreaker | None = None) -> None:
         """An error event for ``tier``, counted toward its (read, unless given) circuit breaker."""
         breaker = breaker or tier.breaker
-        opened = breaker.failure()
-        self.bus.emit(Event(ev.ERROR, tier=tier.name, error=describe_error(exc) if exc else reason,
-                            reason=op, namespace=self.namespace))
+        error = describe_error(exc) if exc else reason
+        opened = breaker.failure(redact_text(f"{op}: {error}"))  # a log line: no URL credentials
+        self.bus.emit(Event(ev.ERROR, tier=tier.name, error=error, reason=op, namespace=self.namespace))
         if opened:
             reason = "open" if breaker is tier.breaker else \
                 "open_writes" if breaker is tier.write_breaker else "open_coordination"

@@ -12,11 +12,11 @@ from typing import Any
 
 import pluggy
 
-from . import admission
+from . import admission, controls
 from . import events as ev
 from .breaker import CircuitBreaker
 from .codec import EncodeError
-from .config import Config, parse
+from .config import Config, ConfigError, ConfigIssue, parse
 from .coordination import Coordinator, GuardedCoordinator, LocalCoordinator
 from .costs import PriceTable
 from .entry import Entry
@@ -48,6 +48,13 @@ class Turbo:
         self.singleflight = SingleFlight()
         self.singleflight_enabled = self.settings.cache.singleflight.enabled
         self.default_ttl = self.settings.cache.ttl
+        try:  # record / replay (controls.py): DSPY_TURBO_MODE, when set, wins over cache.mode
+            self.mode = controls.mode_of(getattr(self.settings.cache, "mode", "normal"))
+        except ValueError as exc:
+            raise ConfigError([ConfigIssue("cache.mode", str(exc))], config.source) from None
+        self.base_control = controls.base_control(self.mode)
+        self.replay = self.mode == "replay"
+        self._recent: dict[str, tuple[dict, tuple[str, ...] | None]] = {}  # key -> request, for explain_key(key)
         policy = self.settings.cache.admission  # refusal reason -> stored anyway? (admission.refusal_reason)
         self._admitted = {None: True, "error": policy.store_errors, "empty": policy.store_empty,
                           "truncated": policy.store_truncated}
@@ -153,25 +160,105 @@ class Turbo:
     def key(self, request: dict[str, Any], ignored: Iterable[str] | None = None) -> str:
         return self.keys.key(request, ignored)
 
-    def explain_key(self, request: dict[str, Any], ignored: Iterable[str] | None = None) -> dict[str, Any]:
-        """What went into the key of ``request``: fields, what was left out and why, the key."""
+    def explain_key(self, request: dict[str, Any] | str | None = None,
+                    ignored: Iterable[str] | None = None) -> dict[str, Any]:
+        """What went into a key: fields, what was left out and why, the key.
+
+        ``request``: a request dict; or a key (from ``last_key()``, a ``hit``/``miss`` event)
+        of a request this process made recently (the last 256 LM calls and cached-function
+        calls); or nothing: the last LM request of this thread or task. The last two explain
+        the request as it was keyed (DSPy's own request, endpoint and ignored fields included),
+        which a request rebuilt from ``lm.history`` is not.
+        """
+        if request is None or isinstance(request, str):
+            request, ignored = self._recent_request(request)
         return self.keys.explain(request, tuple(ignored) if ignored else None)
+
+    def remember(self, key: str, request: dict[str, Any], ignored: Iterable[str] | None) -> None:
+        """Keep ``request`` (as keyed) for ``explain_key(key)``: the last 256, in this process."""
+        recent = self._recent
+        recent[key] = (request, ignored)
+        if len(recent) > 256:
+            try:
+                del recent[next(iter(recent))]
+            except (KeyError, RuntimeError, StopIteration):  # another thread got there first
+                pass
+
+    def _recent_request(self, key: str | None) -> tuple[dict[str, Any], Any]:
+        if key is None:
+            from .dspy_integration import last_keyed
+
+            last = last_keyed(self)
+            if last is None:
+                raise ValueError("explain_key() explains the last LM request of this thread or task, and it made "
+                                 "none through this Turbo yet; pass a request or a key")
+            key = last
+        found = self._recent.get(key)
+        if found is None:
+            raise ValueError(f"explain_key({key!r}): not a key this process made recently (it keeps the last 256); "
+                             "pass the request instead")
+        return found
+
+    def last_key(self) -> str | None:
+        """The key of the last LM request made through this Turbo in this thread or asyncio task
+        (None before the first); explain it with ``explain_key(turbo.last_key())``."""
+        from .dspy_integration import last_keyed
+
+        return last_keyed(self)
+
+    # -- cache controls (controls.py) --------------------------------------------------------
+
+    def bypass(self) -> controls.Scope:
+        """``with turbo.bypass():`` no read, no write: every call reaches the LM."""
+        return controls.bypass()
+
+    def refresh(self, ttl: float | str | None = None) -> controls.Scope:
+        """``with turbo.refresh():`` no read; each new answer replaces the cached one."""
+        return controls.refresh(ttl)
+
+    def read_only(self) -> controls.Scope:
+        """``with turbo.read_only():`` hits are served, nothing is written."""
+        return controls.read_only()
+
+    def caching(self, *, read: bool | None = None, write: bool | None = None,
+                ttl: float | str | None = None) -> controls.Scope:
+        """``with turbo.caching(ttl="1h"):`` any of read, write and ttl for the block."""
+        return controls.caching(read=read, write=write, ttl=ttl)
+
+    def control(self) -> controls.CacheControl | None:
+        """What the running scope (over the mode) says, or None: read and write as configured."""
+        return controls.effective(self.base_control)
 
     def lookup(self, key: str, count: bool = True, cache: TieredCache | None = None) -> Any:
         """The caller's own copy of the cached value, or None (``count``: see ``TieredCache.get``;
-        ``cache``: some of the tiers only, see ``DSPyCache``)."""
+        ``cache``: some of the tiers only, see ``DSPyCache``). None without reading inside a
+        scope that reads nothing (``bypass()``, ``refresh()``, record mode)."""
+        if controls._overrides is not None or self.base_control is not None:  # a scope was ever entered, or a mode
+            control = controls.effective(self.base_control)
+            if control is not None and control.read is False:
+                return None
         entry = (cache or self.cache).get(key, count)
         return None if entry is None else entry.copy_value()
 
     def store(self, key: str, value: Any, *, request: dict[str, Any] | None = None, model: str | None = None,
               ttl: float | None = None, tags: Iterable[str] = (), usage: dict[str, int] | None = None,
               cost: float | None = None, cache: TieredCache | None = None) -> bool:
-        """Admit and write ``value`` through every tier (or those of ``cache``). Never raises;
-        False when not stored.
+        """Admit and write ``value`` through every tier (or those of ``cache``). Tier failures
+        never raise; False when not stored (also inside a scope that writes nothing).
 
-        ``usage`` and ``cost``: what producing ``value`` took, when the value does not say
-        itself (a batch item's LM calls); a later hit reports them as saved.
+        ``ttl``: seconds or a duration, more than 0 (a ValueError otherwise); None: the
+        running scope's ttl, else ``cache.ttl``. ``usage`` and ``cost``: what producing
+        ``value`` took, when the value does not say itself (a batch item's LM calls); a
+        later hit reports them as saved.
         """
+        if ttl is not None:
+            ttl = controls.call_ttl(ttl, "store(ttl=...)")  # 0 and less are refused
+        control = controls.effective(self.base_control)
+        if control is not None:
+            if control.write is False:
+                return False
+            if ttl is None:
+                ttl = control.ttl
         tags = (*tags, *_TAGS.get())
         reason = admission.refusal_reason(value)
         allowed = self._admitted.get(reason, False)

@@ -1,6 +1,7 @@
 """Human units in config: durations (``90s``, ``7d``) and sizes (``256MB``).
 
-Plain numbers are seconds and bytes. Sizes use powers of 1024 for both ``MB`` and
+Plain numbers are seconds and bytes; a duration may have several parts, largest first
+(``1h30m``, ``1d 12h``). Sizes use powers of 1024 for both ``MB`` and
 ``MiB`` because that is what people mean when they bound a cache.
 
 Every value is finite and bounded by what the runtime can hold: a duration at most 100
@@ -43,6 +44,9 @@ _SIZE_UNITS = {
     "tib": 1024**4,
 }
 _NUMBER_UNIT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+# A compound duration: two or more number-and-unit parts (``1h30m``, ``1d 12h``)
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]+)")
+_COMPOUND = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*[a-zA-Z]+\s*){2,}")
 
 MAX_DURATION = 100 * 365 * 86400.0
 """100 years, in seconds: below every runtime limit a duration reaches (``threading.TIMEOUT_MAX``,
@@ -64,7 +68,7 @@ class _Quantity:
     max_text: str
 
 
-_DURATION = _Quantity("duration", "seconds", "'90s'", "90s, 5m, 7d", _DURATION_UNITS, "s", ", ".join(_DURATION_UNITS),
+_DURATION = _Quantity("duration", "seconds", "'90s'", "90s, 5m, 1h30m, 7d", _DURATION_UNITS, "s", ", ".join(_DURATION_UNITS),
                       MAX_DURATION, f"100 years ({MAX_DURATION:.0f} seconds)")
 _SIZE = _Quantity("size", "bytes", "'256MB'", "512KB, 256MB, 10GB", _SIZE_UNITS, "b",
                   "B, KB, MB, GB, TB (or KiB, MiB, ...)", MAX_SIZE, f"{MAX_SIZE} bytes (8 EiB)")
@@ -79,14 +83,12 @@ def _parse(value: object, kind: _Quantity) -> float | int:
         amount = value
     elif isinstance(value, str):
         match = _NUMBER_UNIT.match(value) if len(value) <= 64 else None  # no 4300-digit int conversions
+        if not match and kind is _DURATION and len(value) <= 64 and _COMPOUND.fullmatch(value):
+            return _compound(value, kind)
         if not match:
             shown = repr(value) if len(value) <= 64 else "the value"
             raise ValueError(f"{shown} is not a {kind.what} (examples: {kind.examples})")
-        unit = match.group(2).lower() or kind.default_unit
-        if unit not in kind.units:
-            raise ValueError(f"unknown {kind.what} unit {unit!r} in {value!r}; use one of {kind.unit_names}")
-        number, factor = match.group(1), kind.units[unit]
-        amount = int(number) * factor if "." not in number and isinstance(factor, int) else float(number) * factor
+        amount = _amount(match.group(1), match.group(2), value, kind)
     else:
         raise ValueError(f"a {kind.what} must be a number or a string like {kind.like}, got {type(value).__name__}")
     if isinstance(amount, float) and math.isnan(amount):
@@ -99,6 +101,27 @@ def _parse(value: object, kind: _Quantity) -> float | int:
     return amount
 
 
+def _amount(number: str, unit: str, value: str, kind: _Quantity) -> float | int:
+    unit = unit.lower() or kind.default_unit
+    if unit not in kind.units:
+        raise ValueError(f"unknown {kind.what} unit {unit!r} in {value!r}; use one of {kind.unit_names}")
+    factor = kind.units[unit]
+    return int(number) * factor if "." not in number and isinstance(factor, int) else float(number) * factor
+
+
+def _compound(value: str, kind: _Quantity) -> float:
+    """``1h30m``, ``1d 12h``, ``2m30s``: the sum of its parts, each with its unit, largest first."""
+    parts = _PART.findall(value)
+    amounts = [_amount(number, unit, value, kind) for number, unit in parts]
+    factors = [kind.units[unit.lower()] for _, unit in parts]
+    if any(later >= earlier for earlier, later in zip(factors, factors[1:])):
+        raise ValueError(f"{value!r}: write the parts of a duration largest first, each unit once (e.g. 1h30m)")
+    total = float(sum(amounts))
+    if total > kind.maximum:
+        raise ValueError(f"a {kind.what} must be at most {kind.max_text}, got {_shown(value)}")
+    return total
+
+
 def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:37]}..."
@@ -108,6 +131,21 @@ def parse_duration(value: object) -> float:
     """Seconds as a float from ``90``, ``"1.5s"``, ``"250ms"``, ``"7d"``; finite, never negative,
     at most ``MAX_DURATION``."""
     return float(_parse(value, _DURATION))
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as people write them: ``1h``, ``1d``, ``1h30m``, ``90ms``; the inverse of ``parse_duration``."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    parts, rest = [], seconds
+    for unit, size in (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
+        if rest >= size:
+            count = int(rest // size)
+            parts.append(f"{count}{unit}")
+            rest -= count * size
+    if rest or not parts:
+        parts.append(f"{rest:g}s")
+    return "".join(parts)
 
 
 def parse_size(value: object) -> int:

@@ -22,7 +22,7 @@ def semantic(**parts):
     (semantic(embedder={"type": "sentence-transformers", "device": "gpu"}), "cache.semantic.embedder.device", "cpu, cuda"),
     (semantic(index={"type": "annoy"}), "cache.semantic.index.type", "available: faiss"),
     (semantic(embedder={"type": "sentence-transformers", "runtime": "tensorflow"}), "cache.semantic.embedder.runtime",
-     "'torch' or 'onnx'"),
+     "expected one of torch, onnx"),
     (semantic(embedder={"type": "sentence-transformers", "runtime": "onnx", "device": "cuda"}), "cache.semantic.embedder",
      "cpu device only"),
 ])

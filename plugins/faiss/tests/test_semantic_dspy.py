@@ -3,6 +3,7 @@
 import dspy
 import pytest
 
+import dspy_turbo
 from dspy_turbo.offline import offline_lm
 
 QUESTION = "What is the capital city of France?"
@@ -244,3 +245,24 @@ def test_a_failing_embedder_never_breaks_the_program(semantic_turbo, lm, monkeyp
     assert program(question=QUESTION).answer == first.answer, "the exact cache still works"
     assert lm.engine.calls == 1
     assert semantic_turbo.stats()["errors"].get("semantic", 0) >= 2, "lookup and add failures are error events"
+
+
+def test_signature_overrides_match_by_fields(make_turbo, semantic_config, minilm, lm, caplog):
+    """A key written with other spacing, order or types still finds its signature; one that
+    matches nothing is a warning naming the signatures seen."""
+    import logging
+
+    turbo = make_turbo(semantic_config(signatures={"question: str->answer": {"threshold": 0.999},
+                                                   "question -> answr": {"threshold": 0.5}})).install()
+    dspy.Predict("question -> answer")(question=QUESTION)
+    dspy.Predict("question -> answer")(question=PARAPHRASE)
+    assert lm.engine.calls == 2, "'question: str->answer' is the signature question -> answer"
+    with caplog.at_level(logging.WARNING, "dspy_turbo.semantic"):
+        turbo.close()
+    (unused,) = [r.getMessage() for r in caplog.records if "matched none" in r.getMessage()]
+    assert "'question -> answr'" in unused and "question -> answer" in unused
+
+
+def test_a_signature_override_key_that_is_no_signature_is_a_config_error(semantic_config):
+    with pytest.raises(dspy_turbo.ConfigError, match="'qa' is not a signature"):
+        dspy_turbo.load(semantic_config(signatures={"qa": {"threshold": 0.99}}))

@@ -273,3 +273,16 @@ def test_top_once_against_the_endpoint(make_turbo, lm, capsys):
     assert "cannot reach http://127.0.0.1:9/metrics" in capsys.readouterr().out
     assert cli(["top", "--url", "localhost:9464"]) == 2
     assert "--url must be an http(s) URL" in capsys.readouterr().err
+
+
+def test_metrics_are_served_on_loopback_unless_configured(make_turbo, lm):
+    turbo = make_turbo({"cache": {"tiers": [{"type": "memory"}]},
+                        "metrics": {"sinks": [{"type": "prometheus", "port": 0}]}}).install()
+    (sink,) = turbo.sinks
+    assert sink._server.server_address[0] == "127.0.0.1"
+    dspy.Predict("question -> answer")(question="scraped from this machine")
+    turbo.flush_events()
+    import urllib.request
+
+    with urllib.request.urlopen(sink.url, timeout=5) as response:
+        assert b"dspy_turbo_lm_calls_total" in response.read()

@@ -31,6 +31,13 @@ import dspy_turbo  # noqa: E402
 from dspy_turbo.offline import offline_lm  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _own_cache_dir(tmp_path_factory, monkeypatch):
+    """Each test its own default cache directory: a config that leaves cache.tiers out keeps the
+    embedded default's file tier, which must not serve one test what another stored."""
+    monkeypatch.setenv("DSPY_TURBO_CACHE_DIR", str(tmp_path_factory.mktemp("turbo-cache-dir")))
+
+
 @pytest.fixture
 def lm():
     """An offline LM with no latency; ``lm.engine.calls`` counts real LM calls."""

@@ -40,8 +40,9 @@ _MULTIPROCESS_METRICS = None
 
 
 class PrometheusOptions(Options):
-    host: str = "0.0.0.0"
-    """Address to serve ``/metrics`` on (``0.0.0.0``: every interface, as Prometheus scrapes from elsewhere)."""
+    host: str = "127.0.0.1"
+    """Address to serve ``/metrics`` on: this machine only by default; ``0.0.0.0`` (every interface) for a
+    Prometheus that scrapes from elsewhere, behind your firewall: the metrics name models and spend."""
     port: int | None = Field(default=9464, ge=0, le=65535)
     """Port for ``/metrics`` (9464: the OpenTelemetry Prometheus exporter's); 0 picks a free one; null serves nothing."""
     registry: str = "own"
@@ -117,7 +118,7 @@ def multiprocess_registry(path: str | None = None):
     return registry
 
 
-def serve_multiprocess(port: int = 9464, host: str = "0.0.0.0", path: str | None = None):
+def serve_multiprocess(port: int = 9464, host: str = "127.0.0.1", path: str | None = None):
     """Serve the sum of all workers' metrics (``PROMETHEUS_MULTIPROC_DIR``), e.g. from a gunicorn master."""
     path = path or multiprocess_dir()
     if not path:
@@ -334,7 +335,7 @@ def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dspy_turbo_prometheus",
                                      description="Serve the sum of every worker's dspy-turbo metrics (multiprocess mode).")
     parser.add_argument("--port", type=int, default=9464)
-    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--dir", default=None, help="the PROMETHEUS_MULTIPROC_DIR the workers write to")
     args = parser.parse_args(argv)
     try:
