@@ -13,7 +13,6 @@ import dspy_turbo
 from dspy_turbo.offline import offline_lm
 
 
-
 @pytest.fixture(params=["dspy", "turbo"])
 def side(request, tmp_path, make_turbo):
     """Plain DSPy (its own Cache, memory and disk) or dspy-turbo installed (memory and file tiers)."""

@@ -11,6 +11,7 @@ at most 2**63 - 1 bytes (SQLite's and Redis's 64-bit integers). A TTL is more th
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -114,7 +115,7 @@ def _compound(value: str, kind: _Quantity) -> float:
     parts = _PART.findall(value)
     amounts = [_amount(number, unit, value, kind) for number, unit in parts]
     factors = [kind.units[unit.lower()] for _, unit in parts]
-    if any(later >= earlier for earlier, later in zip(factors, factors[1:])):
+    if any(later >= earlier for earlier, later in itertools.pairwise(factors)):
         raise ValueError(f"{value!r}: write the parts of a duration largest first, each unit once (e.g. 1h30m)")
     total = float(sum(amounts))
     if total > kind.maximum:

@@ -31,7 +31,7 @@ def test_breaker_transitions_are_logged_once_each(redis_server, make_turbo, lm, 
     warnings = _lines(caplog, logging.WARNING)
     assert len([w for w in warnings if "reads failing" in w]) == 1, warnings
     assert len([w for w in warnings if "writes failing" in w]) == 1, warnings
-    assert all(f"cache tier 'redis'" in w and "circuit breaker open" in w for w in warnings)
+    assert all("cache tier 'redis'" in w and "circuit breaker open" in w for w in warnings)
     assert all("last: " in w and "ConnectionError" in w for w in warnings)
 
     redis_server(port)  # back on the same port

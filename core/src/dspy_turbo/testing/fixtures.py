@@ -158,7 +158,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", self.directory, "--enable-debug-command", "local", *self.args],
@@ -195,7 +195,7 @@ def redis_server(tmp_path):
         _no_redis("redis-server is not on PATH")
     servers = []
 
-    def start(port: int | None = None, *args: str) -> "RedisServer":
+    def start(port: int | None = None, *args: str) -> RedisServer:
         directory = tmp_path / f"redis-{len(servers)}"
         directory.mkdir()
         server = RedisServer(str(directory), port, *args).start()
