@@ -29,7 +29,6 @@ from typing import Any, get_args
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic.json_schema import GenerateJsonSchema
 
 from .alerts import AlertRule
 from .components import Component, Options
@@ -601,32 +600,18 @@ def _price_warnings(settings: Settings, routing: ComponentSpec | None) -> tuple[
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
-class _SchemaGenerator(GenerateJsonSchema):
-    """Pydantic's generator, with a secret's default shown as its display (a URL with its
-    credentials masked, ``redis://127.0.0.1:6379/0``), never as ``"**********"``."""
-
-    def default_schema(self, schema):
-        default = schema.get("default")
-        if isinstance(default, SECRET_TYPES):
-            shown = default._display() if hasattr(default, "_display") else None
-            if shown is None or shown == str(SecretStr("x")):  # a masked token tells an editor nothing
-                return self.generate_inner(schema["schema"])
-            schema = {**schema, "default": shown}
-        return super().default_schema(schema)
-
-
 def json_schema(registry: Registry) -> dict[str, Any]:
     """A JSON Schema (Draft 2020-12) of the document with every installed component's options:
     durations and sizes as numbers or unit strings, every ``$ref`` resolving from the root,
     unknown keys rejected at every level."""
-    schema = Settings.model_json_schema(schema_generator=_SchemaGenerator)
+    schema = Settings.model_json_schema()
     defs = schema.setdefault("$defs", {})
 
     def one_of(kind: str) -> dict[str, Any]:
         variants = []
         for comp_name in registry.names(kind):
             cls = registry.get(kind, comp_name)
-            opts = _hoisted(cls.Options.model_json_schema(schema_generator=_SchemaGenerator), defs, f"{kind}-{comp_name}")
+            opts = _hoisted(cls.Options.model_json_schema(), defs, f"{kind}-{comp_name}")
             opts.setdefault("properties", {})["type"] = {"const": comp_name}
             opts["required"] = ["type", *opts.get("required", [])]
             opts["title"] = f"{kind}:{comp_name}"
