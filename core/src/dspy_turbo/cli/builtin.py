@@ -80,9 +80,7 @@ def schema() -> int:
 @click.option("--tag", metavar="TAG", default=None, help="only entries with this tag (see turbo.tagged)")
 @click.option("--namespace", metavar="NS", default=None, help="another namespace than the config's")
 def clear(config: str | None, tier: str | None, tag: str | None, namespace: str | None) -> int:
-    from ..turbo import load
-
-    turbo = load(config)
+    turbo = CommandGroup.load(config, semantic=True)  # the namespace's vectors go with its entries
     errors: dict[str, str] = {}
     turbo.bus.add("cli", lambda e: errors.setdefault(e.tier or "?", e.error or "") if e.kind == "error" else None)
     try:
@@ -107,10 +105,8 @@ def clear(config: str | None, tier: str | None, tag: str | None, namespace: str 
 @click.option("--tier", default=None, metavar="NAME", help="a tier hint, as a call's tier= argument")
 @click.option("--json", "as_json", is_flag=True, help="print the explanation as JSON")
 def route(prompt: str, config: str | None, tier: str | None, as_json: bool) -> int:
-    from ..turbo import load
-
     _offline_prices()
-    turbo = load(config)  # not installed: explaining makes no LM call
+    turbo = CommandGroup.load(config)  # not installed: explaining makes no LM call
     try:
         explanation = turbo.router().explain(prompt, **({"tier": tier} if tier else {}))
     finally:

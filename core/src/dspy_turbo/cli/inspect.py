@@ -82,7 +82,7 @@ def stats(config: str | None, url: str | None, as_json: bool) -> int:
                     row["error"] = report.unlisted[tier.name]
             tiers[tier.name] = row
         figures: dict[str, Any] = {"namespace": turbo.namespace, "config": config or "<default>", "tiers": tiers}
-        figures["running"] = _running(turbo, url)
+        figures["running"] = _running(turbo, config, url)
     finally:
         turbo.close()
     if as_json:
@@ -107,12 +107,13 @@ def stats(config: str | None, url: str | None, as_json: bool) -> int:
     return 0
 
 
-def _running(turbo, url: str | None) -> dict[str, Any] | None:
+def _running(turbo, config: str | None, url: str | None) -> dict[str, Any] | None:
     """Hit rates of the process serving ``url`` (or the config's prometheus sink), or None."""
+    from ..config import parse
     from ..dashboard import MetricsURL
 
-    if url is None:
-        for spec in turbo.config.sinks:
+    if url is None:  # the command's Turbo has no sinks (see CommandGroup.load): read them from the config
+        for spec in parse(config, turbo.registry).sinks:
             port = getattr(spec.options, "port", None)
             if spec.cls.name == "prometheus" and port:
                 host = getattr(spec.options, "host", None) or "127.0.0.1"
