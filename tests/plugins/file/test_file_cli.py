@@ -106,6 +106,8 @@ def test_export_and_import_between_configs_through_the_script(filled, tmp_path, 
     assert SECRET not in out.read_text()
     to_stdout = run("export", "-c", str(path))
     assert to_stdout.stdout == out.read_text(), "- (the default) writes the same lines to stdout"
+    with_bar = run("export", "-c", str(path), "-o", str(tmp_path / "again.jsonl"), "--progress")
+    assert with_bar.returncode == 0 and "exporting" in with_bar.stderr and "3/3" in with_bar.stderr, with_bar.stderr
 
     target = config(tmp_path, "target", "imported")
     done = run("import", str(out), "-c", str(target), "--tier", "file")
