@@ -218,6 +218,9 @@ def cli_entry() -> Callable[[list[str]], Any]:
 
 
 def _click_group(entry: Any) -> Any | None:
+    builder = getattr(sys.modules.get(getattr(entry, "__module__", ""), None), "build_cli", None)
+    if builder is not None:  # a main(argv) function next to the click group it assembles (plugins' commands too)
+        return builder()
     if hasattr(entry, "registered_commands"):  # a typer app
         import typer.main
 

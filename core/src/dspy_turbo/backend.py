@@ -28,7 +28,13 @@ Rules:
 - All methods are safe to call from several threads at once.
 
 Optional: ``__len__`` and a ``bytes_used`` property make ``turbo.stats()`` report the
-tier's entries and bytes. A backend shared by several processes (Redis) may offer a
+tier's entries and bytes. ``entries(prefix)`` enumerates what a tier holds, for
+``dspy-turbo ls``/``show``/``stats``/``export`` and ``turbo.export()``: it yields
+``(key, entry)`` for the live entries whose keys start with ``prefix`` (literally, as
+``clear``), lazily and in bounded memory (page through the store, never load it whole),
+skipping what does not decode (deleted and reported, as ``get`` does); the order is the
+backend's. The default reads ``keys(prefix)`` with ``get``; without either it raises
+``NotImplementedError`` (the tier is then left out of listings and exports, with a message). A backend shared by several processes (Redis) may offer a
 ``coordinator()`` method returning a :class:`~dspy_turbo.coordination.Coordinator`; the
 first tier that offers one coordinates single-flight and rate limits across processes.
 """
@@ -36,7 +42,7 @@ first tier that offers one coordinates single-flight and rate limits across proc
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import ClassVar
 
 from pydantic import Field
@@ -114,6 +120,18 @@ class CacheBackend(Component):
                 self.delete(key)
                 removed += 1
         return removed
+
+    def entries(self, prefix: str = "") -> Iterator[tuple[str, Entry]]:
+        """``(key, entry)`` for each live entry under ``prefix`` (see the module docstring).
+        The default needs a ``keys(prefix)`` method; a backend that can page through its
+        store (SQL, ``SCAN``) overrides this to stay in bounded memory."""
+        keys = getattr(self, "keys", None)
+        if keys is None:
+            raise NotImplementedError(f"the {self.name!r} backend cannot list its entries")
+        for key in keys(prefix):
+            entry = self.get(key)
+            if entry is not None and not entry.expired():
+                yield key, entry
 
     def encode_entry(self, key: str, entry: Entry) -> bytes:
         """The bytes to store for ``entry`` under ``key`` (signed when the engine set a signer)."""

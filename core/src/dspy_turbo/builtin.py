@@ -15,3 +15,11 @@ def dspy_turbo_cache_backends():
 @hookimpl
 def dspy_turbo_model_selectors():
     return [ComplexitySelector]
+
+
+@hookimpl
+def dspy_turbo_commands(cli):
+    """The core's subcommands (``dspy_turbo.cli.builtin``), added as any plugin's are."""
+    from .cli import builtin
+
+    builtin.register(cli)

@@ -82,6 +82,14 @@ class Component:
     Options: ClassVar[type[Options]] = Options
 
     @classmethod
+    def check_available(cls, options: Options) -> None:
+        """Raise (``dspy_turbo.semantic.ComponentUnavailable``, with a message saying what to
+        install or give) when the component cannot be built on this machine: a package that
+        does not import, a model that is not here. Cheap: no connection, no model loaded.
+        Part of validating a config, so ``dspy-turbo check`` refuses what ``load()`` would;
+        the message is reported at the component's YAML path. The default finds nothing."""
+
+    @classmethod
     def from_options(cls, options: Options, turbo: Any = None) -> Component:
         """Build the component; override when construction needs the Turbo instance."""
         return cls(options)  # type: ignore[call-arg]

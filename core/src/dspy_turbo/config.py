@@ -655,6 +655,11 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
         if semantic.get("embedder") is not None:
             embedder = _component(semantic["embedder"], "embedder", "cache.semantic.embedder", registry, issues)
         blocks += [(semantic, key, spec) for key, spec in (("index", index), ("embedder", embedder)) if spec is not None]
+    for _, _, spec in blocks:  # can each component be built here? (what load() would find out later)
+        try:
+            spec.cls.check_available(spec.options)
+        except Exception as exc:
+            issues.append(ConfigIssue(spec.path, str(exc) or type(exc).__name__))
     if issues or settings is None:
         raise ConfigError(issues, name)
     bare: list[ConfigIssue] = []
@@ -746,32 +751,105 @@ def _price_warnings(settings: Settings, routing: ComponentSpec | None) -> tuple[
                  for path, model in unpriced(models, settings.costs.prices))
 
 
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
 def json_schema(registry: Registry) -> dict[str, Any]:
-    """A JSON Schema of the document with every installed component's options."""
+    """A JSON Schema (Draft 2020-12) of the document with every installed component's options:
+    durations and sizes as numbers or unit strings, every ``$ref`` resolving from the root,
+    unknown keys rejected at every level."""
     schema = Settings.model_json_schema()
+    defs = schema.setdefault("$defs", {})
 
     def one_of(kind: str) -> dict[str, Any]:
         variants = []
         for comp_name in registry.names(kind):
             cls = registry.get(kind, comp_name)
-            opts = cls.Options.model_json_schema()
+            opts = _hoisted(cls.Options.model_json_schema(), defs, f"{kind}-{comp_name}")
             opts.setdefault("properties", {})["type"] = {"const": comp_name}
             opts["required"] = ["type", *opts.get("required", [])]
             opts["title"] = f"{kind}:{comp_name}"
             variants.append(opts)
         return {"oneOf": variants} if variants else {"not": {}, "description": f"no {kind} installed"}
 
-    schema["$defs"] = schema.get("$defs", {})
-    schema["$defs"]["CacheSettings"]["properties"]["tiers"] = {"type": "array", "items": one_of("cache_backend")}
-    schema["$defs"]["MetricsSettings"]["properties"]["sinks"] = {"type": "array", "items": one_of("metric_sink")}
+    defs["CacheSettings"]["properties"]["tiers"] = {"type": "array", "items": one_of("cache_backend")}
+    defs["MetricsSettings"]["properties"]["sinks"] = {"type": "array", "items": one_of("metric_sink")}
     schema["properties"]["batching"] = {"anyOf": [one_of("batch_strategy"), {"type": "null"}]}
     schema["properties"]["routing"] = {"anyOf": [one_of("model_selector"), {"type": "null"}]}
     # -- semantic cache components --
-    semantic = schema["$defs"].get("SemanticSettings", {}).get("properties", {})
+    semantic = defs.get("SemanticSettings", {}).get("properties", {})
     if semantic:
         semantic["index"] = one_of("similarity_index")
         semantic["embedder"] = one_of("embedder")
-    return _masked_defaults(schema)
+    defs["Interpolated"] = {"type": "string", "pattern": _ENV.pattern,
+                            "description": "${VAR} or ${VAR:-default}: replaced from the environment before validation"}
+    return {"$schema": SCHEMA_DIALECT, **_masked_defaults(_interpolable(schema))}
+
+
+_SCALARS = {"string", "number", "integer", "boolean", "null"}
+
+
+def _scalar(node: Any) -> bool:
+    """Does ``node`` (a property's schema) only ever take scalar values?"""
+    if not isinstance(node, dict) or "$ref" in node:
+        return False
+    branches = node.get("anyOf") or node.get("oneOf")
+    if branches:
+        return all(_scalar(b) for b in branches)
+    kinds = node.get("type")
+    if kinds is not None:
+        return set(kinds if isinstance(kinds, list) else [kinds]) <= _SCALARS
+    return "const" in node or "enum" in node
+
+
+def _interpolable(node: Any, key: str | None = None) -> Any:
+    """Every scalar setting (but a component's ``type``) also takes a ``${VAR}`` string, as the
+    loader does: the schema judges the file as written, before the environment fills it in."""
+    if isinstance(node, list):
+        return [_interpolable(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for k, v in node.items():
+        if k == "properties" and isinstance(v, dict):
+            out[k] = {name: _with_env(_interpolable(sub)) if name != "type" and _scalar(sub) else _interpolable(sub)
+                      for name, sub in v.items()}
+        else:
+            out[k] = _interpolable(v)
+    return out
+
+
+def _with_env(node: dict[str, Any]) -> dict[str, Any]:
+    keep = {k: node[k] for k in ("title", "description", "default", "examples") if k in node}
+    inner = {k: v for k, v in node.items() if k not in keep}
+    return {**keep, "anyOf": [inner, {"$ref": "#/$defs/Interpolated"}]}
+
+
+def _hoisted(schema: dict[str, Any], defs: dict[str, Any], owner: str) -> dict[str, Any]:
+    """``schema`` with its own ``$defs`` moved into the root's (its ``$ref`` s point at the root:
+    left nested they resolve nowhere); a name the root holds with another meaning is renamed."""
+    own = schema.pop("$defs", {})
+    renames = {}
+    for name, definition in own.items():
+        if name in defs and defs[name] != definition:
+            renames[name] = f"{owner}-{name}"
+    for name, definition in own.items():
+        defs[renames.get(name, name)] = _renamed(definition, renames)
+    return _renamed(schema, renames)
+
+
+def _renamed(node: Any, renames: dict[str, str]) -> Any:
+    if not renames:
+        return node
+    if isinstance(node, dict):
+        out = {k: _renamed(v, renames) for k, v in node.items()}
+        ref = out.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in renames:
+            out["$ref"] = "#/$defs/" + renames[ref[8:]]
+        return out
+    if isinstance(node, list):
+        return [_renamed(v, renames) for v in node]
+    return node
 
 
 def _masked_defaults(schema: Any) -> Any:

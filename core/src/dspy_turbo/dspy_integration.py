@@ -324,10 +324,23 @@ class DSPyCache(_DSPyCache):
                     self.turbo.cache.failed(tier, "clear", exc)
 
     def save_memory_cache(self, filepath: str) -> None:
-        raise NotImplementedError("dspy-turbo does not pickle its cache; a file or redis tier already persists it")
+        """Write the in-process tiers' entries of this namespace to ``filepath``, as DSPy saves
+        its memory cache, but as JSON lines (``turbo.export``), never a pickle; nothing when
+        ``enable_memory_cache`` is off."""
+        if not self.enable_memory_cache:
+            return
+        self.turbo.export(filepath, tier=self._memory_tiers())
 
     def load_memory_cache(self, filepath: str, allow_pickle: bool = False) -> None:
-        raise NotImplementedError("dspy-turbo never loads pickles; use a file or redis tier to persist the cache")
+        """Read a file written by ``save_memory_cache`` (or ``turbo.export``) into the in-process
+        tiers. It holds JSON, so ``allow_pickle`` is not needed; a pickle (DSPy's own file) is
+        refused whatever ``allow_pickle`` says: dspy-turbo never unpickles."""
+        if not self.enable_memory_cache:
+            return
+        self.turbo.import_(filepath, tier=self._memory_tiers())
+
+    def _memory_tiers(self) -> list[str]:
+        return [tier.name for tier in self.turbo.cache.tiers if tier.backend_in_process]
 
     def __repr__(self) -> str:
         return f"<dspy_turbo.DSPyCache for {self.turbo!r}>"

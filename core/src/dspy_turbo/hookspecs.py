@@ -181,6 +181,26 @@ def dspy_turbo_metric_event(event: Event) -> None:
 
 
 @hookspec
+def dspy_turbo_commands(cli: Any) -> None:
+    """Add subcommands to the ``dspy-turbo`` command line (as simonw/llm's ``register_commands``).
+
+    ``cli`` is the top-level `click <https://click.palletsprojects.com>`_ group; add to it
+    with ``@cli.command()`` (or ``cli.add_command``). It also offers what the core's own
+    commands use: ``@cli.config_option`` (``-c/--config PATH`` with the one default:
+    ``$DSPY_TURBO_CONFIG``, else ``./turbo.yaml`` when it exists, else the embedded
+    default; the command receives ``config``) and ``cli.load(config)`` (a Turbo, not
+    installed into DSPy; close it when done). Return the exit code from the command
+    (0 ok, 1 failed, 2 bad input); raise ``click.ClickException`` or
+    ``dspy_turbo.ConfigError`` for a message without a traceback.
+
+    Called once each time the command line starts, the core's implementation first (its
+    commands are the built-in ones: ``check``, ``ls``, ``export``...). **Broadcast**; a name
+    already taken is refused with a warning naming both plugins, and an implementation that
+    raises loses its commands with a warning; neither stops the others.
+    """
+
+
+@hookspec
 def dspy_turbo_startup(turbo: Turbo) -> None:
     """Called once when a Turbo has been assembled, before it serves any call. Broadcast;
     an exception here is a start-up error (the Turbo is not returned)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import ClassVar
 
 from pydantic import Field
@@ -104,6 +105,16 @@ class MemoryBackend(CacheBackend):
     def keys(self, prefix: str = "") -> list[str]:
         with self._lock:
             return [k for k in self._data if k.startswith(prefix)]
+
+    def entries(self, prefix: str = "") -> Iterator[tuple[str, Entry]]:
+        """The live entries under ``prefix``, oldest use first; reading them is no use (the
+        LRU order stays). The snapshot holds references only: the entries are here already."""
+        with self._lock:
+            items = [(k, entry, deadline) for k, (entry, deadline, _) in self._data.items() if k.startswith(prefix)]
+        now = time.time()
+        for key, entry, deadline in items:
+            if (deadline is None or now < deadline) and not entry.expired(now):
+                yield key, entry
 
     @property
     def bytes_used(self) -> int:

@@ -254,8 +254,10 @@ def describe(pm: pluggy.PluginManager, registry: Registry) -> list[PluginInfo]:
     from . import __version__
 
     infos = []
-    for plugin in pm.get_plugins():
-        name = pm.get_name(plugin)
+    # pluggy hands out a set: the built-ins first, then by name, the same on every run
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: (item[0] != "dspy_turbo.builtin", str(item[0]))):
+        if plugin is None:  # blocked
+            continue
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
         comps: dict[str, list[str]] = {}
         for (kind, comp), owner in sorted(registry.owners.items()):

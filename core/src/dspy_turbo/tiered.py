@@ -205,6 +205,11 @@ class TieredCache:
         """Write through to every tier; returns how many tiers took it."""
         return sum(self._set_one(tier, key, entry) for tier in self.tiers)
 
+    def put_to(self, key: str, entry: Entry, tier_names: Iterable[str]) -> list[str]:
+        """Write to the tiers named (an import); returns the names of those that took it."""
+        wanted = set(tier_names)
+        return [tier.name for tier in self.tiers if tier.name in wanted and self._set_one(tier, key, entry)]
+
     def _safe_delete(self, tier: Tier, key: str) -> None:
         if not tier.write_breaker.allow():
             return

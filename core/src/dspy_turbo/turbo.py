@@ -516,6 +516,21 @@ class Turbo:
             self._clear_semantic(removed)
         return removed
 
+    def export(self, path, *, tier=None, progress=None):
+        """Write this namespace's entries (of every tier, or the ``tier`` named) to ``path`` as
+        JSON lines (``.gz``: compressed; never pickle), streaming; returns a
+        :class:`dspy_turbo.transfer.Report`. See :mod:`dspy_turbo.transfer` for the format."""
+        from . import transfer
+
+        return transfer.export(self, path, tier=tier, progress=progress)
+
+    def import_(self, path, *, tier=None, progress=None):
+        """Read a file written by :meth:`export` (or ``dspy-turbo export``) into the tiers (every
+        tier, or the ``tier`` named), keys moved into this namespace; returns a ``Report``."""
+        from . import transfer
+
+        return transfer.import_(self, path, tier=tier, progress=progress)
+
     def close(self) -> None:
         if self.closed:
             return

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 
 _DURATION_UNITS = {
     "ms": 0.001,
@@ -168,11 +168,25 @@ def parse_ttl(value: object) -> float:
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+def _any_case(unit: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in unit)
+
+
+def _json_schema(kind: _Quantity, minimum_exclusive: bool = False) -> dict:
+    """What an editor checks a value against (JSON Schema has no case-insensitive flag: the
+    units are spelled as character classes, longest first so ``ms`` is not read as ``m``)."""
+    units = "|".join(_any_case(u) for u in sorted(kind.units, key=len, reverse=True))
+    number = {"type": "number", "maximum": kind.maximum, **({"exclusiveMinimum": 0} if minimum_exclusive else {"minimum": 0})}
+    text = {"type": "string", "pattern": rf"^\s*\d+(\.\d+)?\s*({units})?\s*$"}
+    return {"anyOf": [number, text], "description": f"a {kind.what}: a number of {kind.plain} or a string like "
+                                                      f"{kind.examples}", "examples": [kind.like.strip("'")]}
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_json_schema(_DURATION))]
 """A pydantic field type: seconds, accepting ``"90s"``-style strings; at most 100 years."""
 
-TTL = Annotated[float, BeforeValidator(parse_ttl)]
+TTL = Annotated[float, BeforeValidator(parse_ttl), WithJsonSchema(_json_schema(_DURATION, minimum_exclusive=True))]
 """A pydantic field type: a lifetime in seconds (``"7d"``), more than 0; type it ``TTL | None`` for "no expiry"."""
 
-ByteSize = Annotated[int, BeforeValidator(parse_size)]
+ByteSize = Annotated[int, BeforeValidator(parse_size), WithJsonSchema(_json_schema(_SIZE))]
 """A pydantic field type: bytes, accepting ``"256MB"``-style strings; at most 2**63 - 1."""

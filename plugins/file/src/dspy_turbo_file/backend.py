@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -42,6 +43,12 @@ _POLICIES = {"lrs": "least-recently-stored", "lru": "least-recently-used", "lfu"
 # ``Cache.get`` spends as many instructions around this query as in it.
 _SELECT = ("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
            " AND (expire_time IS NULL OR expire_time > ?)")
+
+
+# One page of ``entries``: our (raw, text) keys after a rowid, under a literal prefix.
+_PAGE = ("SELECT rowid, key FROM Cache WHERE rowid > ? AND raw = 1 AND typeof(key) = 'text'"
+         " AND substr(key, 1, ?) = ? ORDER BY rowid LIMIT ?")
+_PAGE_SIZE = 500
 
 
 class FileOptions(BackendOptions):
@@ -230,6 +237,27 @@ class FileBackend(CacheBackend):
             rows = [row for shard in getattr(cache, "_shards", None) or (cache,)
                     for row in shard._sql("SELECT key, raw FROM Cache").fetchall()]
         return [key for key, raw in rows if raw and isinstance(key, str) and key.startswith(prefix)]
+
+    def entries(self, prefix: str = "") -> Iterator[tuple[str, Entry]]:
+        """The live entries under ``prefix``, shard by shard in pages of rows (bounded memory
+        for any size of directory); the prefix is compared with ``substr``, literally."""
+        cache = self._open()
+        if self.read_only:
+            queries = [shard.sql for shard in cache._shards]
+        else:
+            queries = [lambda q, p, shard=shard: shard._sql(q, p).fetchall()
+                       for shard in getattr(cache, "_shards", None) or (cache,)]
+        for query in queries:
+            last = 0
+            while True:
+                rows = query(_PAGE, (last, len(prefix), prefix, _PAGE_SIZE))
+                for _rowid, key in rows:
+                    entry = self.get(key)
+                    if entry is not None and not entry.expired():
+                        yield key, entry
+                if len(rows) < _PAGE_SIZE:
+                    break
+                last = rows[-1][0]
 
     def clear(self, prefix: str = "") -> int:
         cache = self._store()

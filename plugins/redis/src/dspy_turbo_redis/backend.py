@@ -18,7 +18,7 @@ events and a circuit breaker; the client reconnects by itself when the server is
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -337,6 +337,30 @@ class RedisBackend(CacheBackend):
         if batch:
             removed += self._unlink(batch)
         return removed
+
+    def entries(self, prefix: str = "") -> Iterator[tuple[str, Entry]]:
+        """The live entries under ``prefix``: ``SCAN`` with the prefix as a literal pattern
+        (never ``KEYS``), read ``_DELETE_CHUNK`` keys at a time with one ``MGET`` each."""
+        pattern = _glob_escape(self.prefix + prefix) + "*"
+        client = self._client()
+        strip = len(self.prefix)
+        batch: list[str] = []
+        for raw in self._each(client.scan_iter(match=pattern, count=_SCAN_COUNT)):
+            key = (raw.decode() if isinstance(raw, bytes) else raw)[strip:]
+            if key.startswith(prefix):
+                batch.append(key)
+            if len(batch) >= _DELETE_CHUNK:
+                yield from self._live(batch)
+                batch = []
+        if batch:
+            yield from self._live(batch)
+
+    def _live(self, keys: list[str]) -> Iterator[tuple[str, Entry]]:
+        found = self.get_many(keys)
+        for key in keys:
+            entry = found.get(key)
+            if entry is not None and not entry.expired():
+                yield key, entry
 
     def delete_tagged(self, prefix: str, tag: str) -> int:
         namespace = prefix.split(":", 1)[0]

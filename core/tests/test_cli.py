@@ -1,0 +1,117 @@
+"""The command line as a user meets it: one -c/--config with one default, help on every
+option and argument, --version, shell completion, quiet when piped into head, a stable
+``plugins`` listing. Run through the installed ``dspy-turbo`` script where it matters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+
+from dspy_turbo import __version__
+from dspy_turbo.cli import build_cli, main
+
+EXE = str(Path(sys.executable).with_name("dspy-turbo"))
+# The commands that work on a config: each must take it the same way.
+CONFIG_COMMANDS = {"check", "stats", "ls", "show", "export", "import", "clear", "route", "calibrate"}
+
+
+def run(*argv: str, cwd=None, env=None, **kwargs) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **(env or {})}
+    return subprocess.run([EXE, *argv], capture_output=True, text=True, timeout=120, cwd=cwd, env=full_env, **kwargs)
+
+
+def test_every_config_command_takes_one_config_option_with_one_default():
+    group = build_cli()
+    assert CONFIG_COMMANDS <= set(group.commands), sorted(group.commands)
+    helps = set()
+    for name in sorted(CONFIG_COMMANDS):
+        options = [p for p in group.commands[name].params if isinstance(p, click.Option) and "--config" in p.opts]
+        assert len(options) == 1, f"{name}: no -c/--config"
+        assert options[0].opts == ["-c", "--config"], f"{name}: {options[0].opts}"
+        helps.add(options[0].help)
+    assert len(helps) == 1, f"the config option is described differently: {helps}"
+
+
+def test_every_option_and_argument_has_help():
+    group = build_cli()
+    for name, command in group.commands.items():
+        assert command.help and command.help.strip(), f"{name}: no help"
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help and param.help.strip(), f"{name} {param.opts}: no help"
+            elif isinstance(param, click.Argument):
+                label = param.human_readable_name.strip("[]").upper()
+                assert f"{label}:" in command.help, f"{name}: argument {label} is not described in its help"
+
+
+def test_check_without_a_file_uses_the_one_default(tmp_path, monkeypatch, capsys):
+    """Before, `check` required a file while `route` defaulted to turbo.yaml and `clear` to the
+    embedded default; now each reads -c, else $DSPY_TURBO_CONFIG, else ./turbo.yaml, else the default."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DSPY_TURBO_CONFIG", raising=False)
+    assert main(["check"]) == 0
+    assert "OK: <default>" in capsys.readouterr().out
+    (tmp_path / "turbo.yaml").write_text(yaml.safe_dump({"routing": {"type": "complexity", "tiers": [
+        {"name": "small", "model": "openai/gpt-4o-mini"}, {"name": "large", "model": "openai/gpt-4o"}]}}))
+    assert main(["check"]) == 0
+    assert "OK: turbo.yaml" in capsys.readouterr().out
+    assert main(["route", "What is the capital of Chile?"]) == 0  # the same file, found the same way
+    assert "tier: small" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cache: {tiers: [{type: memroy}]}\n")
+    monkeypatch.setenv("DSPY_TURBO_CONFIG", str(bad))
+    for argv in (["check"], ["route", "hi"], ["clear"], ["ls"]):
+        assert main(argv) == 2, argv
+        assert "cache.tiers[0].type" in capsys.readouterr().err
+    assert main(["check", "-c", str(tmp_path / "turbo.yaml")]) == 0  # -c wins over the environment
+
+
+def test_version_from_the_script_and_python_m():
+    done = run("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"dspy-turbo {__version__}"
+    module = subprocess.run([sys.executable, "-m", "dspy_turbo", "--version"], capture_output=True, text=True, timeout=120)
+    assert module.returncode == 0 and module.stdout.strip() == f"dspy-turbo {__version__}"
+
+
+def test_shell_completion():
+    done = run(env={"_DSPY_TURBO_COMPLETE": "bash_complete", "COMP_WORDS": "dspy-turbo ch", "COMP_CWORD": "1"})
+    assert done.returncode == 0 and "plain,check" in done.stdout.split()
+    options = run(env={"_DSPY_TURBO_COMPLETE": "bash_complete", "COMP_WORDS": "dspy-turbo ls --ti", "COMP_CWORD": "2"})
+    assert "plain,--tier" in options.stdout.split()
+    script = run("completion", "bash")
+    assert script.returncode == 0 and "_DSPY_TURBO_COMPLETE=bash_complete" in script.stdout and "complete " in script.stdout
+
+
+def test_piped_into_head_ends_quietly():
+    """`dspy-turbo schema | head -1`: the reader leaves after a line; no BrokenPipeError, no traceback."""
+    done = subprocess.run(f"{EXE} schema | head -1", shell=True, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    assert done.stdout.strip() == "{"
+    assert "BrokenPipe" not in done.stderr and "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+
+
+def test_plugins_are_listed_in_the_same_order_on_every_run():
+    outputs = {run("plugins", env={"PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2)}
+    assert len(outputs) == 1, outputs
+    names = [line.split()[0] for line in outputs.pop().splitlines() if line and not line.startswith(" ")]
+    assert names[0] == "dspy_turbo.builtin" and names[1:] == sorted(names[1:])
+
+
+def test_a_bad_argument_is_a_message_with_exit_code_2(capsys):
+    assert main(["ls", "--limit", "-3"]) == 2
+    err = capsys.readouterr().err
+    assert "--limit" in err and "Traceback" not in err
+    assert main(["no-such-command"]) == 2
+    assert "No such command" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", sorted(CONFIG_COMMANDS | {"plugins", "schema", "demo", "top", "completion"}))
+def test_every_command_has_help(command, capsys):
+    assert main([command, "--help"]) == 0
+    assert f"dspy-turbo {command}" in capsys.readouterr().out
