@@ -15,7 +15,8 @@
    (a foreign or older writer's value, ``42``, ``{}``) is a corrupt entry (an error
    event, removed from every tier) and the call a miss, never an exception.
 3. ``dspy.configure_cache`` is wrapped: while the Turbo is installed it sets the adapter's
-   ``enable_memory_cache``/``enable_disk_cache`` instead of building a second cache.
+   ``enable_memory_cache``/``enable_disk_cache`` instead of building a second cache, and
+   its ``safe_types`` join the entry codec's allow-list (``codec.SafeTypes``).
 4. DSPy's model metadata lookup (``model_metadata.model_info``, a few times per LM call, a
    scan of its whole table for a model name it does not know) is memoised per model name
    (``metadata_memo``).
@@ -69,6 +70,7 @@ from dspy.clients.cache import Cache as _DSPyCache
 from dspy.dsp.utils.settings import settings as _dspy_settings
 
 from . import callpolicy, costs, metadata_memo
+from .codec import register_codec
 from . import events as ev
 from .events import Event, describe_error
 from .tiered import TieredCache
@@ -826,6 +828,9 @@ def _wrap_configure_cache(original):
         bound.apply_defaults()
         options = bound.arguments
         _check_like_dspy(options)
+        # DSPy's safe_types allow classes through its restricted unpickler; here they join the
+        # allow-list of the entry codec (which never unpickles, so restrict_pickle changes nothing).
+        register_codec(*[t for t in options.get("safe_types") or () if isinstance(t, type)])
         memory, disk = bool(options.get("enable_memory_cache")), bool(options.get("enable_disk_cache"))
         with dspy._cache_lock:
             adapter.enable_memory_cache, adapter.enable_disk_cache = memory, disk
