@@ -775,14 +775,16 @@ def _copy_model_response(value: Any) -> Any:
             c.__dict__["message"] = m
         choices.append(c)
     fields["choices"] = choices
-    private = getattr(new, "__pydantic_private__", None)
+    private = new.__pydantic_private__
     if private:  # _hidden_params: the caller's own dict
-        object.__setattr__(new, "__pydantic_private__", {k: _copy.copy(x) for k, x in private.items()})
+        object.__setattr__(new, "__pydantic_private__",
+                           {k: x.copy() if type(x) is dict else x for k, x in private.items()})
     return new
 
 
 def _typed_copy(value: Any) -> Any:
-    if _litellm_kind(type(value)) == "ModelResponse":
+    cls = type(value)
+    if cls.__name__ == "ModelResponse" and _litellm_kind(cls) == "ModelResponse":
         return _copy_model_response(value)
     return _copy.deepcopy(value)
 
