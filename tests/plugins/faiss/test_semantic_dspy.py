@@ -242,3 +242,23 @@ def test_a_failing_embedder_never_breaks_the_program(semantic_turbo, lm, monkeyp
     assert program(question=QUESTION).answer == first.answer, "the exact cache still works"
     assert lm.engine.calls == 1
     assert semantic_turbo.stats()["errors"].get("semantic", 0) >= 2, "lookup and add failures are error events"
+
+
+def test_a_corrupt_neighbour_is_removed_like_a_corrupt_exact_entry(semantic_turbo, lm, events):
+    """A neighbour whose stored value DSPy cannot use is not served: it is removed from the
+    tiers and the index (an error event), and the paraphrase is a miss, counted once."""
+    from dspy_turbo.entry import Entry
+
+    events.attach(semantic_turbo)
+    program = dspy.Predict("question -> answer")
+    program(question=QUESTION)
+    (key,) = semantic_turbo.cache.tiers[0].backend.keys()
+    semantic_turbo.cache.put(key, Entry.create(42))  # a foreign writer's value under the neighbour's key
+    semantic_turbo.reset_stats()
+    answer = program(question=PARAPHRASE)
+    assert answer.answer and lm.engine.calls == 2
+    assert [e.key for e in events.of("error") if e.reason == "corrupt"] == [key]
+    assert [e.reason for e in events.of("semantic_remove")] == ["corrupt"]
+    assert semantic_turbo.cache.get(key, count=False) is None or semantic_turbo.cache.get(key, count=False).value != 42
+    stats = semantic_turbo.stats()
+    assert stats["hits_total"] == 0 and stats["misses"] == 1
