@@ -726,18 +726,22 @@ _TAGS: dict[str, Callable[[Any, int], Any]] = {
 }
 
 
-def decode_value(tag: str, data: Any) -> Any:
-    """The value of stored ``(tag, data)``; ``DecodeError`` for anything that is not one."""
+def decode_value(tag: str, data: Any, shallow: bool = False) -> Any:
+    """The value of stored ``(tag, data)``; ``DecodeError`` for anything that is not one.
+    ``shallow``: the caller knows the data cannot nest past ``MAX_DEPTH`` (its bytes hold
+    fewer brackets than that), so plain JSON needs no walk."""
     try:
         if tag == "json":
-            _check_depth(data, 0)
+            if not shallow:
+                _check_depth(data, 0)
             return data
         if tag == "typed":
             return _dec(data, 0)
         legacy = _LEGACY.get(tag)
         if legacy is None:
             raise DecodeError(f"unknown value tag {tag!r}")
-        _check_depth(data, 0)
+        if not shallow:
+            _check_depth(data, 0)
         return legacy(data)
     except DecodeError:
         raise
@@ -787,6 +791,11 @@ def _typed_copy(value: Any) -> Any:
     if cls.__name__ == "ModelResponse" and _litellm_kind(cls) == "ModelResponse":
         return _copy_model_response(value)
     return _copy.deepcopy(value)
+
+
+def copy_any(value: Any) -> Any:
+    """A copy of a value that has no tag yet (a result not read from the cache)."""
+    return copy_value("json" if _is_json(value) else "typed", value)
 
 
 def copy_value(tag: str, value: Any) -> Any:

@@ -34,7 +34,7 @@ import msgspec
 import orjson
 from msgspec import UNSET, UnsetType
 
-from .codec import DecodeError, copy_value, decode_value, encode_value
+from .codec import MAX_DEPTH, DecodeError, copy_value, decode_value, encode_value
 
 MAGIC = b"DT"
 FORMAT_VERSION = 3
@@ -121,7 +121,8 @@ class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
                 _INDEX.sub(lambda m: _FIELDS[int(m[1])], where)
             raise DecodeError(f"corrupt entry: {where}") from exc
         # Plain JSON (the common case) is already its value, fresh from the parser: only its depth is checked.
-        entry.value = decode_value(entry.tag, entry.value)
+        # No container nests deeper than the brackets the bytes hold (two C scans, no walk).
+        entry.value = decode_value(entry.tag, entry.value, blob.count(b"[") + blob.count(b"{") <= MAX_DEPTH)
         if entry.tag not in _CURRENT_TAGS:  # an older format's own tag: copied as any typed value now
             entry.tag = "typed"
         entry._blob = blob
