@@ -90,7 +90,7 @@ def _wire(version: int, **fields) -> bytes:
     return b"DT" + bytes([version]) + orjson.dumps(payload)
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 @pytest.mark.parametrize("meta", [{"u": {"total_tokens": "n/a"}}, {"u": ["x"]}, {"$": "free"}, {"m": 7}, {"g": "tag"},
                                   {"g": [1]}, {"c": "yesterday"}, {"e": "never"}, {"t": 3}, {"u": {"n": True}},
                                   {"c": True}])
@@ -127,7 +127,21 @@ def test_entries_written_in_format_1_are_still_read():
     old = Entry.from_bytes(_wire(1, u={"total_tokens": 7}, **{"$": 0.5}, m="openai/gpt-4o-mini", g=["eval"], e=9e9))
     assert (old.value, old.total_tokens, old.cost, old.model, old.tags, old.expires_at) == \
         ({"a": 1}, 7, 0.5, "openai/gpt-4o-mini", ("eval",), 9e9)
-    assert Entry.create({"a": 1}).to_bytes().startswith(b"DT\x02")  # new writes use format 2
+    assert Entry.create({"a": 1}).to_bytes().startswith(b"DT\x03")  # new writes use format 3
+
+
+def test_entries_written_in_format_2_are_still_read():
+    """Format 2's values: plain JSON and the per-type tags of before (a ModelResponse's fields)."""
+    assert Entry.from_bytes(_wire(2)).value == {"a": 1}
+    fields = model_response().model_dump(mode="json")
+    old = Entry.from_bytes(_wire(2, t="litellm.ModelResponse", d=fields))
+    assert isinstance(old.value, litellm.ModelResponse) and old.value.usage.total_tokens == 15
+    assert old.copy_value() is not old.copy_value()
+
+
+def test_format_3_knows_only_its_own_tags():
+    with pytest.raises(DecodeError, match="unknown value tag"):
+        Entry.from_bytes(_wire(3, t="litellm.ModelResponse", d={}))
 
 
 def test_a_prediction_keeps_all_its_completions():
@@ -139,8 +153,8 @@ def test_a_prediction_keeps_all_its_completions():
     assert [c.answer for c in again.completions] == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("value", [{1: "a"}, {"a": {2: "b"}}, [{"a": object()}], {"a": [1, {"b": {3}}]}])
-def test_values_json_cannot_carry_are_not_stored(value):
+@pytest.mark.parametrize("value", [[{"a": object()}], {"a": [1, {"b": {lambda: 3}}]}, {"f": print}])
+def test_values_of_no_known_type_are_not_stored(value):
     with pytest.raises(EncodeError):
         Entry.create(value)
 

@@ -169,7 +169,7 @@ class _Outcome:
 def _own_copy(value: Any) -> Any:
     """A duplicate item's own copy of the leader's result, so mutating one never changes the other."""
     try:
-        return codec.codec_for(value).copy(value)
+        return codec.copy_any(value)
     except Exception:
         return value
 

@@ -194,6 +194,13 @@ class CacheSettings(Options):
     breaker: BreakerSettings = BreakerSettings()
     singleflight: SingleFlightSettings = SingleFlightSettings()
     semantic: SemanticSettings | None = None
+    safe_types: list[str] = []
+    """Classes whose instances may be cached, by import path (``"myapp.models:Answer"`` or
+    ``"myapp.models.Answer"``): enums, dataclasses and pydantic models, stored field by field
+    and rebuilt only from a class on this list (the counterpart of DSPy's ``safe_types``;
+    ``dspy_turbo.register_codec`` adds to it in code). A value of any other class is not
+    cached (a ``skip_store`` event naming the type). A module is imported only when an entry
+    names one of these classes."""
     stream_hits: bool = False
     """Inside ``dspy.streamify``, a cache hit sends the cached answer to the stream listeners as
     chunks (DSPy sends none on a hit; a call served by another caller's LM call always does)."""
@@ -204,6 +211,16 @@ class CacheSettings(Options):
     """Sign every entry of the tiers that store bytes (redis, file) with this secret, an HMAC
     over the entry and its key (``integrity.py``): an entry that does not verify is a miss, an
     error event, and is deleted. ``${DSPY_TURBO_SIGNING_KEY}``; empty: no signing. Secret."""
+
+    @field_validator("safe_types")
+    @classmethod
+    def _safe_types(cls, value: list[str]) -> list[str]:
+        from .codec import valid_type_path
+
+        for path in value:
+            if not valid_type_path(path):
+                raise ValueError(f"{path!r} is not an import path like 'package.module:ClassName'")
+        return value
 
     @field_validator("signing_key")
     @classmethod

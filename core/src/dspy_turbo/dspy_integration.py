@@ -15,7 +15,8 @@
    (a foreign or older writer's value, ``42``, ``{}``) is a corrupt entry (an error
    event, removed from every tier) and the call a miss, never an exception.
 3. ``dspy.configure_cache`` is wrapped: while the Turbo is installed it sets the adapter's
-   ``enable_memory_cache``/``enable_disk_cache`` instead of building a second cache.
+   ``enable_memory_cache``/``enable_disk_cache`` instead of building a second cache, and
+   its ``safe_types`` join the entry codec's allow-list (``codec.SafeTypes``).
 4. DSPy's model metadata lookup (``model_metadata.model_info``, a few times per LM call, a
    scan of its whole table for a model name it does not know) is memoised per model name
    (``metadata_memo``).
@@ -69,6 +70,7 @@ from dspy.clients.cache import Cache as _DSPyCache
 from dspy.dsp.utils.settings import settings as _dspy_settings
 
 from . import callpolicy, controls, metadata_memo
+from .codec import register_codec
 from . import events as ev
 from .costs import usage_cost as _usage_cost
 from .events import Event, describe_error
@@ -203,6 +205,29 @@ class TierView(Mapping):
         return f"<dspy-turbo {self._label} tiers ({names}), read-only>"
 
 
+class _Served:
+    """``check(entry)`` for ``TieredCache.get``: takes the caller's own copy of the value,
+    prepares it as a hit, and asks the caller's validator whether it can serve; ``value``
+    is that copy once accepted (so it is copied once)."""
+
+    __slots__ = ("validate", "value")
+
+    def __init__(self, validate):
+        self.validate = validate
+        self.value = None
+
+    def __call__(self, entry) -> str | None:
+        value = entry.copy_value()
+        if hasattr(value, "usage") and not isinstance(value, dict):
+            # As DSPy's own cache does: a hit made no LM call, so it reports no usage.
+            value.usage = {}
+            object.__setattr__(value, "cache_hit", True)
+        problem = None if self.validate is None else self.validate(value)
+        if problem is None:
+            self.value = value
+        return problem
+
+
 class DSPyCache(_DSPyCache):
     """DSPy's ``Cache`` interface over a Turbo (a subclass, so isinstance checks hold).
 
@@ -255,36 +280,35 @@ class DSPyCache(_DSPyCache):
                 pass
         return _request_key(self.turbo, request, ignored, storing=storing)
 
-    def get(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None) -> Any:
+    def get(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None, *,
+            check=None) -> Any:
+        """The caller's own copy of the cached value, prepared as DSPy's cache prepares a hit
+        (no usage: no LM call was made), or None. ``check(value)``: why the value cannot serve
+        this caller, or None; a value it refuses (and an embedding of the wrong shape) is a
+        corrupt entry, removed, and the read a miss."""
         memory, disk = self.enable_memory_cache, self.enable_disk_cache
         if not (memory or disk):
             return None  # DSPy's off switch: not even a key is computed
         key = self._key(request, ignored_args_for_cache_key)
         if key is None:
             return None
+        if check is None and type(request) is dict and request.get("_fn_identifier") in _EMBEDDING_DOORS:
+            check = functools.partial(_embedding_problem, request)
+        if controls._overrides is not None or self.turbo.base_control is not None:  # a scope was ever entered, or a mode
+            control = self.turbo.control()
+            if control is not None and control.read is False:
+                return None  # bypass(), refresh(), record mode: nothing is read
+        served = _Served(check)
+        count = not _RECHECK.get()
         if memory and disk:
             semantic = self.turbo.semantic
             if semantic is None:
-                value = self.turbo.lookup(key, count=not _RECHECK.get())  # honours the cache controls
+                found = self.turbo.cache.get(key, count, check=served) is not None
             else:  # exact first, then a safe paraphrase match (dspy_turbo.semantic)
-                control = self.turbo.control()
-                if control is not None and control.read is False:
-                    return None
-                value = semantic.lookup(request, key, ignored_args_for_cache_key, count=not _RECHECK.get())
+                found = semantic.lookup(request, key, ignored_args_for_cache_key, count=count, check=served) is not None
         else:
-            value = self.turbo.lookup(key, count=not _RECHECK.get(), cache=self._tiers_for(memory, disk))
-        if value is None:
-            return None
-        if type(request) is dict and request.get("_fn_identifier") in _EMBEDDING_DOORS:
-            problem = _embedding_problem(request, value)
-            if problem is not None:
-                self.discard(key, problem)
-                return None
-        if hasattr(value, "usage") and not isinstance(value, dict):
-            # As DSPy's own cache does: a hit made no LM call, so it reports no usage.
-            value.usage = {}
-            object.__setattr__(value, "cache_hit", True)
-        return value
+            found = self._tiers_for(memory, disk).get(key, count, check=served) is not None
+        return served.value if found else None
 
     def put(self, request: dict[str, Any], value: Any, ignored_args_for_cache_key: list[str] | None = None,
             enable_memory_cache: bool = True) -> None:
@@ -300,13 +324,6 @@ class DSPyCache(_DSPyCache):
                 self.turbo.semantic.add(request, key, ignored_args_for_cache_key)
         else:
             self.turbo.store(key, value, request=request, cache=self._tiers_for(memory, disk))
-
-    def discard(self, key: str, problem: str) -> None:
-        """A stored value that its caller cannot use (a corrupt entry): removed from every
-        tier, reported as an error event; the caller goes on as on a miss."""
-        self.turbo.cache.delete(key)
-        self.turbo.bus.emit(Event(ev.ERROR, key=key, reason="corrupt", error=problem[:300],
-                                  namespace=self.turbo.namespace, extra={"component": "dspy"}))
 
     def __contains__(self, key: str) -> bool:
         return self.turbo.cache.contains(key)  # a broken tier answers "not here", never raises into DSPy
@@ -399,36 +416,53 @@ def _result_problem(lm: Any, result: Any) -> str | None:
     return None
 
 
+def _lm_result(lm: Any, call: Any, record: Any) -> Any:
+    """The LM result DSPy's cache read (``execution._cached``) makes of a stored record."""
+    from dspy.clients.call_result import CACHE_FORMAT, CallResult
+
+    if isinstance(record, dict) and record.get("_dspy_format") == CACHE_FORMAT:
+        return CallResult.load(record)
+    result = CallResult.legacy(lm, record, kwargs=call.legacy)
+    result.cache_hit = True
+    result.usage = {}
+    return result
+
+
+class _LMRead:
+    """A validator for ``DSPyCache.get`` on the LM path: the stored value must turn into an LM
+    result DSPy can use; ``result`` is that result (made once, from the caller's copy)."""
+
+    __slots__ = ("lm", "call", "result")
+
+    def __init__(self, lm: Any, call: Any):
+        self.lm, self.call, self.result = lm, call, None
+
+    def __call__(self, record: Any) -> str | None:
+        try:
+            result = _lm_result(self.lm, self.call, record)
+            problem = _result_problem(self.lm, result)
+        except Exception as exc:
+            return f"stored value is not an LM result ({describe_error(exc)})"
+        if problem is None:
+            self.result = result
+        return problem
+
+
 def _guard_cached(original):
-    """DSPy's cache read on the LM path, guarded: a stored value that DSPy cannot turn into
-    an LM result is a corrupt entry (removed, an error event) and the read a miss."""
+    """DSPy's cache read on the LM path, as DSPy does it, with one difference: a stored value
+    that DSPy cannot turn into an LM result is a corrupt entry (removed, an error event) and
+    the read a miss, decided before the read counts as a hit."""
 
     def _cached(lm, call, asynchronous):
         adapter = _adapter
         if adapter is None or dspy.__dict__.get("cache") is not adapter:
             return original(lm, call, asynchronous)  # DSPy's own cache: DSPy's own behaviour
-        try:
-            result = original(lm, call, asynchronous)
-            problem = None if result is None else _result_problem(lm, result)
-        except Exception as exc:
-            problem, error = f"stored value is not an LM result ({describe_error(exc)})", exc
-        else:
-            if problem is None:
-                return result
-            error = None
-        keyed = _KEYED.get()
-        key = keyed[1] if keyed is not None else None
-        if key is None:
-            try:
-                key = adapter._key(call.key(lm, asynchronous), execution.IGNORED_CACHE_KEYS)
-            except Exception:
-                key = None
-        if key is None:
-            if error is not None:
-                raise error  # not the cache's doing (the request itself): as DSPy would
+        if not call.cache:
             return None
-        adapter.discard(key, problem)
-        return None
+        read = _LMRead(lm, call)
+        if adapter.get(call.key(lm, asynchronous), execution.IGNORED_CACHE_KEYS, check=read) is None:
+            return None
+        return read.result
 
     _cached.__wrapped__ = original
     return _cached
@@ -895,6 +929,9 @@ def _wrap_configure_cache(original):
         bound.apply_defaults()
         options = bound.arguments
         _check_like_dspy(options)
+        # DSPy's safe_types allow classes through its restricted unpickler; here they join the
+        # allow-list of the entry codec (which never unpickles, so restrict_pickle changes nothing).
+        register_codec(*[t for t in options.get("safe_types") or () if isinstance(t, type)])
         memory, disk = bool(options.get("enable_memory_cache")), bool(options.get("enable_disk_cache"))
         with dspy._cache_lock:
             adapter.enable_memory_cache, adapter.enable_disk_cache = memory, disk

@@ -9,10 +9,16 @@ Wire format (what byte-oriented tiers such as Redis and disk store)::
     b"DT" + FORMAT_VERSION byte + JSON [tag, data, created_at, expires_at, usage, cost,
                                         model, tags]
 
+``tag`` and ``data`` are the value as ``codec`` writes it: ``json`` (the value is plain
+JSON) or ``typed`` (a tree with type tags that reads back exactly: tuples, sets, non-finite
+floats, datetimes, allow-listed classes, LiteLLM responses). Format 3 added ``typed``;
+format 2 entries (``json`` and the per-type tags of before) and format 1 ones are still
+read, so a cache written before stays warm.
+
 A positional array rather than an object: :class:`Entry` is a ``msgspec.Struct`` laid out
 as that array, so a hit is parsed, its metadata type-checked and the entry built in one C
 call, with no Python per field (format 1 was the same fields as an object; it is still
-read, so a cache written before stays warm). Writes encode with orjson.
+read). Writes encode with orjson.
 
 Anything else under our prefix (a foreign value, a truncated write, a pickle someone
 planted) fails :meth:`Entry.from_bytes` with ``DecodeError`` and is treated as a miss.
@@ -28,12 +34,14 @@ import msgspec
 import orjson
 from msgspec import UNSET, UnsetType
 
-from .codec import DecodeError, copy_value, decode_value, encode_value
+from .codec import MAX_DEPTH, DecodeError, copy_value, decode_value, encode_value
 
 MAGIC = b"DT"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _HEADER = MAGIC + bytes([FORMAT_VERSION])
+_HEADER_V2 = MAGIC + b"\x02"
 _HEADER_V1 = MAGIC + b"\x01"
+_CURRENT_TAGS = frozenset({"json", "typed"})
 
 
 # array_like: the first eight fields in this order are the wire array. Anything past them is
@@ -70,13 +78,11 @@ class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     def _encode(self) -> bytes:
         """Fill in the tag and the wire bytes; returns the encoded value alone (JSON)."""
         tag, data = encode_value(self.value)
-        encoded = orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+        encoded = orjson.dumps(data)
         self.tag = tag
         self._blob = _HEADER + orjson.dumps(
             [tag, orjson.Fragment(encoded), self.created_at, self.expires_at, self.usage, self.cost, self.model,
-             list(self.tags)],
-            option=orjson.OPT_SERIALIZE_NUMPY,
-        )
+             list(self.tags)])
         return encoded
 
     def to_bytes(self) -> bytes:
@@ -93,6 +99,10 @@ class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
         try:
             if blob.startswith(_HEADER):
                 entry = _decode(blob[3:])
+                if entry.tag not in _CURRENT_TAGS:
+                    raise DecodeError(f"unknown value tag {entry.tag!r}")
+            elif blob.startswith(_HEADER_V2):
+                entry = _decode(blob[3:])
             elif blob.startswith(_HEADER_V1):
                 raw = orjson.loads(blob[3:])
                 entry = msgspec.convert([raw["t"], raw["d"], raw["c"], raw.get("e"), raw.get("u") or {}, raw.get("$"),
@@ -100,7 +110,7 @@ class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
             elif blob[:2] != MAGIC:
                 raise DecodeError("not a dspy-turbo entry (bad magic)")
             else:
-                raise DecodeError(f"entry format version {blob[2:3]!r} is not {FORMAT_VERSION}")
+                raise DecodeError(f"entry format version {blob[2:3]!r} is not one of 1 to {FORMAT_VERSION}")
         except DecodeError:
             raise
         except Exception as exc:  # not JSON, not an array of eight, metadata of the wrong type
@@ -110,8 +120,11 @@ class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
             where = "an array longer than eight" if past and int(past[1]) >= _WIRE_FIELDS else \
                 _INDEX.sub(lambda m: _FIELDS[int(m[1])], where)
             raise DecodeError(f"corrupt entry: {where}") from exc
-        if entry.tag != "json":  # plain JSON (the common case) is already its value, fresh from the parser
-            entry.value = decode_value(entry.tag, entry.value)
+        # Plain JSON (the common case) is already its value, fresh from the parser: only its depth is checked.
+        # No container nests deeper than the brackets the bytes hold (two C scans, no walk).
+        entry.value = decode_value(entry.tag, entry.value, blob.count(b"[") + blob.count(b"{") <= MAX_DEPTH)
+        if entry.tag not in _CURRENT_TAGS:  # an older format's own tag: copied as any typed value now
+            entry.tag = "typed"
         entry._blob = blob
         entry._owned = True
         return entry

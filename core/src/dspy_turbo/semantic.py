@@ -486,16 +486,21 @@ class SemanticCache:
         extra = {"scope": query.scope, "signature": query.signature, **kwargs.pop("extra", {})}
         self.turbo.bus.emit(Event(kind, model=request.get("model"), namespace=self.namespace, extra=extra, **kwargs))
 
-    def lookup(self, request: dict[str, Any], key: str, ignored=None, count: bool = True) -> Any:
-        """The exact entry, else a safe semantic match's value, else None (counted once)."""
+    def lookup(self, request: dict[str, Any], key: str, ignored=None, count: bool = True, check=None) -> Any:
+        """The exact entry, else a safe semantic match's value, else None (counted once).
+
+        ``check``: as ``TieredCache.get``'s, for the exact entry and every neighbour: a
+        neighbour it refuses is corrupt, removed from the tiers and the index, and the next
+        candidate is tried. A check that takes the value itself (``check.value``, see
+        ``DSPyCache``) hands that over instead of a second copy."""
         turbo = self.turbo
         started = time.perf_counter()
-        entry = turbo.cache.get(key, count, count_miss=False)
+        entry = turbo.cache.get(key, count, count_miss=False, check=check)
         if entry is not None:
-            return entry.copy_value()
+            return entry.copy_value() if check is None else check.value
         value = None
         try:
-            value = self._search(request, key, ignored, count, started)
+            value = self._search(request, key, ignored, count, started, check)
         except Exception as exc:  # the semantic layer never breaks the program: an exact miss
             turbo.bus.emit(Event(ev.ERROR, error=describe_error(exc), reason="semantic_lookup", key=key,
                                  namespace=self.namespace, extra={"component": "semantic"}))
@@ -503,7 +508,7 @@ class SemanticCache:
             turbo.bus.emit(Event(ev.MISS, latency=time.perf_counter() - started, key=key, namespace=self.namespace))
         return value
 
-    def _search(self, request: dict[str, Any], key: str, ignored, count: bool, started: float) -> Any:
+    def _search(self, request: dict[str, Any], key: str, ignored, count: bool, started: float, check=None) -> Any:
         query = self.prepare(request, ignored)
         if query.skip is not None:
             if count:
@@ -552,9 +557,10 @@ class SemanticCache:
             if pos is None:
                 break
             item, score, meta = alive[pos]
-            entry = self.turbo.cache.get(meta["key"], count=False)
-            if entry is None:  # evicted or expired in the tiers: the vector goes too, and the rest are tried
-                self._remove(item, "gone")
+            refused = _Refusals(check)
+            entry = self.turbo.cache.get(meta["key"], count=False, check=refused if check is not None else None)
+            if entry is None:  # evicted, expired or corrupt in the tiers: the vector goes too, the rest are tried
+                self._remove(item, "corrupt" if refused.problem else "gone")
                 del alive[pos]
                 continue
             if count:
@@ -562,7 +568,7 @@ class SemanticCache:
                                           tokens=entry.total_tokens, cost=entry.cost, key=key, namespace=self.namespace,
                                           extra={"scope": query.scope, "signature": query.signature,
                                                  "similarity": round(score, 4)}))
-            return entry.copy_value()
+            return entry.copy_value() if check is None else check.value
         if count:
             self._event(SEMANTIC_MISS, query, request, key=key,
                         extra={"similarity": round(best, 4)} if best is not None else {})
@@ -635,6 +641,19 @@ class SemanticCache:
 def item_id(key: str) -> int:
     """The index id of a cache key: a positive 63-bit hash (FAISS ids are int64)."""
     return xxhash.xxh3_64_intdigest(key.encode()) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class _Refusals:
+    """A ``check`` that remembers whether it refused the entry (a corrupt neighbour)."""
+
+    __slots__ = ("check", "problem")
+
+    def __init__(self, check):
+        self.check, self.problem = check, None
+
+    def __call__(self, entry):
+        self.problem = self.check(entry)
+        return self.problem
 
 
 moved(__name__, {"SimilarityIndex": "dspy_turbo.plugin.similarity", "Embedder": "dspy_turbo.plugin.similarity",

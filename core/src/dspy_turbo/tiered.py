@@ -94,12 +94,15 @@ class TieredCache:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def get(self, key: str, count: bool = True, count_miss: bool = True) -> Entry | None:
+    def get(self, key: str, count: bool = True, count_miss: bool = True, check=None) -> Entry | None:
         """The entry from the first tier that has it (promoted upward), or None.
 
         ``count=False`` emits no hit or miss event: for a re-read of a request that was
         already counted (single-flight), so every request counts once. ``count_miss=False``
         leaves the miss event to the caller (the semantic cache, which may still hit).
+        ``check(entry)``: why the entry cannot serve its caller (a value of the wrong shape),
+        or None; an entry it refuses is corrupt: removed from every tier, an error event,
+        and the read a miss (never counted as a hit).
         """
         if self.before_read is not None:
             self.before_read()
@@ -119,6 +122,11 @@ class TieredCache:
             if entry.expired():
                 self._safe_delete(tier, key)
                 continue
+            if check is not None:
+                problem = _checked(check, entry)
+                if problem is not None:
+                    self.corrupt(key, problem, tier.name)
+                    break
             if index:
                 self._promote(key, entry, self.tiers[:index])
             if count and self.bus:
@@ -128,6 +136,13 @@ class TieredCache:
         if count and count_miss and self.bus:
             self.bus.emit(Event(ev.MISS, latency=time.perf_counter() - started, key=key, namespace=self.namespace))
         return None
+
+    def corrupt(self, key: str, problem: str, tier: str | None = None) -> None:
+        """A stored value its caller cannot use: removed from every tier, an error event."""
+        self.delete(key)
+        if self.bus:
+            self.bus.emit(Event(ev.ERROR, key=key, reason="corrupt", error=problem[:300], namespace=self.namespace,
+                                extra={"component": "dspy", "tier": tier}))
 
     def get_many(self, keys: list[str], report_misses: bool = True) -> dict[str, Entry]:
         """Bulk lookup for the batch path: one ``get_many`` per tier for what is still missing.
@@ -264,3 +279,10 @@ class TieredCache:
                 tier.backend.close()
             except Exception as exc:
                 self.failed(tier, "close", exc)
+
+
+def _checked(check, entry: Entry) -> str | None:
+    try:
+        return check(entry)
+    except Exception as exc:  # a check that fails on this value refuses it
+        return f"the stored value cannot be checked ({describe_error(exc)})"

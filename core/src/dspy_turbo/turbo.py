@@ -15,7 +15,7 @@ import pluggy
 from . import admission, controls
 from . import events as ev
 from .breaker import CircuitBreaker
-from .codec import EncodeError
+from .codec import EncodeError, register_codec
 from .config import Config, ConfigError, ConfigIssue, parse
 from .coordination import Coordinator, GuardedCoordinator, LocalCoordinator
 from .costs import PriceTable
@@ -55,6 +55,7 @@ class Turbo:
         self.base_control = controls.base_control(self.mode)
         self.replay = self.mode == "replay"
         self._recent: dict[str, tuple[dict, tuple[str, ...] | None]] = {}  # key -> request, for explain_key(key)
+        register_codec(*self.settings.cache.safe_types)  # the allow-list is the process's (codec.SafeTypes)
         policy = self.settings.cache.admission  # refusal reason -> stored anyway? (admission.refusal_reason)
         self._admitted = {None: True, "error": policy.store_errors, "empty": policy.store_empty,
                           "truncated": policy.store_truncated}
@@ -268,8 +269,8 @@ class Turbo:
             usage, cost = usage or found_usage, cost if cost is not None else found_cost
             entry = Entry.create(value, ttl=ttl if ttl is not None else self.default_ttl, usage=usage, cost=cost,
                                  model=model, tags=tags)
-        except EncodeError as exc:
-            self.bus.emit(Event(ev.SKIP_STORE, reason="unencodable", error=str(exc), key=key, namespace=self.namespace))
+        except EncodeError as exc:  # a type not cached (named in the error), or nested too deep
+            self.bus.emit(Event(ev.SKIP_STORE, reason=exc.reason, error=str(exc), key=key, namespace=self.namespace))
             return False
         except Exception as exc:  # never let bookkeeping break the user's call
             self.bus.emit(Event(ev.ERROR, error=describe_error(exc), reason="store", key=key, namespace=self.namespace,

@@ -266,3 +266,23 @@ def test_signature_overrides_match_by_fields(make_turbo, semantic_config, minilm
 def test_a_signature_override_key_that_is_no_signature_is_a_config_error(semantic_config):
     with pytest.raises(dspy_turbo.ConfigError, match="'qa' is not a signature"):
         dspy_turbo.load(semantic_config(signatures={"qa": {"threshold": 0.99}}))
+
+
+def test_a_corrupt_neighbour_is_removed_like_a_corrupt_exact_entry(semantic_turbo, lm, events):
+    """A neighbour whose stored value DSPy cannot use is not served: it is removed from the
+    tiers and the index (an error event), and the paraphrase is a miss, counted once."""
+    from dspy_turbo.entry import Entry
+
+    events.attach(semantic_turbo)
+    program = dspy.Predict("question -> answer")
+    program(question=QUESTION)
+    (key,) = semantic_turbo.cache.tiers[0].backend.keys()
+    semantic_turbo.cache.put(key, Entry.create(42))  # a foreign writer's value under the neighbour's key
+    semantic_turbo.reset_stats()
+    answer = program(question=PARAPHRASE)
+    assert answer.answer and lm.engine.calls == 2
+    assert [e.key for e in events.of("error") if e.reason == "corrupt"] == [key]
+    assert [e.reason for e in events.of("semantic_remove")] == ["corrupt"]
+    assert semantic_turbo.cache.get(key, count=False) is None or semantic_turbo.cache.get(key, count=False).value != 42
+    stats = semantic_turbo.stats()
+    assert stats["hits_total"] == 0 and stats["misses"] == 1
