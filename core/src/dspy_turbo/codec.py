@@ -440,7 +440,7 @@ def _restore_choice_fields(value, fields) -> None:
     (a fresh response has it): put back what the stored choice had, as it had it."""
     for choice, stored in zip(value.choices, fields.get("choices") or (), strict=False):
         if type(stored) is dict and "logprobs" in stored and "logprobs" not in choice.__dict__:
-            setattr(choice, "logprobs", stored["logprobs"])
+            choice.logprobs = stored["logprobs"]
 
 
 # -- numpy, dspy.Prediction ------------------------------------------------------------------

@@ -70,8 +70,8 @@ from dspy.clients.cache import Cache as _DSPyCache
 from dspy.dsp.utils.settings import settings as _dspy_settings
 
 from . import callpolicy, controls, metadata_memo
-from .codec import register_codec
 from . import events as ev
+from .codec import register_codec
 from .costs import usage_cost as _usage_cost
 from .events import Event, describe_error
 from .tiered import TieredCache
