@@ -781,16 +781,24 @@ def _copy_model_response(value: Any) -> Any:
     fields["choices"] = choices
     private = new.__pydantic_private__
     if private:  # _hidden_params: the caller's own dict
-        object.__setattr__(new, "__pydantic_private__",
-                           {k: x.copy() if type(x) is dict else x for k, x in private.items()})
+        own = dict(private)
+        for k, x in own.items():
+            if type(x) is dict:
+                own[k] = x.copy()
+        object.__setattr__(new, "__pydantic_private__", own)
     return new
+
+
+_COPIER_BY_CLASS: dict[type, Callable[[Any], Any]] = {}  # decided once per class: a hit copies on every read
 
 
 def _typed_copy(value: Any) -> Any:
     cls = type(value)
-    if cls.__name__ == "ModelResponse" and _litellm_kind(cls) == "ModelResponse":
-        return _copy_model_response(value)
-    return _copy.deepcopy(value)
+    copier = _COPIER_BY_CLASS.get(cls)
+    if copier is None:
+        copier = _copy_model_response if _litellm_kind(cls) == "ModelResponse" else _copy.deepcopy
+        _COPIER_BY_CLASS[cls] = copier
+    return copier(value)
 
 
 def copy_any(value: Any) -> Any:

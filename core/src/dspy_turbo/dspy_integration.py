@@ -205,6 +205,21 @@ class TierView(Mapping):
         return f"<dspy-turbo {self._label} tiers ({names}), read-only>"
 
 
+def _prepared(value: Any) -> Any:
+    """``value`` as DSPy's own cache hands out a hit: no usage (a hit made no LM call)."""
+    extra = getattr(value, "__pydantic_extra__", None)
+    if type(extra) is dict and "usage" in extra:
+        # What ``value.usage = {}`` does to a LiteLLM response (usage is an extra field), without
+        # pydantic's __setattr__: ~5 us of every hit. The copy owns its extras (pydantic's __copy__).
+        extra["usage"] = {}
+        object.__setattr__(value, "cache_hit", True)
+        return value
+    if hasattr(value, "usage") and not isinstance(value, dict):
+        value.usage = {}
+        object.__setattr__(value, "cache_hit", True)
+    return value
+
+
 class _Served:
     """``check(entry)`` for ``TieredCache.get``: takes the caller's own copy of the value,
     prepares it as a hit, and asks the caller's validator whether it can serve; ``value``
@@ -217,11 +232,7 @@ class _Served:
         self.value = None
 
     def __call__(self, entry) -> str | None:
-        value = entry.copy_value()
-        if hasattr(value, "usage") and not isinstance(value, dict):
-            # As DSPy's own cache does: a hit made no LM call, so it reports no usage.
-            value.usage = {}
-            object.__setattr__(value, "cache_hit", True)
+        value = _prepared(entry.copy_value())
         problem = None if self.validate is None else self.validate(value)
         if problem is None:
             self.value = value
@@ -298,8 +309,12 @@ class DSPyCache(_DSPyCache):
             control = self.turbo.control()
             if control is not None and control.read is False:
                 return None  # bypass(), refresh(), record mode: nothing is read
-        served = _Served(check)
         count = not _RECHECK.get()
+        if check is None and memory and disk and self.turbo.semantic is None:
+            # Nothing to validate (a direct dspy.cache.get): the plain read, one copy, prepared as a hit.
+            entry = self.turbo.cache.get(key, count)
+            return None if entry is None else _prepared(entry.copy_value())
+        served = _Served(check)
         if memory and disk:
             semantic = self.turbo.semantic
             if semantic is None:
