@@ -78,6 +78,7 @@ def test_the_cli_runs_beside_a_broken_plugin(broken_site):
     assert "turbo_broken_import" in done.stderr and "skipped" in done.stderr
 
 
+@pytest.mark.requires_plugin("file")
 def test_a_filter_naming_no_installed_plugin_warns(monkeypatch, caplog, make_turbo):
     monkeypatch.setattr(plugins, "_warned", set(), raising=False)
     monkeypatch.setenv("DSPY_TURBO_PLUGINS", "fiel")

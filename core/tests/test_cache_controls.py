@@ -12,6 +12,9 @@ import pytest
 import dspy_turbo
 from dspy_turbo.offline import offline_lm
 
+# The Turbo side has a file tier, as DSPy has a disk cache.
+pytestmark = pytest.mark.requires_plugin("file")
+
 
 @pytest.fixture(params=["dspy", "turbo"])
 def side(request, tmp_path, make_turbo):

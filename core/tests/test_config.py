@@ -73,6 +73,7 @@ def test_known_plugin_type_names_the_package(monkeypatch):
     assert "pip install dspy-turbo-prometheus" in found["metrics.sinks[0].type"]
 
 
+@pytest.mark.requires_plugin("file")
 def test_a_plugin_left_out_by_the_filter_is_not_pip_installed(monkeypatch):
     monkeypatch.setenv("DSPY_TURBO_PLUGINS", "sqlite_example")
     found = problems({"cache": {"tiers": [{"type": "redis", "url": "redis://localhost"}]}})["cache.tiers[0].type"]

@@ -16,6 +16,9 @@ import yaml
 from dspy_turbo.config import ConfigError, parse
 from dspy_turbo.plugins import build_registry, make_plugin_manager
 
+# The documented configs use every distribution of the repository.
+pytestmark = pytest.mark.requires_plugin("file", "redis", "prometheus", "logsink", "batching", "faiss")
+
 REPO = Path(__file__).resolve().parents[2]
 
 

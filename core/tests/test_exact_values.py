@@ -27,6 +27,9 @@ import dspy_turbo
 from dspy_turbo.entry import Entry
 from dspy_turbo.offline import offline_lm
 
+# Side by side through the memory, file and redis tiers.
+pytestmark = pytest.mark.requires_plugin("file", "redis")
+
 
 class Color(enum.Enum):
     RED = "red"

@@ -18,6 +18,9 @@ from dspy_turbo.plugin.backend import CacheBackend, Entry
 from dspy_turbo.plugin.events import EVENTS, Event, problems
 from dspy_turbo.plugin.host import EventBus, Host, Tiers
 
+# Every distribution of the repository against the SDK and the event table.
+pytestmark = pytest.mark.requires_plugin("file", "redis", "prometheus", "logsink", "batching", "faiss")
+
 SUBMODULES = ["backend", "batch", "components", "coordination", "events", "host", "selector", "similarity", "sink", "units"]
 
 
