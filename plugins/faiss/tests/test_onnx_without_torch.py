@@ -41,6 +41,9 @@ def embedders(minilm):
     """``(torch-free, today's)``: the default embedder built from an existing export, and one
     built as before (the model loaded, its own tokenizer feeding the same export)."""
     with pytest.MonkeyPatch.context() as mp:
+        # A session an earlier test left in memory may come from an export in another test's
+        # cache directory: forget it, so the export is made (or found) in this one.
+        forget_sessions(mp)
         SentenceTransformerEmbedder()  # the export, made here if this run has none yet
         forget_sessions(mp)
         light = SentenceTransformerEmbedder()

@@ -115,7 +115,7 @@ def test_verifier_settings_from_yaml(make_turbo, semantic_config, minilm):
     ({"min_alignment": 1.5}, "cache.semantic.verifier.min_alignment", "less than or equal to 1"),
     ({"rare_below": -1}, "cache.semantic.verifier.rare_below", "greater than or equal to 0"),
     ({"enabeld": True}, "cache.semantic.verifier.enabeld", "did you mean 'enabled'"),
-    ({"enabled": "sometimes"}, "cache.semantic.verifier.enabled", "boolean"),
+    ({"enabled": "sometimes"}, "cache.semantic.verifier.enabled", "true or false"),
 ])
 def test_bad_verifier_settings_name_the_path(semantic_config, verifier, path, words):
     with pytest.raises(dspy_turbo.ConfigError) as info:
