@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import dspy
+import pytest
 import yaml
 
 import dspy_turbo
@@ -22,6 +23,7 @@ def run(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([EXE, *argv], capture_output=True, text=True, timeout=180, env=env)
 
 
+@pytest.mark.requires_plugin("file")
 def test_stats_reads_the_running_programs_hit_rates_from_its_config(tmp_path, lm, unused_port):
     config = tmp_path / "turbo.yaml"
     config.write_text(yaml.safe_dump({"namespace": "prom-cli", "cache": {"tiers": [

@@ -12,7 +12,8 @@ import pytest
 import dspy_turbo
 from dspy_turbo_ray import RemoteItemError
 
-pytestmark = pytest.mark.slow
+# A shared cache across the workers is the redis tier; dspy.Parallel and the item cache beside it.
+pytestmark = [pytest.mark.slow, pytest.mark.requires_plugin("redis", "file", "batching")]
 
 
 class Answer(dspy.Module):

@@ -57,6 +57,7 @@ def test_errors_come_back_as_built_ins_or_remote_item_errors_never_by_imported_n
     assert isinstance(wire.rebuild_error("SystemExit", "x", ""), wire.RemoteItemError)  # not an Exception
 
 
+@pytest.mark.requires_plugin("file", "redis", "logsink", "batching")
 def test_the_workers_config_is_the_drivers_with_real_secrets_and_no_sinks(tmp_path):
     config = {"namespace": "rayconf",
               "cache": {"tiers": [{"type": "memory", "max_bytes": "1MB"},
