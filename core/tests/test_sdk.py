@@ -56,6 +56,18 @@ def test_a_moved_contract_keeps_its_old_path_with_a_deprecation_warning(old, nam
         exec(f"from {old} import {name}", {})  # noqa: S102 - the form a published plugin uses
 
 
+def test_the_model_tier_has_its_own_name_and_the_old_one_warns():
+    """Two classes were called ``Tier`` (a cache tier, a routing tier); the routing one is ModelTier now."""
+    import dspy_turbo.routing as routing
+    from dspy_turbo.plugin.selector import ModelTier
+
+    with pytest.warns(DeprecationWarning, match="dspy_turbo.plugin.selector.ModelTier"):
+        old = routing.Tier
+    assert old is ModelTier
+    with pytest.warns(DeprecationWarning, match="ModelTier"):
+        exec("from dspy_turbo.routing import Tier", {})  # noqa: S102 - the form a published plugin uses
+
+
 def test_the_core_and_the_plugins_never_use_an_old_path():
     """Importing every plugin module and running a batch warns nothing about a moved name."""
     code = (
