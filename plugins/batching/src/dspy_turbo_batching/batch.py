@@ -1,4 +1,4 @@
-"""Batch runs of a DSPy program: ``turbo.batch(program, examples)`` and ``await turbo.abatch(...)``.
+"""One batch run of a DSPy program: ``turbo.batch(program, examples)`` and ``await turbo.abatch(...)``.
 
 **Cache-first, and what that means.** A multi-step program's later LM requests depend on
 its earlier answers, so they cannot be known, let alone looked up, before it runs. The
@@ -41,10 +41,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from functools import partial
 from typing import Any
 
@@ -54,71 +53,17 @@ from dspy_turbo.plugin.batch import BatchError, BatchHost, BatchOptions, BatchSt
 from dspy_turbo.plugin.events import Event
 from dspy_turbo.plugin.values import copy_value
 
+from .item import Item
 from .policy import CallPolicy
 from .progress import Progress
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
+from .source import Source
 from .workers import WorkerPool
 
 BATCH = "batch"  # the event kind one finished batch emits
 
-
-class Item:
-    """One example to run: ``program(**inputs)``.
-
-    ``call()`` runs it on the calling thread (for thread-based strategies), ``acall()``
-    on the running event loop (``program.acall``). Both run inside the batch's context
-    (DSPy settings such as ``dspy.context(lm=...)``, the rate limit and retry policy) and
-    store the completed result in the item cache, so a strategy only has to call one.
-    """
-
-    __slots__ = ("index", "key", "inputs", "_batch")
-
-    def __init__(self, index: int, key: str | None, inputs: dict[str, Any], batch: Batch):
-        self.index = index
-        self.key = key
-        self.inputs = inputs
-        self._batch = batch
-
-    @property
-    def program(self) -> Any:
-        return self._batch.program
-
-    def call(self) -> Any:
-        return self._batch.context.copy().run(self._call)
-
-    def _call(self) -> Any:
-        if self._batch.stopping:  # max_errors was reached while this item waited for a thread
-            raise asyncio.CancelledError()
-        spent = calls.tracking_spent()
-        value = self._batch.program(**self.inputs)
-        self._batch.keep_later(self, value, spent)
-        return value
-
-    async def acall(self) -> Any:
-        program = self._batch.program
-        spent = calls.tracking_spent()  # this task's own context
-        acall = getattr(program, "acall", None)
-        if acall is not None:
-            value = await acall(**self.inputs)
-        elif inspect.iscoroutinefunction(program):
-            value = await program(**self.inputs)
-        else:
-            raise TypeError(f"{type(program).__name__} has no acall(); use the 'thread' batch strategy")
-        if self.key is not None and self._batch.item_cache:
-            self._batch.keep_later(self, value, spent)
-        return value
-
-    def keep(self, value: Any, usage: dict[str, int] | None = None, cost: float | None = None) -> None:
-        """Store a result this item got elsewhere in the item cache, as ``call``/``acall`` do
-        for theirs: for a strategy that runs the program in another process or host.
-        ``usage`` and ``cost`` are what its LM calls spent (what a later hit saves)."""
-        if self.key is None or not self._batch.item_cache:
-            return
-        spent = calls.Spent()
-        if usage or cost is not None:
-            spent.add(usage or {}, cost)
-        self._batch.keep_later(self, value, spent)
+__all__ = ["BATCH", "Batch", "Item"]
 
 
 # -- one batch -------------------------------------------------------------------------------
@@ -142,6 +87,9 @@ def _own_copy(value: Any) -> Any:
 
 
 class Batch:
+    """One batch: its options, counters and item cache; ``chunks`` runs it."""
+
+
     def __init__(self, host: BatchHost, program: Any, options: BatchOptions, strategy: BatchStrategy, total: int | None):
         import dspy
 
@@ -202,197 +150,255 @@ class Batch:
         a scope that reads nothing: ``bypass()``, ``refresh()``, record mode)."""
         return self.host.lookup_items(keys)
 
+    # -- one pass over the input: ``chunks`` and its pieces ----------------------------------
+    #
+    # A window of slots, in input order: each holds an outcome (a hit, a bad example) or the
+    # future of one (an item running, or a duplicate waiting on the item with its key). The
+    # oldest slots are handed out as soon as they are done; the input is read while the
+    # window has room.
+
     async def chunks(self, examples: Iterable[Any] | Any) -> AsyncIterator[list[_Outcome]]:
         """Outcomes in input order, in lists of those ready together."""
         started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        runner = self.strategy.runner(self.options.max_concurrency)
-        source = _Source(examples)
-        slots: deque[tuple[Any, bool]] = deque()  # (an _Outcome or a future of one, is a duplicate)
-        inflight: dict[str, asyncio.Future] = {}
-        leaders: dict[int, str] = {}
-        tasks: set[asyncio.Task] = set()
-        abort: asyncio.Future = loop.create_future()
-        slots_free = asyncio.Semaphore(self.options.max_concurrency)
-        index = 0
+        self._begin(examples)
+        try:
+            while True:
+                await self._fill()
+                if not self._slots:
+                    break
+                await self._wait_for_head()
+                yield self._ready()
+        finally:
+            await self._end(started)
 
-        def finished(outcome: _Outcome) -> None:
-            self.progress.update(errors=0 if outcome.ok else 1)
-            self.finished += 1
-            if not outcome.ok and not abort.done():
-                self.errors += 1
-                if self.first_error is None:
-                    self.first_error = outcome.value
-                if self.max_errors is not None and self.errors >= self.max_errors and not abort.done():
-                    self.stopping = True
-                    abort.set_result(None)
-
-        async def execute(item: Item, future: asyncio.Future) -> None:
-            calls.set_policy(self.policy)  # this task's own context: LM calls see the batch's policy
-            try:
-                if runner.bounded and self.options.timeout is None:
-                    value = await runner.run(item)
-                else:
-                    async with slots_free:
-                        if abort.done():  # the batch is stopping: start nothing new
-                            return
-                        if self.options.timeout is not None:
-                            value = await asyncio.wait_for(runner.run(item), self.options.timeout)
-                        else:
-                            value = await runner.run(item)
-                outcome = _Outcome(True, value)
-            except asyncio.TimeoutError as exc:
-                if isinstance(exc.__cause__, asyncio.CancelledError):  # wait_for's deadline, not the program's own
-                    exc = TimeoutError(f"batch item {item.index} ran longer than its timeout of {self.options.timeout:g}s")
-                outcome = _Outcome(False, exc)
-            except Exception as exc:
-                outcome = _Outcome(False, exc)
-            except BaseException as exc:  # KeyboardInterrupt in an item: the batch must not wait for it forever
-                task = asyncio.current_task()
-                if isinstance(exc, asyncio.CancelledError) and not (task is not None and task.cancelling()):
-                    # The program raised CancelledError itself (an inner task it cancelled): that
-                    # item failed; the batch goes on and must not wait for it forever.
-                    outcome = _Outcome(False, exc)
-                else:
-                    if not isinstance(exc, asyncio.CancelledError) and not future.done():
-                        future.set_result(_Outcome(False, exc))
-                    raise
-            future.set_result(outcome)
-            finished(outcome)
-
+    def _begin(self, examples: Iterable[Any] | Any) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._runner = runner = self.strategy.runner(self.options.max_concurrency)
+        self._source = Source(examples)
+        self._slots: deque[tuple[Any, bool]] = deque()  # (an _Outcome or a future of one, is a duplicate)
+        self._inflight: dict[str, asyncio.Future] = {}  # key -> the future of the item running it
+        self._leaders: dict[int, str] = {}  # input position -> the key its item runs
+        self._tasks: set[asyncio.Task] = set()
+        self._abort: asyncio.Future = self._loop.create_future()  # done: max_errors reached
+        self._slots_free = asyncio.Semaphore(self.options.max_concurrency)
+        self._index = 0  # the next example's position
+        self._position = 0  # the position of the oldest slot
         # A bounded runner with submit(): no coroutine per item, one callback into the loop when it is done.
-        submit = getattr(runner, "submit", None) if runner.bounded and self.options.timeout is None else None
-        pending: set = set()
-
-        def settle(future: asyncio.Future, done) -> None:
-            pending.discard(done)
-            if future.done() or done.cancelled():
-                return
-            exc = done.exception()
-            if isinstance(exc, asyncio.CancelledError) and self.stopping:  # stopped with the batch
-                return
-            outcome = _Outcome(True, done.result()) if exc is None else _Outcome(False, exc)
-            future.set_result(outcome)
-            finished(outcome)
-
+        self._submit = getattr(runner, "submit", None) if runner.bounded and self.options.timeout is None else None
+        self._pending: set = set()  # what was submitted and is not settled
         # Items finished by the pool's threads wait here for the loop. One wake-up of the loop
         # settles all those finished meanwhile: a wake-up is a thread switch under the GIL.
-        settled: deque[tuple[asyncio.Future, Any]] = deque()
-        wake = [False]  # a drain is scheduled and has not started yet
+        self._settled: deque[tuple[asyncio.Future, Any]] = deque()
+        self._wake = False  # a drain is scheduled and has not started yet
 
-        def drain() -> None:
-            wake[0] = False  # before popping: an item appended after this schedules the next drain
-            while settled:
-                settle(*settled.popleft())
+    async def _fill(self) -> None:
+        """Read and admit examples while the window has room for another chunk."""
+        while not self._source.exhausted and len(self._slots) <= self.window - self.chunk:
+            got = await self._source.take(self.chunk)
+            if got:
+                await self._admit(got)
 
-        def _from_thread(future: asyncio.Future, done) -> None:
-            settled.append((future, done))
-            if wake[0]:
-                return
-            wake[0] = True
+    async def _wait_for_head(self) -> None:
+        """Wait until the oldest slot is done; ``BatchError`` once ``max_errors`` items failed."""
+        head, _ = self._slots[0]
+        if isinstance(head, asyncio.Future) and not head.done():
+            await asyncio.wait([head, self._abort], return_when=asyncio.FIRST_COMPLETED)
+        if self._abort.done():
+            raise BatchError(self.errors, self.finished + self.hits, self.first_error) from self.first_error
+
+    def _ready(self) -> list[_Outcome]:
+        """Take the done slots at the head of the window, in order."""
+        ready: list[_Outcome] = []
+        slots = self._slots
+        while slots and (not isinstance(slots[0][0], asyncio.Future) or slots[0][0].done()):
+            slot, duplicate = slots.popleft()
+            outcome = slot.result() if isinstance(slot, asyncio.Future) else slot
+            if duplicate:
+                outcome = _Outcome(outcome.ok, _own_copy(outcome.value) if outcome.ok else outcome.value, True)
+                self.progress.update(errors=0 if outcome.ok else 1)
+            key = self._leaders.pop(self._position, None)
+            if key is not None:
+                self._inflight.pop(key, None)
+            self._position += 1
+            ready.append(outcome)
+        return ready
+
+    # -- admitting a chunk of examples: bulk lookup, then a slot each
+
+    async def _admit(self, examples: list[Any]) -> None:
+        prepared = self._prepare(examples)
+        found = await self._find(prepared)
+        handed: set[str] = set()  # keys already served from ``found`` in this chunk
+        for index, key, inputs in prepared:
+            self._place(index, key, inputs, found, handed)
+
+    def _prepare(self, examples: list[Any]) -> list[tuple[int, str | None, Any]]:
+        """(position, item key, inputs, or the TypeError of an example that has none) of each."""
+        prepared = []
+        for example in examples:
+            index = self._index
             try:
-                loop.call_soon_threadsafe(drain)
-            except RuntimeError:  # the loop is closed: the batch is over, nobody waits for this item
-                pass
-
-        async def admit(examples_chunk: list[Any]) -> None:
-            nonlocal index
-            prepared = []
-            for example in examples_chunk:
-                try:
-                    inputs = self.host.item_inputs(example)
-                except TypeError as exc:
-                    prepared.append((index, None, TypeError(f"batch item {index}: {exc}")))
-                else:
-                    prepared.append((index, self.key(inputs), inputs))
-                index += 1
-            self.items += len(prepared)
-            keys = [k for _, k, inputs in prepared if k is not None and k not in inflight]
-            if not keys:
-                found = {}
-            elif self.inline_io:
-                found = self.lookup(keys)
+                inputs = self.host.item_inputs(example)
+            except TypeError as exc:
+                prepared.append((index, None, TypeError(f"batch item {index}: {exc}")))
             else:
-                found = await loop.run_in_executor(self.io, self.lookup, keys)
-            handed: set[str] = set()
-            for i, key, inputs in prepared:
-                if isinstance(inputs, BaseException):
-                    outcome = _Outcome(False, inputs)
-                    slots.append((outcome, False))
-                    finished(outcome)
-                elif key is not None and key in found:
-                    self.hits += 1
-                    value, entry = found[key]
-                    if key in handed:  # the same key twice in this chunk: each gets its own copy
-                        value = _own_copy(value)
-                        # the bulk lookup counted the key once; this copy saved the same call
-                        self.host.report_coalesced(key, entry)
-                    handed.add(key)
-                    slots.append((_Outcome(True, value), False))
-                    self.progress.update(hits=1)
-                elif key is not None and key in inflight:
-                    self.coalesced += 1
-                    self.host.report_coalesced(key)  # every request counts once in turbo.stats()
-                    slots.append((inflight[key], True))
-                else:
-                    future = loop.create_future()
-                    if key is not None:
-                        inflight[key] = future
-                        leaders[i] = key
-                    self.executed += 1
-                    if submit is not None:
-                        submitted = submit(Item(i, key, inputs, self))
-                        pending.add(submitted)
-                        submitted.add_done_callback(partial(_from_thread, future))
-                    else:
-                        task = loop.create_task(execute(Item(i, key, inputs, self), future))
-                        tasks.add(task)
-                        task.add_done_callback(tasks.discard)
-                    slots.append((future, False))
+                prepared.append((index, self.key(inputs), inputs))
+            self._index += 1
+        self.items += len(prepared)
+        return prepared
 
+    async def _find(self, prepared: list[tuple[int, str | None, Any]]) -> dict[str, tuple[Any, Entry]]:
+        """The cached items among the chunk's keys (those not running already), in one lookup."""
+        keys = [k for _, k, _ in prepared if k is not None and k not in self._inflight]
+        if not keys:
+            return {}
+        if self.inline_io:
+            return self.lookup(keys)
+        return await self._loop.run_in_executor(self.io, self.lookup, keys)
+
+    def _place(self, index: int, key: str | None, inputs: Any, found: dict[str, tuple[Any, Entry]],
+               handed: set[str]) -> None:
+        """The slot of one example: its error, its cached result, the running item it duplicates, or a new item."""
+        if isinstance(inputs, BaseException):
+            outcome = _Outcome(False, inputs)
+            self._slots.append((outcome, False))
+            self._finished(outcome)
+        elif key is not None and key in found:
+            self._slots.append((self._hit(key, found[key], handed), False))
+        elif key is not None and key in self._inflight:
+            self.coalesced += 1
+            self.host.report_coalesced(key)  # every request counts once in turbo.stats()
+            self._slots.append((self._inflight[key], True))
+        else:
+            self._slots.append((self._start(index, key, inputs), False))
+
+    def _hit(self, key: str, found: tuple[Any, Entry], handed: set[str]) -> _Outcome:
+        self.hits += 1
+        value, entry = found
+        if key in handed:  # the same key twice in this chunk: each gets its own copy
+            value = _own_copy(value)
+            # the bulk lookup counted the key once; this copy saved the same call
+            self.host.report_coalesced(key, entry)
+        handed.add(key)
+        self.progress.update(hits=1)
+        return _Outcome(True, value)
+
+    def _start(self, index: int, key: str | None, inputs: dict[str, Any]) -> asyncio.Future:
+        """Hand a new item to the runner; the future of its outcome."""
+        future = self._loop.create_future()
+        if key is not None:
+            self._inflight[key] = future
+            self._leaders[index] = key
+        self.executed += 1
+        item = Item(index, key, inputs, self)
+        if self._submit is not None:
+            submitted = self._submit(item)
+            self._pending.add(submitted)
+            submitted.add_done_callback(partial(self._from_thread, future))
+        else:
+            task = self._loop.create_task(self._execute(item, future))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return future
+
+    # -- running items and settling their outcomes
+
+    def _finished(self, outcome: _Outcome) -> None:
+        """Count a finished item; stop the batch when ``max_errors`` items have failed."""
+        self.progress.update(errors=0 if outcome.ok else 1)
+        self.finished += 1
+        if not outcome.ok and not self._abort.done():
+            self.errors += 1
+            if self.first_error is None:
+                self.first_error = outcome.value
+            if self.max_errors is not None and self.errors >= self.max_errors and not self._abort.done():
+                self.stopping = True
+                self._abort.set_result(None)
+
+    async def _execute(self, item: Item, future: asyncio.Future) -> None:
+        """Run one item in a task of its own (a runner without ``submit``, or a ``timeout``)."""
+        calls.set_policy(self.policy)  # this task's own context: LM calls see the batch's policy
+        runner = self._runner
         try:
-            position = 0
-            while True:
-                while not source.exhausted and len(slots) <= self.window - self.chunk:
-                    got = await source.take(self.chunk)
-                    if got:
-                        await admit(got)
-                if not slots:
-                    break
-                head, _ = slots[0]
-                if isinstance(head, asyncio.Future) and not head.done():
-                    await asyncio.wait([head, abort], return_when=asyncio.FIRST_COMPLETED)
-                if abort.done():
-                    raise BatchError(self.errors, self.finished + self.hits, self.first_error) from self.first_error
-                ready: list[_Outcome] = []
-                while slots and (not isinstance(slots[0][0], asyncio.Future) or slots[0][0].done()):
-                    slot, duplicate = slots.popleft()
-                    outcome = slot.result() if isinstance(slot, asyncio.Future) else slot
-                    if duplicate:
-                        outcome = _Outcome(outcome.ok, _own_copy(outcome.value) if outcome.ok else outcome.value, True)
-                        self.progress.update(errors=0 if outcome.ok else 1)
-                    key = leaders.pop(position, None)
-                    if key is not None:
-                        inflight.pop(key, None)
-                    position += 1
-                    ready.append(outcome)
-                yield ready
-        finally:
-            for submitted in list(pending):
-                submitted.cancel()  # not started yet: never starts; running: finishes in its thread
-            for task in list(tasks):
-                task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
-            await runner.aclose()
-            await source.aclose()
-            await asyncio.get_running_loop().run_in_executor(None, self.io.shutdown, True)  # pending stores land
-            self.progress.close()
-            self.host.bus.emit(Event(BATCH, latency=time.perf_counter() - started, namespace=self.host.namespace,
-                                      extra={"items": self.items, "hits": self.hits,
-                                             "misses": self.executed + self.coalesced, "coalesced": self.coalesced,
-                                             "executed": self.executed, "errors": self.errors,
-                                             "retries": self.policy.retries, "strategy": self.strategy.name}))
+            if runner.bounded and self.options.timeout is None:
+                value = await runner.run(item)
+            else:
+                async with self._slots_free:
+                    if self._abort.done():  # the batch is stopping: start nothing new
+                        return
+                    value = await self._run_timed(item)
+            outcome = _Outcome(True, value)
+        except asyncio.TimeoutError as exc:
+            outcome = _Outcome(False, self._timeout_error(item, exc))
+        except Exception as exc:
+            outcome = _Outcome(False, exc)
+        except BaseException as exc:  # KeyboardInterrupt in an item: the batch must not wait for it forever
+            if not _cancelled_by_the_program(exc):
+                if not isinstance(exc, asyncio.CancelledError) and not future.done():
+                    future.set_result(_Outcome(False, exc))
+                raise
+            # The program raised CancelledError itself (an inner task it cancelled): that
+            # item failed; the batch goes on and must not wait for it forever.
+            outcome = _Outcome(False, exc)
+        future.set_result(outcome)
+        self._finished(outcome)
+
+    async def _run_timed(self, item: Item) -> Any:
+        if self.options.timeout is not None:
+            return await asyncio.wait_for(self._runner.run(item), self.options.timeout)
+        return await self._runner.run(item)
+
+    def _timeout_error(self, item: Item, exc: asyncio.TimeoutError) -> BaseException:
+        if isinstance(exc.__cause__, asyncio.CancelledError):  # wait_for's deadline, not the program's own
+            return TimeoutError(f"batch item {item.index} ran longer than its timeout of {self.options.timeout:g}s")
+        return exc
+
+    def _from_thread(self, future: asyncio.Future, done) -> None:
+        """A submitted item is done (called on the pool's thread): settle it on the loop."""
+        self._settled.append((future, done))
+        if self._wake:
+            return
+        self._wake = True
+        try:
+            self._loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: the batch is over, nobody waits for this item
+            pass
+
+    def _drain(self) -> None:
+        self._wake = False  # before popping: an item appended after this schedules the next drain
+        settled = self._settled
+        while settled:
+            self._settle(*settled.popleft())
+
+    def _settle(self, future: asyncio.Future, done) -> None:
+        self._pending.discard(done)
+        if future.done() or done.cancelled():
+            return
+        exc = done.exception()
+        if isinstance(exc, asyncio.CancelledError) and self.stopping:  # stopped with the batch
+            return
+        outcome = _Outcome(True, done.result()) if exc is None else _Outcome(False, exc)
+        future.set_result(outcome)
+        self._finished(outcome)
+
+    # -- the end: whatever way it ended
+
+    async def _end(self, started: float) -> None:
+        for submitted in list(self._pending):
+            submitted.cancel()  # not started yet: never starts; running: finishes in its thread
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._runner.aclose()
+        await self._source.aclose()
+        await asyncio.get_running_loop().run_in_executor(None, self.io.shutdown, True)  # pending stores land
+        self.progress.close()
+        self.host.bus.emit(Event(BATCH, latency=time.perf_counter() - started, namespace=self.host.namespace,
+                                 extra={"items": self.items, "hits": self.hits,
+                                        "misses": self.executed + self.coalesced, "coalesced": self.coalesced,
+                                        "executed": self.executed, "errors": self.errors,
+                                        "retries": self.policy.retries, "strategy": self.strategy.name}))
 
     def result(self, outcome: _Outcome) -> Any:
         if outcome.ok:
@@ -400,38 +406,7 @@ class Batch:
         return outcome.value if self.options.return_exceptions else None
 
 
-class _Source:
-    """Reads a sync or async iterable a chunk at a time, never all at once."""
-
-    def __init__(self, examples: Any):
-        self.exhausted = False
-        if hasattr(examples, "__aiter__"):
-            self._aiter = examples.__aiter__()
-            self._iter = None
-        else:
-            self._iter: Iterator | None = iter(examples)
-            self._aiter = None
-
-    async def take(self, n: int) -> list[Any]:
-        out: list[Any] = []
-        if self._iter is not None:
-            for example in self._iter:
-                out.append(example)
-                if len(out) >= n:
-                    return out
-            self.exhausted = True
-            return out
-        while len(out) < n:
-            try:
-                out.append(await self._aiter.__anext__())
-            except StopAsyncIteration:
-                self.exhausted = True
-                break
-        return out
-
-    async def aclose(self) -> None:
-        if self._aiter is not None and hasattr(self._aiter, "aclose"):
-            try:
-                await self._aiter.aclose()
-            except Exception:
-                pass
+def _cancelled_by_the_program(exc: BaseException) -> bool:
+    """A CancelledError the item's program raised itself, not a cancel of the item's task."""
+    task = asyncio.current_task()
+    return isinstance(exc, asyncio.CancelledError) and not (task is not None and task.cancelling())
