@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .components import Component
     from .entry import Entry
     from .events import Event
+    from .plugin.batch import BatchHost, BatchRunner
     from .turbo import Turbo
 
 PROJECT = "dspy_turbo"
@@ -210,3 +211,28 @@ def dspy_turbo_startup(turbo: Turbo) -> None:
 def dspy_turbo_shutdown(turbo: Turbo) -> None:
     """Called once from ``turbo.close()``, before tiers and sinks are closed. Broadcast;
     exceptions are logged, never raised, so every implementation runs."""
+
+
+# -- who runs batches (first result wins) -------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def dspy_turbo_batch_runner(host: BatchHost) -> BatchRunner | None:
+    """The object that runs whole batches: ``turbo.batch``, ``batch_iter``, ``abatch``,
+    ``abatch_iter`` and ``dspy_turbo.batch`` hand every batch to it.
+
+    ``host`` is a :class:`dspy_turbo.plugin.batch.BatchHost`: the Turbo's namespace, keys,
+    tiers, event bus and coordinator, plus what a batch needs (the YAML ``batching``
+    section, ``strategy(name)`` for the strategy classes of ``dspy_turbo_batch_strategies``,
+    the item cache: ``item_key``/``lookup_items``/``store_item``, and ``installed()``).
+    Return a :class:`dspy_turbo.plugin.batch.BatchRunner` for that host: an object with
+    ``batch(program, examples, *, strategy=None, **options)``, ``batch_iter``, ``abatch``
+    and ``abatch_iter`` with ``Turbo.batch``'s arguments and results. Each real LM call an
+    item makes may be wrapped through the per-call policy of ``dspy_turbo.plugin.calls``.
+
+    Called once per batch. **First result wins** (``firstresult``): the first implementation
+    that returns something other than ``None`` runs the batch; return ``None`` to leave it to
+    another plugin. With none (``dspy-turbo-batching`` not installed) ``turbo.batch`` raises
+    ``dspy_turbo.batching.BatchingUnavailable``, which says to ``pip install dspy-turbo-batching``.
+    ``dspy-turbo-batching`` implements it (``dspy_turbo_batching.runner``).
+    """
