@@ -1,7 +1,7 @@
 """``endpoint:``: the sink's own tracer provider exports OTLP over HTTP. Checked against a receiver
 on loopback that decodes what arrives with the OTLP protobuf definitions (opentelemetry-proto), as
-a Collector's OTLP/HTTP receiver does: no Collector binary is installable here from a package
-registry (none on PyPI, npm or Debian), see the plugin's README."""
+a Collector's OTLP/HTTP receiver does: no Collector binary is packaged on PyPI, npm or Debian
+(the plugin's CHANGELOG says how it was checked once against Arize Phoenix, a real receiver)."""
 
 import gzip
 import http.server
