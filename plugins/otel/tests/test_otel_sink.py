@@ -259,3 +259,35 @@ def test_a_broken_exporter_never_breaks_or_slows_the_program(make_turbo, lm, kin
     finally:
         if kind == "blocking exporter":
             exporter.release.set()
+
+
+def test_a_tracer_provider_set_after_the_turbo_is_built_gets_the_spans():
+    """An application often sets its provider after its libraries are configured (a fresh process:
+    OpenTelemetry sets the global provider once)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import dspy, dspy_turbo
+        from dspy_turbo.offline import offline_lm
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        turbo = dspy_turbo.load({"cache": {"tiers": [{"type": "memory"}]}, "metrics": {"sinks": [{"type": "otel"}]}})
+        turbo.install()
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        dspy.configure(lm=offline_lm("openai/gpt-4o-mini"), adapter=None)
+        dspy.Predict("question -> answer")(question="q")
+        assert turbo.flush_events(5)
+        print(sorted(s.name for s in exporter.get_finished_spans()))
+        turbo.close()
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "['chat openai/gpt-4o-mini', 'dspy_turbo.cache.lookup']"

@@ -59,8 +59,8 @@ _VERSION = "0.1.0"
 
 class OtelOptions(Options):
     tracer_provider: str = "global"
-    """``global``: the provider the application set (``opentelemetry.trace.set_tracer_provider``), looked up
-    at each span, as OpenTelemetry instrumentations do; or ``package.module:attribute``. Ignored with ``endpoint``."""
+    """``global``: the provider the application set (``opentelemetry.trace.set_tracer_provider``, also after
+    the Turbo is built), as OpenTelemetry instrumentations use it; or ``package.module:attribute``. Ignored with ``endpoint``."""
     endpoint: str | None = None
     """An OTLP/HTTP traces URL (``http://127.0.0.1:4318/v1/traces``): the sink exports from a tracer provider of
     its own, with a batch span processor. Needs ``pip install 'dspy-turbo-otel[otlp]'``."""
