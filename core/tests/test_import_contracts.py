@@ -17,7 +17,8 @@ import pytest
 import tomllib
 
 # The contracts name every distribution of the repository: they are checked where all are installed.
-pytestmark = pytest.mark.requires_plugin("file", "redis", "prometheus", "logsink", "batching", "faiss", "ray", "sqlite_example")
+pytestmark = pytest.mark.requires_plugin("file", "redis", "prometheus", "logsink", "otel", "batching", "faiss", "ray",
+                                        "sqlite_example")
 
 REPO = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")

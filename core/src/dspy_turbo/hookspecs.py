@@ -113,7 +113,10 @@ def dspy_turbo_metric_sinks() -> list[type[Component]]:
     with the events that piled up, at most 1024; the queue is drained every 50 ms),
     ``flush()`` (called when ``turbo.flush_events()`` reaches it), ``tick()`` (about once
     a second, also without traffic), ``close()`` (from ``turbo.close()``, after its
-    pending events were handled or the flush timed out).
+    pending events were handled or the flush timed out). A sink class with
+    ``caller_context = True`` (a tracer: its spans' parent is the caller's current span)
+    handles each event inside a copy of the ``contextvars`` context it was emitted in, still
+    on its own thread, one event at a time.
     """
 
 
