@@ -14,7 +14,11 @@ that the host can tell):
 - ``flush()``: when ``turbo.flush_events()`` reaches the sink;
 - ``tick()``: about once a second, also without traffic (windows, gauges);
 - ``close()``: from ``turbo.close()``, after its pending events were handled or the flush
-  timed out.
+  timed out;
+- classmethod ``read_running(options, url=None)``: for ``dspy-turbo stats``, a sink that
+  serves what a process counted reads it back: ``{"url", "lookups", "hit_rate",
+  "hit_rate_by_tier"}`` from ``url``, else from where ``options`` serve it (``None`` when
+  they serve nothing), or ``{"url", "error"}`` when it cannot.
 
 The events and their fields are in :mod:`dspy_turbo.plugin.events`. A sink ignores kinds
 it does not know, never adds request text or a secret to what it exports, and never labels

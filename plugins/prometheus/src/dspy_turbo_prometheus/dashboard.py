@@ -4,7 +4,7 @@ Two sources, one view:
 
 * ``dspy-turbo top --url http://host:9464/metrics`` scrapes the Prometheus endpoint of
   a process running the ``prometheus`` sink (any process, any host);
-* ``dspy_turbo.dashboard.run(turbo)`` attaches to a Turbo in this process (from a
+* ``dspy_turbo_prometheus.dashboard.run(turbo)`` attaches to a Turbo in this process (from a
   notebook or a debugging session: run the program in a thread, the view in front).
 
 Every ``interval`` seconds (1 by default) it samples the cumulative counters and shows
@@ -24,6 +24,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from . import metrics
 
 SPARKS = "▁▂▃▄▅▆▇█"
 RATE_WINDOW = 5.0  # seconds the rates are computed over: steady numbers at a 1 s refresh
@@ -71,11 +75,6 @@ class MetricsURL:
     def __init__(self, url: str, timeout: float = 2.0):
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"--url must be an http(s) URL of a /metrics endpoint, got {url!r}")
-        try:
-            from prometheus_client.parser import text_string_to_metric_families
-        except ImportError:
-            raise ValueError("dspy-turbo top --url reads the Prometheus format: pip install dspy-turbo-prometheus") from None
-        self._parse = text_string_to_metric_families
         self.url = url
         self.timeout = timeout
         self.label = url
@@ -88,45 +87,54 @@ class MetricsURL:
             raise SourceError(f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}") from None
         snap = Snapshot(time.monotonic())
         try:
-            families = list(self._parse(text))
+            families = list(text_string_to_metric_families(text))
         except Exception as exc:
             raise SourceError(f"{self.url} did not answer in the Prometheus format: {exc}") from None
         for family in families:
             for s in family.samples:
-                name, labels, value = s.name, s.labels, s.value
-                if name == "dspy_turbo_cache_lookups_total":
-                    if labels.get("result") == "hit":
-                        tier = labels.get("tier", "?")
-                        snap.hits[tier] = snap.hits.get(tier, 0.0) + value
-                    else:
-                        snap.misses += value
-                elif name == "dspy_turbo_errors_total":
-                    snap.errors += value
-                elif name == "dspy_turbo_lm_calls_total":
-                    if labels.get("result") == "error":
-                        snap.lm_errors += value
-                    else:
-                        snap.lm_calls += value
-                elif name == "dspy_turbo_cost_dollars_total":
-                    if labels.get("kind") == "spent":
-                        snap.dollars_spent += value
-                    elif labels.get("kind") == "saved":  # by the cache, as turbo.stats()["dollars"]["saved"]
-                        snap.dollars_saved += value
-                elif name == "dspy_turbo_tokens_total" and labels.get("kind") == "saved":
-                    snap.tokens_saved += value
-                elif name == "dspy_turbo_process_memory_bytes":
-                    snap.memory_bytes = value
-                elif name == "dspy_turbo_events_dropped_total":
-                    snap.dropped += value
-                elif name == "dspy_turbo_alert_active" and value >= 1:
-                    snap.alerts.append(labels.get("alert", "?"))
-                elif name == "gen_ai_client_operation_duration_seconds_bucket":
-                    le = float(labels["le"])
-                    snap.lm_buckets[le] = snap.lm_buckets.get(le, 0.0) + value
-                elif name == "dspy_turbo_cache_lookup_duration_seconds_bucket":
-                    le = float(labels["le"])
-                    snap.lookup_buckets[le] = snap.lookup_buckets.get(le, 0.0) + value
+                _add_sample(snap, s.name, s.labels, s.value)
         return snap
+
+
+# The samples a frame reads, by their names in the exposition (metrics.py names the families).
+_LOOKUPS, _ERRORS, _LM_CALLS = f"{metrics.LOOKUPS}_total", f"{metrics.ERRORS}_total", f"{metrics.LM_CALLS}_total"
+_DOLLARS, _TOKENS, _DROPPED = f"{metrics.DOLLARS}_total", f"{metrics.TOKENS}_total", f"{metrics.DROPPED}_total"
+_LM_BUCKETS, _LOOKUP_BUCKETS = f"{metrics.OPERATION_DURATION}_bucket", f"{metrics.LOOKUP_DURATION}_bucket"
+
+
+def _add_sample(snap: Snapshot, name: str, labels: dict[str, str], value: float) -> None:
+    if name == _LOOKUPS:
+        if labels.get("result") == "hit":
+            tier = labels.get("tier", "?")
+            snap.hits[tier] = snap.hits.get(tier, 0.0) + value
+        else:
+            snap.misses += value
+    elif name == _ERRORS:
+        snap.errors += value
+    elif name == _LM_CALLS:
+        if labels.get("result") == "error":
+            snap.lm_errors += value
+        else:
+            snap.lm_calls += value
+    elif name == _DOLLARS:
+        if labels.get("kind") == "spent":
+            snap.dollars_spent += value
+        elif labels.get("kind") == "saved":  # by the cache, as turbo.stats()["dollars"]["saved"]
+            snap.dollars_saved += value
+    elif name == _TOKENS and labels.get("kind") == "saved":
+        snap.tokens_saved += value
+    elif name == metrics.MEMORY:
+        snap.memory_bytes = value
+    elif name == _DROPPED:
+        snap.dropped += value
+    elif name == metrics.ALERT_ACTIVE and value >= 1:
+        snap.alerts.append(labels.get("alert", "?"))
+    elif name == _LM_BUCKETS:
+        le = float(labels["le"])
+        snap.lm_buckets[le] = snap.lm_buckets.get(le, 0.0) + value
+    elif name == _LOOKUP_BUCKETS:
+        le = float(labels["le"])
+        snap.lookup_buckets[le] = snap.lookup_buckets.get(le, 0.0) + value
 
 
 class InProcess:
