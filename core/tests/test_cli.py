@@ -136,6 +136,14 @@ def test_stats_url_without_a_sink_that_reads_it_says_what_to_install(monkeypatch
            "(pip install dspy-turbo-prometheus)" in out, out
 
 
+def test_the_moved_dashboard_module_imports_no_plugin():
+    """`dspy_turbo.dashboard` moved into dspy-turbo-prometheus; importing the old path loads nothing of it."""
+    code = "import sys, dspy_turbo, dspy_turbo.dashboard; print('dspy_turbo_prometheus' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stdout + done.stderr
+
+
 @pytest.mark.parametrize("command", sorted(CONFIG_COMMANDS | {"plugins", "schema", "demo", "completion"}))
 def test_every_command_has_help(command, capsys):
     assert main([command, "--help"]) == 0
