@@ -144,6 +144,15 @@ def test_the_moved_dashboard_module_imports_no_plugin():
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stdout + done.stderr
 
 
+def test_the_moved_dashboard_without_its_plugin_says_what_to_install(monkeypatch):
+    import dspy_turbo.dashboard as old
+
+    monkeypatch.setitem(sys.modules, "dspy_turbo_prometheus", None)  # as if not installed: importing it fails
+    monkeypatch.delitem(sys.modules, "dspy_turbo_prometheus.dashboard", raising=False)
+    with pytest.warns(DeprecationWarning), pytest.raises(ImportError, match="pip install dspy-turbo-prometheus"):
+        old.Dashboard  # noqa: B018
+
+
 @pytest.mark.parametrize("command", sorted(CONFIG_COMMANDS | {"plugins", "schema", "demo", "completion"}))
 def test_every_command_has_help(command, capsys):
     assert main([command, "--help"]) == 0
