@@ -228,7 +228,8 @@ class _Batch:
 
     def keep(self, item: Item, value: Any, spent: callpolicy.Spent | None = None) -> None:
         if item.key is not None and self.item_cache and value is not None:
-            self.turbo.store(item.key, value, usage=spent.usage() if spent else None, cost=spent.cost if spent else None)
+            self.turbo.store(item.key, value, usage=spent.usage() if spent else None, cost=spent.cost if spent else None,
+                             level="item")
 
     def lookup(self, keys: list[str]) -> dict[str, tuple[Any, Entry]]:
         """The cached items among ``keys``: their values (own copies) and entries (none inside
@@ -236,7 +237,7 @@ class _Batch:
         control = self.turbo.control()
         if control is not None and control.read is False:
             return {}
-        entries = self.turbo.cache.get_many(keys, report_misses=False)
+        entries = self.turbo.cache.get_many(keys, report_misses=False, level="item")
         out = {}
         for key, entry in entries.items():
             try:
