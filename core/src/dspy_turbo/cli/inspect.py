@@ -114,16 +114,22 @@ def _running(turbo, config: str | None, url: str | None) -> dict[str, Any] | Non
 
     if url is None:  # the command's Turbo has no sinks (see CommandGroup.load): read them from the config
         for spec in parse(config, turbo.registry).sinks:
-            read = getattr(spec.cls, "read_running", None)
-            figures = read(spec.options) if read is not None else None
-            if figures is not None:
-                return figures
+            if hasattr(spec.cls, "read_running"):
+                figures = _read_running(spec.cls, spec.options, None)
+                if figures is not None:
+                    return figures
         return None
     for cls in turbo.registry.classes["metric_sink"].values():
-        read = getattr(cls, "read_running", None)
-        if read is not None:
-            return read(None, url)
+        if hasattr(cls, "read_running"):
+            return _read_running(cls, None, url)
     return {"url": url, "error": "no installed metric sink reads a running process (pip install dspy-turbo-prometheus)"}
+
+
+def _read_running(cls, options, url: str | None) -> dict[str, Any] | None:
+    try:
+        return cls.read_running(options, url)
+    except Exception as exc:  # a sink's bug is a line of the output, not the command's end
+        return {"url": url or "?", "error": redact_text(f"{cls.name}.read_running failed: {type(exc).__name__}: {exc}")}
 
 
 @click.command(help="List the namespace's entries.\n\nKey, tier, model, created, expires, size and tags of each (each key once, from the first tier holding it).")
