@@ -92,3 +92,22 @@ def test_bad_rules_are_config_errors_with_their_path(make_turbo, rule, path, mes
         make_turbo({"metrics": {"alerts": [rule]}})
     text = str(info.value)
     assert f"{path}:" in text and message in text
+
+
+def test_an_alert_that_resolves_is_logged_at_warning_as_its_firing_was(caplog):
+    """An operator filtering at WARNING sees each alert end, not only begin."""
+    now = [1000.0]
+    monitor = AlertMonitor([AlertRule(name="low-hit-rate", metric="hit_rate", below=0.5, window="10s", min_events=4)],
+                           EventBus(), clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="dspy_turbo.alerts"):
+        for _ in range(4):
+            monitor(Event("miss"))
+        monitor.evaluate()
+        for _ in range(12):
+            monitor(Event("hit", tier="memory"))
+        monitor.evaluate()
+    assert monitor.firing() == []
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "dspy_turbo.alerts"]
+    assert [level for level, _ in logged] == ["WARNING", "WARNING"], logged
+    assert "low-hit-rate firing: hit_rate 0 < 0.5" in logged[0][1]
+    assert "low-hit-rate resolved: hit_rate 0.75 < 0.5" in logged[1][1], logged

@@ -111,7 +111,49 @@ def test_a_bad_argument_is_a_message_with_exit_code_2(capsys):
     assert "No such command" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", sorted(CONFIG_COMMANDS | {"plugins", "schema", "demo", "top", "completion"}))
+def test_a_plugins_command_without_the_plugin_says_what_to_install(monkeypatch, capsys):
+    """`dspy-turbo top` comes with dspy-turbo-prometheus: without it loaded, the error says so."""
+    import importlib.util
+
+    monkeypatch.setenv("DSPY_TURBO_PLUGINS", "")  # no plugin loads: as with only the core installed
+    assert main(["top", "--once", "--url", "http://127.0.0.1:9/metrics"]) == 2
+    err = capsys.readouterr().err
+    assert "No such command 'top'. It comes with the dspy-turbo-prometheus plugin:" in err, err
+    if importlib.util.find_spec("dspy_turbo_prometheus") is None:
+        assert "pip install dspy-turbo-prometheus" in err, err
+    else:
+        assert "dspy-turbo-prometheus is installed, but its plugin 'prometheus' is left out by DSPY_TURBO_PLUGINS=" in err, err
+    assert "Traceback" not in err
+
+
+def test_stats_url_without_a_sink_that_reads_it_says_what_to_install(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("DSPY_TURBO_PLUGINS", "")
+    config = tmp_path / "turbo.yaml"
+    config.write_text(yaml.safe_dump({"cache": {"tiers": [{"type": "memory"}]}}))
+    assert main(["stats", "-c", str(config), "--url", "http://127.0.0.1:9/metrics"]) == 0  # the tiers' figures still print
+    out = capsys.readouterr().out
+    assert "hit rates: http://127.0.0.1:9/metrics: no installed metric sink reads a running process " \
+           "(pip install dspy-turbo-prometheus)" in out, out
+
+
+def test_the_moved_dashboard_module_imports_no_plugin():
+    """`dspy_turbo.dashboard` moved into dspy-turbo-prometheus; importing the old path loads nothing of it."""
+    code = "import sys, dspy_turbo, dspy_turbo.dashboard; print('dspy_turbo_prometheus' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stdout + done.stderr
+
+
+def test_the_moved_dashboard_without_its_plugin_says_what_to_install(monkeypatch):
+    import dspy_turbo.dashboard as old
+
+    monkeypatch.setitem(sys.modules, "dspy_turbo_prometheus", None)  # as if not installed: importing it fails
+    monkeypatch.delitem(sys.modules, "dspy_turbo_prometheus.dashboard", raising=False)
+    with pytest.warns(DeprecationWarning), pytest.raises(ImportError, match="pip install dspy-turbo-prometheus"):
+        old.Dashboard  # noqa: B018
+
+
+@pytest.mark.parametrize("command", sorted(CONFIG_COMMANDS | {"plugins", "schema", "demo", "completion"}))
 def test_every_command_has_help(command, capsys):
     assert main([command, "--help"]) == 0
     assert f"dspy-turbo {command}" in capsys.readouterr().out

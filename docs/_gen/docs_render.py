@@ -365,6 +365,8 @@ def cli_reference() -> str:
     for command in src.cli_commands():
         out += ["", f"## `{src.CONSOLE_SCRIPT} {command.name}` {{ #{command.name} }}", "",
                 _cell(command.help) or "**undocumented**", "",
+                *([f"Comes with the `{command.distribution}` plugin (`pip install {command.distribution}`).", ""]
+                  if command.distribution else []),
                 "```console", f"$ {src.CONSOLE_SCRIPT} {command.name} --help", src.cli_help(command.name).rstrip(), "```"]
     return "\n".join(out) + "\n"
 

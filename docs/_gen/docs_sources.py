@@ -209,6 +209,8 @@ def event_kinds() -> dict[str, str]:
 class Command:
     name: str
     help: str
+    distribution: str | None = None
+    """The plugin distribution that adds it (None: the core's own)."""
 
 
 @functools.cache
@@ -235,7 +237,10 @@ def cli_commands() -> list[Command]:
     entry = cli_entry()
     group = _click_group(entry)
     if group is not None:
-        return [Command(name, cmd.get_short_help_str(limit=200) or "") for name, cmd in group.commands.items()]
+        owners = getattr(group, "owners", {})  # command -> the plugin (entry point) that added it
+        dists = {ep.name: ep.dist.name for ep in importlib.metadata.entry_points(group="dspy_turbo") if ep.dist}
+        return [Command(name, cmd.get_short_help_str(limit=200) or "", dists.get(owners.get(name)))
+                for name, cmd in group.commands.items()]
     module = sys.modules[entry.__module__]
     build = getattr(module, "build_parser", None)
     if build is None:

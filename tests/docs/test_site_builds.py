@@ -35,5 +35,6 @@ def test_the_site_builds_strict_and_shows_the_generated_references(tmp_path):
     cli = page("reference/cli")
     for command in docs_sources.cli_commands():
         assert f'id="{command.name}"' in cli
+    assert "Comes with the <code>dspy-turbo-prometheus</code> plugin" in cli, "top says what to install"
     assert "PRAGMA journal_mode=WAL" in page("plugins/tutorial")  # the example's source, read at build time
     assert (site / "search" / "search_index.json").is_file()

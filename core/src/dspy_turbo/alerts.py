@@ -14,7 +14,9 @@ events arrive) it evaluates each rule over its sliding window. When a rule's con
 starts to hold, an ``alert`` event with ``extra.state == "firing"`` goes to every sink
 (the log sink writes it as a warning, the Prometheus sink sets a gauge to 1) and a
 warning is logged; when it stops holding, or the window has too few events to judge, a
-``resolved`` event follows.
+``resolved`` event follows, logged at WARNING too: an operator who filters at WARNING sees
+each alert end as well as begin, as a pager shows an incident close (Alertmanager sends
+resolutions to the same receiver as the firing).
 """
 
 from __future__ import annotations
@@ -199,7 +201,7 @@ class AlertMonitor:
                 logger.warning("dspy-turbo alert %s firing: %s", rule.name, rule.describe(value))
                 self._emit(rule, "firing", value)
             elif was and not crossed:
-                logger.info("dspy-turbo alert %s resolved: %s", rule.name, rule.describe(value))
+                logger.warning("dspy-turbo alert %s resolved: %s", rule.name, rule.describe(value))
                 self._emit(rule, "resolved", value)
 
     def _emit(self, rule: AlertRule, state: str, value: float | None) -> None:

@@ -110,7 +110,7 @@ class TurboBatchHost:
         control = self.turbo.control()
         if control is not None and control.read is False:
             return {}
-        entries = self.turbo.cache.get_many(keys, report_misses=False)
+        entries = self.turbo.cache.get_many(keys, report_misses=False, level="item")
         out = {}
         for key, entry in entries.items():
             try:
@@ -120,7 +120,7 @@ class TurboBatchHost:
         return out
 
     def store_item(self, key: str, value: Any, usage: dict[str, int] | None = None, cost: float | None = None) -> None:
-        self.turbo.store(key, value, usage=usage, cost=cost)
+        self.turbo.store(key, value, usage=usage, cost=cost, level="item")  # counted as batch items (stats()["batch_items"])
 
     def report_coalesced(self, key: str, entry: Entry | None = None) -> None:
         if entry is None:

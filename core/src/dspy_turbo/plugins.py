@@ -45,6 +45,8 @@ KNOWN_PROVIDERS = {
     ("metric_sink", "prometheus"): "dspy-turbo-prometheus",
     ("metric_sink", "log"): "dspy-turbo-logsink",
 }
+# Subcommands that come with a plugin, for the "install X" hint of `dspy-turbo <command>`.
+KNOWN_COMMANDS = {"top": "dspy-turbo-prometheus"}
 
 
 class PluginError(RuntimeError):

@@ -1,4 +1,12 @@
-"""The in-process aggregator behind ``turbo.stats()``: a metric sink like any other."""
+"""The in-process aggregator behind ``turbo.stats()``: a metric sink like any other.
+
+Two levels of lookups are counted together in ``hits``, ``stores``, ``hits_total`` and
+``hit_rate``: LM calls (and ``@cached`` functions), one per request, and whole batch items
+(``turbo.batch``'s item cache: one per program run, whose LM calls are then never looked
+up). ``batch_items`` says how many of them were items (events with ``extra.level ==
+"item"``); the rest are LM-call-level. An item that misses counts no miss: its program's
+LM calls count theirs.
+"""
 
 from __future__ import annotations
 
@@ -53,6 +61,9 @@ class StatsAggregator:
             self.routes: Counter[str] = Counter()
             self.route_sources: Counter[str] = Counter()
             self.batches: Counter[str] = Counter()
+            # of hits and stores, those of whole batch items (events with extra.level "item")
+            self.item_hits: Counter[str] = Counter()
+            self.item_stores: Counter[str] = Counter()
 
     def _model(self, name: str | None) -> Counter:
         """The counters of one model, made on its first event (not one thrown away per event)."""
@@ -72,6 +83,8 @@ class StatsAggregator:
                     self._model(event.model)["dollars_saved_by_cache"] += event.cost
                 if event.latency is not None:
                     self.hit_latency.append(event.latency)
+                if event.extra is not None and event.extra.get("level") == "item":
+                    self.item_hits[event.tier or "?"] += 1
             elif kind == ev.MISS:
                 self.misses += 1
             elif kind == ev.LM_CALL:
@@ -97,6 +110,8 @@ class StatsAggregator:
                     self._model(event.model)["dollars_saved_by_cache"] += event.cost
             elif kind == ev.STORE:
                 self.stores[event.tier or "?"] += 1
+                if event.extra is not None and event.extra.get("level") == "item":
+                    self.item_stores[event.tier or "?"] += 1
             elif kind == ev.SKIP_STORE:
                 self.skipped[event.reason or "?"] += 1
             elif kind == ev.EVICT:
@@ -146,4 +161,7 @@ class StatsAggregator:
                 **({"other_events": dict(self.other)} if self.other else {}),
                 **({"batches": {k: round(v, 3) if isinstance(v, float) else v for k, v in self.batches.items()}}
                    if self.batches else {}),
+                **({"batch_items": {"hits": dict(self.item_hits), "hits_total": sum(self.item_hits.values()),
+                                    "stores": dict(self.item_stores)}}
+                   if self.item_hits or self.item_stores else {}),
             }

@@ -144,11 +144,13 @@ class TieredCache:
             self.bus.emit(Event(ev.ERROR, key=key, reason="corrupt", error=problem[:300], namespace=self.namespace,
                                 extra={"component": "dspy", "tier": tier}))
 
-    def get_many(self, keys: list[str], report_misses: bool = True) -> dict[str, Entry]:
+    def get_many(self, keys: list[str], report_misses: bool = True, level: str | None = None) -> dict[str, Entry]:
         """Bulk lookup for the batch path: one ``get_many`` per tier for what is still missing.
 
         ``report_misses=False`` emits no miss events: a batch item that misses runs its
-        program, whose LM requests are counted on their own.
+        program, whose LM requests are counted on their own. ``level`` (``"item"``: whole
+        batch items) goes into the hit and promote events' ``extra``, so counts can tell them
+        from LM calls.
         """
         if self.before_read is not None:
             self.before_read()
@@ -171,23 +173,24 @@ class TieredCache:
                     continue
                 found[key] = entry
                 if index:
-                    self._promote(key, entry, self.tiers[:index])
+                    self._promote(key, entry, self.tiers[:index], level)
                 self.bus.emit(Event(ev.HIT, tier=tier.name, model=entry.model, tokens=entry.total_tokens,
-                                    cost=entry.cost, key=key, namespace=self.namespace))
+                                    cost=entry.cost, key=key, namespace=self.namespace,
+                                    extra={"level": level} if level else None))
             missing = [k for k in missing if k not in found]
         if report_misses:
             for key in missing:
                 self.bus.emit(Event(ev.MISS, key=key, namespace=self.namespace))
         return found
 
-    def _promote(self, key: str, entry: Entry, tiers: list[Tier]) -> None:
+    def _promote(self, key: str, entry: Entry, tiers: list[Tier], level: str | None = None) -> None:
         entry.share()  # an in-process tier keeps this very object
         for tier in tiers:
-            self._set_one(tier, key, entry, promote=True)
+            self._set_one(tier, key, entry, promote=True, level=level)
 
     # -- writes ----------------------------------------------------------------------------
 
-    def _set_one(self, tier: Tier, key: str, entry: Entry, promote: bool = False) -> bool:
+    def _set_one(self, tier: Tier, key: str, entry: Entry, promote: bool = False, level: str | None = None) -> bool:
         ttl = effective_ttl(tier.ttl, entry)
         # Not stored, and said so: an entry whose own expiry has passed, or one larger than the
         # tier's whole byte bound (``max_bytes``; it would evict everything and still not fit).
@@ -213,12 +216,12 @@ class TieredCache:
         self._done(tier, "set", t0, breaker)
         if self.bus:
             self.bus.emit(Event(ev.STORE, tier=tier.name, key=key, reason="promote" if promote else "write",
-                                namespace=self.namespace))
+                                namespace=self.namespace, extra={"level": level} if level else None))
         return True
 
-    def put(self, key: str, entry: Entry) -> int:
-        """Write through to every tier; returns how many tiers took it."""
-        return sum(self._set_one(tier, key, entry) for tier in self.tiers)
+    def put(self, key: str, entry: Entry, level: str | None = None) -> int:
+        """Write through to every tier; returns how many tiers took it (``level``: see get_many)."""
+        return sum(self._set_one(tier, key, entry, level=level) for tier in self.tiers)
 
     def put_to(self, key: str, entry: Entry, tier_names: Iterable[str]) -> list[str]:
         """Write to the tiers named (an import); returns the names of those that took it."""

@@ -243,9 +243,10 @@ class Turbo:
 
     def store(self, key: str, value: Any, *, request: dict[str, Any] | None = None, model: str | None = None,
               ttl: float | None = None, tags: Iterable[str] = (), usage: dict[str, int] | None = None,
-              cost: float | None = None, cache: TieredCache | None = None) -> bool:
+              cost: float | None = None, cache: TieredCache | None = None, level: str | None = None) -> bool:
         """Admit and write ``value`` through every tier (or those of ``cache``). Tier failures
         never raise; False when not stored (also inside a scope that writes nothing).
+        ``level``: ``"item"`` for a batch item's whole result (its store events say so).
 
         ``ttl``: seconds or a duration, more than 0 (a ValueError otherwise); None: the
         running scope's ttl, else ``cache.ttl``. ``usage`` and ``cost``: what producing
@@ -289,7 +290,7 @@ class Turbo:
         if not allowed:
             self.bus.emit(Event(ev.SKIP_STORE, reason=reason, key=key, namespace=self.namespace))
             return False
-        return (cache or self.cache).put(key, entry) > 0
+        return (cache or self.cache).put(key, entry, level) > 0
 
     def report_lm_call(self, model: str | None, latency: float, usage: dict | None, cost: float | None,
                        error: BaseException | None = None) -> None:
@@ -406,6 +407,13 @@ class Turbo:
     # -- management ----------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
+        """This process's counts since start (or ``reset_stats()``): hits per tier, misses,
+        hit rate, LM calls, stores, tokens and dollars, latency, tiers, and a block per feature.
+
+        ``hits``, ``stores``, ``hits_total`` and ``hit_rate`` count LM calls and whole batch
+        items together: ``batch_items`` (present after a batch used its item cache) has the
+        item-level hits and stores among them; the rest are LM-call-level (one per request).
+        """
         snap = self._stats.snapshot()
         snap["namespace"] = self.namespace
         snap["tiers"] = {t.name: {"type": t.backend.name, "breaker": t.breaker.state,

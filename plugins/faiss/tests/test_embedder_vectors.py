@@ -96,3 +96,13 @@ def test_micro_batched_lookups_get_the_models_vectors(semantic_turbo, minilm):
         t.join()
     reference = minilm.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
     assert np.allclose(np.vstack([out[t] for t in TEXTS]), reference, atol=1e-5)
+
+
+def test_loading_a_model_prints_no_progress_bar_and_leaves_other_bars_alone(monkeypatch, capfd):
+    from transformers.utils import logging as hf_logging
+
+    monkeypatch.setattr(embedder_module, "_models", {})  # not loaded yet in this process
+    before = type(hf_logging.tqdm([], disable=True))
+    embedder_module.load_model(embedder_module.DEFAULT_MODEL, "cpu")
+    assert "Loading weights" not in capfd.readouterr().err
+    assert type(hf_logging.tqdm([], disable=True)) is before, "the program's own transformers bars are as they were"

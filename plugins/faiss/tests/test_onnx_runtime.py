@@ -186,3 +186,25 @@ def test_processes_exporting_at_once_leave_one_valid_file(cache, tmp_path, minil
     monkeypatch.setattr(onnx_runtime, "export", None)  # this process uses the file they left
     vectors, _ = onnx_runtime.load(minilm, "all-MiniLM-L6-v2", directory=MINILM).run(minilm.preprocess(TEXTS), tokens=False)
     assert np.allclose(vectors, reference, atol=1e-5)
+
+
+def test_the_first_load_says_it_exports_once_and_a_later_load_says_nothing(cache, minilm, monkeypatch, caplog):
+    """The export takes 10-60 s: the first load says so before the wait, and how long it took."""
+    import logging
+
+    from dspy_turbo_faiss.embedder import SentenceTransformerEmbedder
+
+    monkeypatch.setattr(onnx_runtime, "_announced", set(), raising=False)
+    with caplog.at_level(logging.INFO, logger="dspy_turbo"):
+        SentenceTransformerEmbedder()  # onnx is the default on cpu
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if "ONNX" in r.getMessage()]
+    assert [level for level, _ in said] == ["WARNING", "INFO"], said
+    assert f"model {DEFAULT_MODEL!r} has no ONNX export yet" in said[0][1] and "once" in said[0][1], said
+    assert "later loads, in any process, read the export" in said[0][1]
+    assert f"exported model {DEFAULT_MODEL!r} to ONNX in " in said[1][1] and str(cache) in said[1][1], said
+    caplog.clear()
+    forget_sessions(monkeypatch)  # as a new process would: the export is on disk
+    monkeypatch.setattr(onnx_runtime, "_announced", set(), raising=False)
+    with caplog.at_level(logging.INFO, logger="dspy_turbo"):
+        SentenceTransformerEmbedder()
+    assert not [r for r in caplog.records if "ONNX" in r.getMessage()]

@@ -48,3 +48,11 @@ def test_stats_reads_the_running_programs_hit_rates_from_its_config(tmp_path, lm
         turbo.close()
     down = run("stats", "-c", str(config))
     assert down.returncode == 0 and f"http://127.0.0.1:{unused_port}/metrics: cannot reach" in down.stdout, down.stdout
+
+
+def test_top_is_this_plugins_command_with_help(capsys):
+    from dspy_turbo.cli import build_cli, main
+
+    assert build_cli().owners["top"] == "prometheus"
+    assert main(["top", "--help"]) == 0
+    assert "dspy-turbo top" in capsys.readouterr().out

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from ..config import ConfigError
-from ..plugins import PluginError, make_plugin_manager
+from ..plugins import KNOWN_COMMANDS, PluginError, Registry, make_plugin_manager, unloaded
 from ..redaction import redact_text
 
 PROG = "dspy-turbo"
@@ -52,6 +52,7 @@ class CommandGroup(click.Group):
         self.owners: dict[str, str] = {}
         self.adding: str = "dspy_turbo.cli"
         self.problems: list[str] = []
+        self.pm = None
 
     @staticmethod
     def load(config: str | None, *, semantic: bool = False):
@@ -82,6 +83,15 @@ class CommandGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = args[0] if args else None
+        package = KNOWN_COMMANDS.get(name) if name not in self.commands else None
+        if package is not None:  # a plugin's command: say which one, and why it is not here
+            why = Registry(unloaded=unloaded(self.pm)).why_missing(package) if self.pm else None
+            ctx.fail(f"No such command {name!r}. It comes with the {package} plugin: "
+                     + (why or f"pip install {package}"))
+        return super().resolve_command(ctx, args)
+
 
 def _version() -> str:
     from .. import __version__
@@ -103,6 +113,7 @@ def build_cli(pm=None) -> CommandGroup:
         except PluginError as exc:  # the core's commands still work (they report it when they load plugins)
             group.problems.append(f"plugin error: {exc}; only the core's commands are available")
             pm = make_plugin_manager(entry_points=False)
+    group.pm = pm
     for impl in pm.hook.dspy_turbo_commands.get_hookimpls():  # in registration order: the core first
         group.adding = impl.plugin_name
         try:

@@ -2,7 +2,7 @@
 
 Configuration and plugins: ``plugins``, ``check``, ``schema``, ``completion``; the cache:
 ``stats``, ``ls``, ``show`` (``inspect``), ``export``, ``import`` (``transfer``), ``clear``;
-the rest: ``route``, ``demo``, ``top``, ``calibrate``.
+the rest: ``route``, ``demo``, ``calibrate``. (``top`` comes with dspy-turbo-prometheus.)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .app import CommandGroup, config_option
 
 def register(cli: CommandGroup) -> None:
     for command in (plugins, check, schema, inspect.stats, inspect.ls, inspect.show, transfer.export_command,
-                    transfer.import_command, clear, route, demo, top, calibrate, completion):
+                    transfer.import_command, clear, route, demo, calibrate, completion):
         cli.add_command(command)
 
 
@@ -146,23 +146,6 @@ def demo(questions: int, latency: float, threads: int, config: str | None, as_js
     argv = ["--questions", str(questions), "--latency", repr(latency), "--threads", str(threads)]
     argv += ["--config", config] if config else []
     return demo_module.main(argv + (["--json"] if as_json else []))
-
-
-@click.command(help="Live dashboard of a running program.\n\nRead from the /metrics endpoint of its prometheus sink.")
-@click.option("--url", default="http://127.0.0.1:9464/metrics", show_default=True,
-              help="the /metrics URL of the prometheus sink")
-@click.option("--interval", type=click.FloatRange(0.1, 60), default=1.0, show_default=True, metavar="SECONDS",
-              help="refresh period")
-@click.option("--once", is_flag=True, help="print one frame and exit (for scripts)")
-def top(url: str, interval: float, once: bool) -> int:
-    from ..dashboard import Dashboard, MetricsURL
-
-    try:
-        source = MetricsURL(url)
-    except ValueError as exc:
-        click.echo(f"dspy-turbo top: {exc}", err=True)
-        return 2
-    return Dashboard(source, interval).run(once=once)
 
 
 @click.command(help="Choose the semantic cache threshold.\n\nSweeps thresholds on labelled pairs and prints the one for the YAML.")

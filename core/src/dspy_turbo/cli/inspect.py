@@ -108,26 +108,28 @@ def stats(config: str | None, url: str | None, as_json: bool) -> int:
 
 
 def _running(turbo, config: str | None, url: str | None) -> dict[str, Any] | None:
-    """Hit rates of the process serving ``url`` (or the config's prometheus sink), or None."""
+    """Hit rates of the process serving ``url`` (or the config's metric sink), or None. A
+    sink class that can read them back has ``read_running`` (the prometheus sink does)."""
     from ..config import parse
-    from ..dashboard import MetricsURL
 
     if url is None:  # the command's Turbo has no sinks (see CommandGroup.load): read them from the config
         for spec in parse(config, turbo.registry).sinks:
-            port = getattr(spec.options, "port", None)
-            if spec.cls.name == "prometheus" and port:
-                host = getattr(spec.options, "host", None) or "127.0.0.1"
-                url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/metrics"
-                break
-    if url is None:
+            if hasattr(spec.cls, "read_running"):
+                figures = _read_running(spec.cls, spec.options, None)
+                if figures is not None:
+                    return figures
         return None
+    for cls in turbo.registry.classes["metric_sink"].values():
+        if hasattr(cls, "read_running"):
+            return _read_running(cls, None, url)
+    return {"url": url, "error": "no installed metric sink reads a running process (pip install dspy-turbo-prometheus)"}
+
+
+def _read_running(cls, options, url: str | None) -> dict[str, Any] | None:
     try:
-        snap = MetricsURL(url, timeout=2.0).sample()
-    except Exception as exc:
-        return {"url": url, "error": str(exc)}
-    lookups = snap.requests
-    return {"url": url, "lookups": lookups, "hit_rate": sum(snap.hits.values()) / lookups if lookups else 0.0,
-            "hit_rate_by_tier": {t: h / lookups for t, h in sorted(snap.hits.items())} if lookups else {}}
+        return cls.read_running(options, url)
+    except Exception as exc:  # a sink's bug is a line of the output, not the command's end
+        return {"url": url or "?", "error": redact_text(f"{cls.name}.read_running failed: {type(exc).__name__}: {exc}")}
 
 
 @click.command(help="List the namespace's entries.\n\nKey, tier, model, created, expires, size and tags of each (each key once, from the first tier holding it).")

@@ -52,11 +52,13 @@ def _kind(name: str, area: str, summary: str, fields: str, extra: str = "", reas
 _TABLE = (
     # -- the exact cache
     _kind("hit", "cache", "A lookup answered by a tier (``tier`` is ``semantic`` for a semantic hit); "
-          "``model``, ``tokens`` and ``cost`` are what the original call used, now saved.",
-          "tier latency model tokens cost key", "similarity scope signature"),
+          "``model``, ``tokens`` and ``cost`` are what the original call used, now saved. "
+          "``extra.level`` ``item``: a whole batch item's result (one per program run), not an LM call.",
+          "tier latency model tokens cost key", "similarity scope signature level"),
     _kind("miss", "cache", "A lookup that no tier answered.", "latency key"),
-    _kind("store", "cache", "An entry written to a tier: a new answer or a hit copied to a faster tier.",
-          "tier key reason", reasons="write promote"),
+    _kind("store", "cache", "An entry written to a tier: a new answer or a hit copied to a faster tier "
+          "(``extra.level`` ``item``: a whole batch item's result).",
+          "tier key reason", "level", reasons="write promote"),
     _kind("skip_store", "cache", "A response that was not stored, and why.", "tier key reason error", "size max_bytes",
           "error empty truncated vetoed unencodable too_large unkeyable"),
     _kind("evict", "cache", "An entry a bounded tier dropped to make room.", "tier key"),

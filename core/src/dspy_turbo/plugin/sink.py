@@ -14,7 +14,11 @@ that the host can tell):
 - ``flush()``: when ``turbo.flush_events()`` reaches the sink;
 - ``tick()``: about once a second, also without traffic (windows, gauges);
 - ``close()``: from ``turbo.close()``, after its pending events were handled or the flush
-  timed out.
+  timed out;
+- classmethod ``read_running(options, url=None)``: for ``dspy-turbo stats``, a sink that
+  serves what a process counted reads it back: ``{"url", "lookups", "hit_rate",
+  "hit_rate_by_tier"}`` from ``url``, else from where ``options`` serve it (``None`` when
+  they serve nothing), or ``{"url", "error"}`` when it cannot.
 
 A sink that needs the caller's context (a tracer, whose spans take the caller's current span
 as their parent) sets the class attribute ``caller_context = True``: each event is then handled

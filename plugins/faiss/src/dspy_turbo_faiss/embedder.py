@@ -22,6 +22,7 @@ model again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -88,6 +89,25 @@ def _import_sentence_transformers():
             f"the sentence-transformers embedder needs the package sentence-transformers (and torch), which failed "
             f"to import ({type(exc).__name__}: {exc}); pip install sentence-transformers", "sentence-transformers") from None
     return sentence_transformers
+
+
+@contextlib.contextmanager
+def _no_loading_bar():
+    """No "Loading weights" bar from transformers for this load (it prints one on every
+    load): its own tqdm hook while the model loads, the previous one put back after, so
+    the program's other progress bars are left as they were."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hook = hf_logging.set_tqdm_hook  # transformers 5; older ones print no bar for one weights file
+    except (ImportError, AttributeError):
+        yield
+        return
+    previous = hook(lambda factory, args, kwargs: hf_logging.EmptyTqdm(*args, **kwargs))
+    try:
+        yield
+    finally:
+        hook(previous)
 
 
 def _shortened(exc: BaseException, width: int = 300) -> str:
@@ -172,7 +192,8 @@ def load_model(name: str, device: str, quantize: bool = False):
                 raise ComponentUnavailable(f"device {device!r} was asked for, but this torch build sees no CUDA device")
         try:
             # local_files_only: a name that is not on this machine is an error, never a download
-            model = st.SentenceTransformer(where, device=device, local_files_only=True)
+            with _no_loading_bar():
+                model = st.SentenceTransformer(where, device=device, local_files_only=True)
         except Exception as exc:
             raise ComponentUnavailable(
                 f"cannot load model {name!r} ({type(exc).__name__}: {_shortened(exc)}); give a local model directory "
@@ -197,7 +218,10 @@ class SentenceTransformerEmbedder(Component):
         self.model = self.tokenizer = None  # the loaded model (torch): not needed once its export runs alone
         self._onnx = None
         if self.runtime == "onnx":
-            self._onnx = onnx_runtime.load_exported(resolve_model(self.options.model), int8=self.options.quantize)
+            where = resolve_model(self.options.model)
+            self._onnx = onnx_runtime.load_exported(where, int8=self.options.quantize)
+            if self._onnx is None and not onnx_runtime.is_exported(where):
+                onnx_runtime.announce_export(self.options.model)  # before torch loads: the wait starts here
         if self._onnx is None:
             self._load_model()
         # the model's tokenizer read by the tokenizers library; None: the loaded model's own

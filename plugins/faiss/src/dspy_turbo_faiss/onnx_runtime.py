@@ -28,6 +28,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 import warnings
 import weakref
 from pathlib import Path
@@ -52,6 +53,7 @@ _sessions: dict[str, OnnxModel] = {}  # by file name (model_key, "-int8")
 _by_model: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loaded model -> {int8: session}: no re-hash
 _by_directory: dict[tuple[str, bool], OnnxModel] = {}  # torch-free sessions: no re-hash
 _sessions_lock = threading.Lock()
+_announced: set[str] = set()  # models whose first export this process has said it makes
 
 
 class ExportFailed(ComponentUnavailable):
@@ -170,6 +172,29 @@ def export(model, path: Path, directory: Path | None = None) -> None:
     _write(path, make)
 
 
+def announce_export(name: str) -> None:
+    """Say, once per model and process, that its first load exports it: otherwise the
+    10-60 s of loading torch and tracing the model pass in silence."""
+    if name not in _announced:
+        _announced.add(name)
+        logger.warning("semantic cache: model %r has no ONNX export yet: loading it with torch and exporting it, once "
+                       "(10-60 s); later loads, in any process, read the export and take about a second", name)
+
+
+def is_exported(directory: str | Path) -> bool:
+    """Whether the model in ``directory`` (a local model directory) has its export already."""
+    folder = Path(directory)
+    return folder.is_dir() and _paths(model_key(folder))[0].exists()
+
+
+def _export_said(model, name: str, path: Path, directory: Path | None) -> None:
+    """:func:`export`, announced, and the time it took logged."""
+    announce_export(name)
+    started = time.perf_counter()
+    export(model, path, directory)
+    logger.info("semantic cache: exported model %r to ONNX in %.1f s (%s)", name, time.perf_counter() - started, path)
+
+
 def quantize(source: Path, path: Path) -> None:
     """int8 dynamic quantization of ``source``'s weights (per output channel) into ``path``."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -244,7 +269,7 @@ def load(model, name: str, int8: bool = False, directory: str | Path | None = No
         got = _sessions.get(path.stem)
         if got is None:
             try:
-                got = _open(fp32, lambda p: export(model, p, folder), ort, folder)
+                got = _open(fp32, lambda p: _export_said(model, name, p, folder), ort, folder)
                 if int8:
                     got = _open(quantized, lambda p: quantize(fp32, p), ort, folder)
             except ComponentUnavailable:

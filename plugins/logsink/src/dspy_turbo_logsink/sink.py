@@ -127,9 +127,7 @@ class LogSink(MetricSink):
         return out
 
     def __call__(self, event: Event) -> None:
-        level = self._levels.get(event.kind, self._default_level)
-        if event.kind == "alert" and (event.extra or {}).get("state") == "resolved":
-            level = logging.INFO
+        level = self._levels.get(event.kind, self._default_level)  # an alert's resolution as its firing
         if not self.logger.isEnabledFor(level):
             return
         rate = self._sample.get(event.kind)

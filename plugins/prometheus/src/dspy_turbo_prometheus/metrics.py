@@ -23,14 +23,29 @@ SIMILARITY_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.9
 TIMED_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
+# The names of the families ``dspy-turbo top`` (dashboard.py) reads back from /metrics:
+# one definition for the sink that writes them and the view that reads them. In the
+# exposition a counter's samples end in ``_total`` and a histogram's buckets in ``_bucket``.
+LOOKUPS = "dspy_turbo_cache_lookups"
+LOOKUP_DURATION = "dspy_turbo_cache_lookup_duration_seconds"
+LM_CALLS = "dspy_turbo_lm_calls"
+OPERATION_DURATION = "gen_ai_client_operation_duration_seconds"
+TOKENS = "dspy_turbo_tokens"
+DOLLARS = "dspy_turbo_cost_dollars"
+ERRORS = "dspy_turbo_errors"
+ALERT_ACTIVE = "dspy_turbo_alert_active"
+DROPPED = "dspy_turbo_events_dropped"
+MEMORY = "dspy_turbo_process_memory_bytes"
+
+
 class Metrics:
     """Every family, registered in ``registry`` (``None``: multiprocess files only)."""
 
     def __init__(self, registry: CollectorRegistry | None):
         r = {"registry": registry}
-        self.lookups = Counter("dspy_turbo_cache_lookups", "Cache lookups by the tier that answered (tier=none: a miss in every tier) and result.",
+        self.lookups = Counter(LOOKUPS, "Cache lookups by the tier that answered (tier=none: a miss in every tier) and result.",
                                ["tier", "result"], **r)
-        self.lookup_duration = Histogram("dspy_turbo_cache_lookup_duration_seconds", "Time to answer a cache lookup, by result.",
+        self.lookup_duration = Histogram(LOOKUP_DURATION, "Time to answer a cache lookup, by result.",
                                          ["result"], buckets=LOOKUP_BUCKETS, **r)
         self.stores = Counter("dspy_turbo_cache_stores", "Entries written to a tier (reason: write or promote).",
                               ["tier", "reason"], **r)
@@ -40,25 +55,25 @@ class Metrics:
         self.similarity = Histogram("dspy_turbo_semantic_similarity", "Cosine similarity of semantic-cache candidates, by result "
                                     "(hit, near_miss: under the threshold, rejected: a guard refused it).",
                                     ["result"], buckets=SIMILARITY_BUCKETS, **r)
-        self.lm_calls = Counter("dspy_turbo_lm_calls", "LM calls made (cache misses that reached the model), by model and result.",
+        self.lm_calls = Counter(LM_CALLS, "LM calls made (cache misses that reached the model), by model and result.",
                                 ["model", "result"], **r)
         self.operation_duration = Histogram(
-            "gen_ai_client_operation_duration_seconds", "GenAI operation duration (OpenTelemetry gen_ai.client.operation.duration).",
+            OPERATION_DURATION, "GenAI operation duration (OpenTelemetry gen_ai.client.operation.duration).",
             ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type"],
             buckets=OPERATION_BUCKETS, **r)
         self.token_usage = Histogram(
             "gen_ai_client_token_usage", "Tokens used per GenAI operation (OpenTelemetry gen_ai.client.token.usage).",
             ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_token_type"],
             buckets=TOKEN_BUCKETS, **r)
-        self.tokens = Counter("dspy_turbo_tokens", "Tokens: spent by LM calls, saved by cache hits and coalesced calls.",
+        self.tokens = Counter(TOKENS, "Tokens: spent by LM calls, saved by cache hits and coalesced calls.",
                               ["model", "kind"], **r)
-        self.dollars = Counter("dspy_turbo_cost_dollars", "US dollars: spent by LM calls, saved by cache hits and coalesced calls, saved by routing.",
+        self.dollars = Counter(DOLLARS, "US dollars: spent by LM calls, saved by cache hits and coalesced calls, saved by routing.",
                                ["model", "kind"], **r)
         self.routes = Counter("dspy_turbo_route_decisions", "Model routing decisions, by tier, model and what decided.",
                               ["tier", "model", "source"], **r)
         self.coalesced = Counter("dspy_turbo_coalesced_calls", "Requests served by another caller's in-flight LM call (single-flight).",
                                  ["model"], **r)
-        self.errors = Counter("dspy_turbo_errors", "Errors by component (a tier, core, hook, lm) and operation; never raised into the program.",
+        self.errors = Counter(ERRORS, "Errors by component (a tier, core, hook, lm) and operation; never raised into the program.",
                               ["component", "operation"], **r)
         self.breaker = Counter("dspy_turbo_circuit_breaker_transitions", "Circuit breaker state changes of a tier.",
                                ["tier", "state"], **r)
@@ -69,10 +84,10 @@ class Metrics:
         self.timed = Histogram("dspy_turbo_timed_duration_seconds", "Duration of user code timed with turbo.timed(name) or turbo.profile().",
                                ["name"], buckets=TIMED_BUCKETS, **r)
         self.timed_errors = Counter("dspy_turbo_timed_errors", "Timed blocks that raised.", ["name"], **r)
-        self.alert_active = Gauge("dspy_turbo_alert_active", "1 while an alert rule is firing, 0 once it resolved.",
+        self.alert_active = Gauge(ALERT_ACTIVE, "1 while an alert rule is firing, 0 once it resolved.",
                                   ["alert"], multiprocess_mode="max", **r)
-        self.dropped = Counter("dspy_turbo_events_dropped", "Events a metric sink lost because its queue was full.", ["sink"], **r)
-        self.memory = Gauge("dspy_turbo_process_memory_bytes", "Resident memory of the process (multiprocess: of all live workers).",
+        self.dropped = Counter(DROPPED, "Events a metric sink lost because its queue was full.", ["sink"], **r)
+        self.memory = Gauge(MEMORY, "Resident memory of the process (multiprocess: of all live workers).",
                             multiprocess_mode="livesum", **r)
         self.tier_bytes = Gauge("dspy_turbo_cache_tier_bytes", "Bytes held by an in-process (memory) tier.", ["tier"],
                                 multiprocess_mode="livesum", **r)

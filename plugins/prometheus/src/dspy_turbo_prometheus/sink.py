@@ -171,6 +171,25 @@ class PrometheusSink(MetricSink):
     def from_options(cls, options: PrometheusOptions, turbo: Any = None) -> PrometheusSink:
         return cls(options, turbo)
 
+    @classmethod
+    def read_running(cls, options: PrometheusOptions | None, url: str | None = None) -> dict[str, Any] | None:
+        """For ``dspy-turbo stats``: the hit rates a running process serves on ``url``, else
+        where ``options`` serve them (None when they serve nothing); an ``error`` when unreadable."""
+        if url is None:
+            if options is None or not options.port:
+                return None
+            host = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
+            url = f"http://{host}:{options.port}/metrics"
+        from .dashboard import MetricsURL
+
+        try:
+            snap = MetricsURL(url, timeout=2.0).sample()
+        except Exception as exc:
+            return {"url": url, "error": str(exc)}
+        lookups = snap.requests
+        return {"url": url, "lookups": lookups, "hit_rate": sum(snap.hits.values()) / lookups if lookups else 0.0,
+                "hit_rate_by_tier": {t: h / lookups for t, h in sorted(snap.hits.items())} if lookups else {}}
+
     # -- events --------------------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:

@@ -6,7 +6,7 @@ import dspy
 import pytest
 from rich.console import Console
 
-from dspy_turbo.dashboard import Dashboard, InProcess, Snapshot, quantile, rates, sparkline
+from dspy_turbo_prometheus.dashboard import Dashboard, InProcess, Snapshot, quantile, rates, sparkline
 
 
 def test_quantile_is_prometheus_histogram_quantile_over_the_increase():
@@ -48,3 +48,14 @@ def test_in_process_frame_fits_80x24_and_shows_the_traffic(turbo):
     text = out.getvalue()
     assert "hit rate" in text and "50.0 %" in text, text  # 5 hits of 10 lookups
     assert "hits 5  misses 5" in text and "total 5  errors 0" in text, text
+
+
+def test_the_old_import_path_works_for_a_release_with_a_deprecation_warning():
+    import dspy_turbo.dashboard as old
+    import dspy_turbo_prometheus.dashboard as new
+
+    with pytest.warns(DeprecationWarning, match=r"dspy_turbo\.dashboard moved to dspy_turbo_prometheus\.dashboard"):
+        assert old.Dashboard is new.Dashboard
+    with pytest.warns(DeprecationWarning):
+        from dspy_turbo.dashboard import run
+    assert run is new.run
