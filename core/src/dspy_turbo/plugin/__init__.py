@@ -49,7 +49,9 @@ Shared by all of them:
 - :mod:`~dspy_turbo.plugin.events`: ``Event`` and ``EVENTS``, every event kind with its
   fields;
 - :mod:`~dspy_turbo.plugin.values`: ``encode_value``/``decode_value``, the tiers' value
-  codec, for components that move values across a boundary of their own.
+  codec, for components that move values across a boundary of their own;
+- :mod:`~dspy_turbo.plugin.sections`: ``ConfigSection``, a part of the YAML document a
+  feature plugin owns (``dspy_turbo_config_sections``), validated with the rest of the file.
 
 A component class is registered through its area's hook (``dspy_turbo_cache_backends``,
 ``dspy_turbo_similarity_search``, ``dspy_turbo_batch_strategies``,
@@ -68,6 +70,7 @@ from .components import KINDS, Component, ComponentUnavailable, Options, SecretS
 from .coordination import CoordinationUnavailable, Coordinator, LocalCoordinator
 from .events import EVENTS, Event, EventKind
 from .host import EventBus, Host, Tiers
+from .sections import ConfigSection
 from .selector import BudgetSettings, Decision, ModelSelector, ModelTier, SelectorOptions
 from .similarity import Embedder, SimilarityIndex, WordVectorEmbedder
 from .sink import MetricSink
@@ -76,7 +79,7 @@ from .units import TTL, ByteSize, Duration, cache_dir
 __all__ = [
     "EVENTS", "KINDS", "TTL",
     "BackendOptions", "BatchOptions", "BatchStrategy", "BudgetSettings", "ByteSize", "CacheBackend", "Component",
-    "ComponentUnavailable", "CoordinationUnavailable", "Coordinator", "Decision", "DecodeError", "Duration",
+    "ComponentUnavailable", "ConfigSection", "CoordinationUnavailable", "Coordinator", "Decision", "DecodeError", "Duration",
     "Embedder", "Entry", "Event", "EventBus", "EventKind", "Host", "IntegrityError", "Item", "LocalCoordinator",
     "MetricSink", "ModelSelector", "ModelTier", "Options", "RateLimitSettings", "RetrySettings", "Runner",
     "SecretStr", "SecretURL", "SelectorOptions", "Signer", "SimilarityIndex", "Tiers", "WordVectorEmbedder",
