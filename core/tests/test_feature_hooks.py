@@ -172,3 +172,11 @@ def test_a_feature_cannot_publish_over_a_turbo_attribute():
         assert turbo.semantic is None and turbo.features["semantic"] is None
     finally:
         turbo.close()
+
+
+def test_the_semantic_settings_old_import_path_warns_and_still_works():
+    from dspy_turbo.features.semantic import SemanticSettings
+
+    with pytest.warns(DeprecationWarning, match="moved to dspy_turbo.features.semantic.SemanticSettings"):
+        from dspy_turbo.config import SemanticSettings as old
+    assert old is SemanticSettings

@@ -14,6 +14,7 @@ import importlib
 import importlib.metadata
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -257,6 +258,7 @@ def _normal(dist: str) -> str:
 
 # -- calling a broadcast hook, each implementation on its own ------------------------------
 
+_WRAPPING = threading.Lock()
 # (hook name, results) of the call_each running in this thread or task
 _COLLECTING: contextvars.ContextVar[tuple[str, list] | None] = contextvars.ContextVar("dspy_turbo_collecting",
                                                                                       default=None)
@@ -289,8 +291,9 @@ def call_each(hook: Any, **kwargs: Any) -> list[tuple[str, Any, Exception | None
     selection, wrappers), every implementation even when one raises: a list of
     ``(plugin name, result, exception or None)`` in call order. The caller reports the
     exceptions; none is raised."""
-    for impl in hook.get_hookimpls():
-        _each(impl, hook.name)
+    with _WRAPPING:  # two threads' first calls wrap each implementation once
+        for impl in hook.get_hookimpls():
+            _each(impl, hook.name)
     results: list[tuple[str, Any, Exception | None]] = []
     token = _COLLECTING.set((hook.name, results))
     try:
