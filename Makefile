@@ -12,6 +12,9 @@ SOURCES := pyproject.toml core/pyproject.toml examples/third_party_backend/pypro
 # metric sinks (prometheus, logsink)
 PACKAGES += -e plugins/prometheus -e plugins/logsink
 SOURCES += plugins/prometheus/pyproject.toml plugins/logsink/pyproject.toml
+# tracing: OpenTelemetry spans (with the OTLP/HTTP exporter extra)
+PACKAGES += -e 'plugins/otel[otlp]'
+SOURCES += plugins/otel/pyproject.toml
 # batch strategies (thread, async)
 PACKAGES += -e plugins/batching
 SOURCES += plugins/batching/pyproject.toml

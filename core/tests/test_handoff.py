@@ -164,3 +164,59 @@ def test_a_forked_worker_still_delivers_events(make_turbo, tmp_path):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert out.read_text() == f"{pid} custom\n"
+
+
+def test_a_caller_context_sink_sees_the_emitting_threads_context(make_turbo, lm):
+    """A tracer's sink needs the caller's current span: with ``caller_context = True`` each event is
+    handled (on the sink's thread) inside a copy of the context it was emitted in; other sinks are not."""
+    import contextvars
+
+    from dspy_turbo.plugin.sink import MetricSink
+
+    request_id = contextvars.ContextVar("request_id", default=None)
+
+    class Recording(MetricSink):
+        name = "recording"
+        caller_context = True
+
+        def __init__(self, options=None):
+            super().__init__(options)
+            self.seen = []
+
+        def __call__(self, event):
+            self.seen.append((event.kind, request_id.get(), threading.current_thread().name))
+            if self.caller_context:
+                request_id.set("changed by the sink")  # stays in the sink's copy of the caller's context
+
+        def handle_batch(self, events):  # never used for a caller-context sink: each event has its context
+            raise AssertionError("handle_batch called")
+
+    class Plain(Recording):
+        name = "plain"
+        caller_context = False
+
+        def handle_batch(self, events):
+            for event in events:
+                self(event)
+
+    turbo = make_turbo({"cache": {"tiers": [{"type": "memory"}]},
+                        "metrics": {"sinks": [{"type": "recording"}, {"type": "plain"}]}},
+                       plugins=[sink_plugin(Recording, Plain)]).install()
+    recording, plain = turbo.sinks
+    predict = dspy.Predict("question -> answer")
+
+    def ask(rid):
+        request_id.set(rid)
+        with dspy.context(lm=lm, adapter=None):
+            predict(question="same question")
+
+    ask("main-1")
+    worker = threading.Thread(target=ask, args=("thread-2",))
+    worker.start()
+    worker.join()
+    assert turbo.flush_events(5)
+    assert request_id.get() == "main-1", "the sink's changes stay in its copy"
+    assert [(kind, rid) for kind, rid, _ in recording.seen if kind in ("hit", "miss", "lm_call")] == [
+        ("miss", "main-1"), ("lm_call", "main-1"), ("hit", "thread-2")]
+    assert all(name.startswith("dspy-turbo-sink:") for _, _, name in recording.seen), "still on the sink's thread"
+    assert {rid for _, rid, _ in plain.seen} == {None}, "a sink that does not ask gets no caller context"

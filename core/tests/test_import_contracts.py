@@ -17,7 +17,8 @@ import pytest
 import tomllib
 
 # The contracts name every distribution of the repository: they are checked where all are installed.
-pytestmark = pytest.mark.requires_plugin("file", "redis", "prometheus", "logsink", "batching", "faiss", "ray", "sqlite_example")
+pytestmark = pytest.mark.requires_plugin("file", "redis", "prometheus", "logsink", "otel", "batching", "faiss", "ray",
+                                        "sqlite_example")
 
 REPO = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
@@ -53,12 +54,6 @@ def test_the_import_contracts_hold():
     assert f"{len(_config()['contracts'])} kept, 0 broken" in done.stdout
 
 
-# The one listed exception: the batch's call policy (rate limit, retries, usage) is core batch
-# machinery until it moves into dspy-turbo-batching; the ray strategy applies it in its workers.
-PENDING_MOVE = {"dspy_turbo_ray.worker -> dspy_turbo.callpolicy", "dspy_turbo_ray.worker -> dspy_turbo.ratelimit",
-                "dspy_turbo_ray.worker -> dspy_turbo.retry"}
-
-
 def test_every_plugin_in_the_repository_is_under_the_sdk_contract():
     packages = {p.name for pattern in ("plugins/*/src/*", "examples/third_party_backend/src/*")
                 for p in REPO.glob(pattern) if p.is_dir() and (p / "__init__.py").exists()}
@@ -67,7 +62,7 @@ def test_every_plugin_in_the_repository_is_under_the_sdk_contract():
     assert packages == set(contract["source_modules"])
     assert packages <= set(config["root_packages"])
     allowed = {f"{p}.** -> dspy_turbo.{t}" for p in packages for t in ("plugin", "plugin.**", "testing", "testing.**")}
-    assert set(contract["ignore_imports"]) == allowed | PENDING_MOVE
+    assert set(contract["ignore_imports"]) == allowed  # no exception: every plugin uses the SDK only
 
 
 @pytest.mark.parametrize("internal", ["dspy_turbo.tiered", "dspy_turbo.semantic", "dspy_turbo.batching"])

@@ -21,7 +21,7 @@ from dspy_turbo.plugin.host import EventBus, Host, Tiers
 # Every distribution of the repository against the SDK and the event table.
 pytestmark = pytest.mark.requires_plugin("file", "redis", "prometheus", "logsink", "batching", "faiss")
 
-SUBMODULES = ["backend", "batch", "components", "coordination", "events", "host", "selector", "similarity", "sink", "units"]
+SUBMODULES = ["backend", "batch", "calls", "components", "coordination", "events", "host", "selector", "similarity", "sink", "units"]
 
 
 def test_every_name_the_sdk_lists_is_there():
@@ -39,6 +39,21 @@ MOVED = [
     ("dspy_turbo.batching", "BatchOptions", "dspy_turbo.plugin.batch"),
     ("dspy_turbo.batching", "BatchStrategy", "dspy_turbo.plugin.batch"),
     ("dspy_turbo.batching", "Runner", "dspy_turbo.plugin.batch"),
+    ("dspy_turbo.batching", "BatchError", "dspy_turbo.plugin.batch"),
+    ("dspy_turbo.batching", "item_key", "dspy_turbo.items"),
+    ("dspy_turbo.ratelimit", "RateLimitSettings", "dspy_turbo.plugin.batch"),
+    ("dspy_turbo.retry", "RetrySettings", "dspy_turbo.plugin.batch"),
+    ("dspy_turbo.callpolicy", "tracking_spent", "dspy_turbo.plugin.calls"),
+    # the batch machinery, moved into dspy-turbo-batching (imported only when read)
+    ("dspy_turbo.batching", "Item", "dspy_turbo_batching.batch"),
+    ("dspy_turbo.callpolicy", "CallPolicy", "dspy_turbo_batching.policy"),
+    ("dspy_turbo.ratelimit", "RateLimiter", "dspy_turbo_batching.ratelimit"),
+    ("dspy_turbo.retry", "RetryPolicy", "dspy_turbo_batching.retry"),
+    ("dspy_turbo.retry", "is_transient", "dspy_turbo_batching.retry"),
+    ("dspy_turbo.progress", "Progress", "dspy_turbo_batching.progress"),
+    ("dspy_turbo.workers", "WorkerPool", "dspy_turbo_batching.workers"),
+    ("dspy_turbo.plugin.batch", "WorkerPool", "dspy_turbo_batching.workers"),
+    ("dspy_turbo.plugin", "WorkerPool", "dspy_turbo_batching.workers"),
     ("dspy_turbo.semantic", "SimilarityIndex", "dspy_turbo.plugin.similarity"),
     ("dspy_turbo.semantic", "Embedder", "dspy_turbo.plugin.similarity"),
     ("dspy_turbo.semantic", "ComponentUnavailable", "dspy_turbo.plugin.components"),
@@ -56,12 +71,25 @@ def test_a_moved_contract_keeps_its_old_path_with_a_deprecation_warning(old, nam
         exec(f"from {old} import {name}", {})  # noqa: S102 - the form a published plugin uses
 
 
+def test_the_model_tier_has_its_own_name_and_the_old_one_warns():
+    """Two classes were called ``Tier`` (a cache tier, a routing tier); the routing one is ModelTier now."""
+    import dspy_turbo.routing as routing
+    from dspy_turbo.plugin.selector import ModelTier
+
+    with pytest.warns(DeprecationWarning, match="dspy_turbo.plugin.selector.ModelTier"):
+        old = routing.Tier
+    assert old is ModelTier
+    with pytest.warns(DeprecationWarning, match="ModelTier"):
+        exec("from dspy_turbo.routing import Tier", {})  # noqa: S102 - the form a published plugin uses
+
+
 def test_the_core_and_the_plugins_never_use_an_old_path():
     """Importing every plugin module and running a batch warns nothing about a moved name."""
     code = (
         "import dspy, dspy_turbo\n"
         "import dspy_turbo.testing, dspy_turbo.calibration\n"
-        "import dspy_turbo_batching.thread, dspy_turbo_batching.asynchronous, dspy_turbo_faiss.index\n"
+        "import dspy_turbo_batching.thread, dspy_turbo_batching.asynchronous, dspy_turbo_batching.runner\n"
+        "import dspy_turbo_batching.policy, dspy_turbo_faiss.index\n"
         "import dspy_turbo_faiss.embedder, dspy_turbo_faiss.onnx_runtime, dspy_turbo_file.backend\n"
         "import dspy_turbo_redis.backend, dspy_turbo_redis.coordinator, dspy_turbo_prometheus.sink\n"
         "import dspy_turbo_logsink.sink, dspy_turbo_sqlite_example.backend\n"
@@ -157,11 +185,12 @@ def test_a_metric_sink_must_handle_events():
 
 
 def test_the_table_holds_every_event_kind_the_core_defines():
-    from dspy_turbo import alerts, batching, callpolicy, events, profiling, semantic
+    from dspy_turbo import alerts, events, profiling, semantic
+    from dspy_turbo_batching import batch, policy
 
     defined = {v for m in (events, semantic) for k, v in vars(m).items() if k.isupper() and isinstance(v, str)
                and not k.startswith("_") and k != "TIER"}
-    defined |= {batching.BATCH, callpolicy.RETRY, callpolicy.RATE_LIMITED, profiling.TIMED, alerts.ALERT}
+    defined |= {batch.BATCH, policy.RETRY, policy.RATE_LIMITED, profiling.TIMED, alerts.ALERT}
     assert defined == set(EVENTS)
     assert {v for k, v in vars(sdk_events).items() if k.isupper() and isinstance(v, str)} == set(EVENTS)
     for kind in EVENTS.values():

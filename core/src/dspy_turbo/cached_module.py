@@ -38,7 +38,7 @@ class CachedModule(dspy.Module):
         return self._turbo if self._turbo is not None else active()
 
     def _key(self, turbo, inputs: dict[str, Any]) -> str | None:
-        from .batching import item_key, uses_item_cache
+        from .items import item_key, uses_item_cache
 
         try:
             if not uses_item_cache(self._item_cache, self.program):
@@ -114,9 +114,9 @@ class CachedModule(dspy.Module):
 def _installed(turbo):
     """Install ``turbo`` for the call when no Turbo is (so the program's LM requests go
     through it, as in a batch); the undo, or None."""
-    from .batching import _ensure_installed
+    from .items import ensure_installed
 
-    return _ensure_installed(turbo)
+    return ensure_installed(turbo)
 
 
 def _own(turbo, key: str, value: Any) -> Any:

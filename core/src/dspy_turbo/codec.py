@@ -618,20 +618,15 @@ def _zone(name):
     return ZoneInfo(name)
 
 
-def _dec_datetime(payload, depth):
-    text, zone, fold = _list(payload, "$datetime")
-    value = _dt.datetime.fromisoformat(text)
-    if zone is not None:
-        value = value.replace(tzinfo=_zone(zone))
-    return value.replace(fold=fold)
-
-
-def _dec_time(payload, depth):
-    text, zone, fold = _list(payload, "$time")
-    value = _dt.time.fromisoformat(text)
-    if zone is not None:
-        value = value.replace(tzinfo=_zone(zone))
-    return value.replace(fold=fold)
+def _dec_clock(cls, tag):
+    """A decoder for ``datetime`` or ``time``: ISO text, then its zone by name and its fold."""
+    def decode(payload, depth):
+        text, zone, fold = _list(payload, tag)
+        value = cls.fromisoformat(text)
+        if zone is not None:
+            value = value.replace(tzinfo=_zone(zone))
+        return value.replace(fold=fold)
+    return decode
 
 
 def _resolve(path) -> type:
@@ -708,9 +703,9 @@ _TAGS: dict[str, Callable[[Any, int], Any]] = {
     "$int": _dec_int,
     "$bytes": lambda p, d: base64.b64decode(p, validate=True),
     "$bytearray": lambda p, d: bytearray(base64.b64decode(p, validate=True)),
-    "$datetime": _dec_datetime,
+    "$datetime": _dec_clock(_dt.datetime, "$datetime"),
     "$date": lambda p, d: _dt.date.fromisoformat(p),
-    "$time": _dec_time,
+    "$time": _dec_clock(_dt.time, "$time"),
     "$timedelta": lambda p, d: _dt.timedelta(*(int(x) for x in _list(p, "$timedelta"))),
     "$decimal": lambda p, d: decimal.Decimal(p if type(p) is str else "x"),
     "$uuid": lambda p, d: uuid.UUID(p),

@@ -730,90 +730,77 @@ def _signature_from(messages: Any) -> str | None:
         return None
 
 
-def _wrap(original_execute, original_aexecute):
-    """Wrap DSPy's execute/aexecute: hits return at once; misses go through single-flight.
+def _ours(turbo: Turbo | None, lm: Any, call: Any) -> bool:
+    """Is this call for the installed Turbo's tiers? Not when nothing is installed, the call
+    asks for no cache, or the program gave DSPy another cache (then it is DSPy's, as before)."""
+    if turbo is None or not call.cache:
+        if turbo is not None and turbo.replay and dspy.__dict__.get("cache") is _adapter:
+            raise _replay_refused(turbo, lm, call, None, "the call asks for no cache (cache=False)")
+        return False
+    if dspy.__dict__.get("cache") is not _adapter:
+        _stepped_aside(_adapter)
+        return False
+    return True
+
+
+def _keying_off(turbo: Turbo, adapter: DSPyCache, lm: Any, call: Any) -> bool:
+    """DSPy's own off switch (``configure_cache`` with both caches off): every call reaches the LM."""
+    if adapter.enable_memory_cache or adapter.enable_disk_cache:
+        return False
+    if turbo.replay:
+        raise _replay_refused(turbo, lm, call, None, "DSPy's cache is switched off (dspy.configure_cache)")
+    return True
+
+
+def _lead_key(turbo: Turbo, lm: Any, call: Any) -> str | None:
+    """The single-flight key of a miss, or None when this call must not share (single-flight
+    off, or a scope that reads nothing asks for a fresh call; replay refuses here)."""
+    fresh = _miss_control(turbo, lm, call)
+    return _KEYED.get()[1] if turbo.singleflight_enabled and not fresh else None
+
+
+class _Execution:
+    """DSPy's ``execute``/``aexecute`` wrapped: hits return at once; misses go through
+    single-flight (this process's, then the shared tier's across processes).
 
     The leader's re-check inside DSPy's execute (and a waiter's read of what the leader
     stored) runs with ``_RECHECK`` set, so a request is counted as one miss, not two.
+    The async half mirrors the sync one step by step.
     """
 
-    def execute(lm, call):
+    def __init__(self, original_execute, original_aexecute):
+        self.original_execute, self.original_aexecute = original_execute, original_aexecute
+
+    # -- sync ------------------------------------------------------------------------------
+
+    def execute(self, lm, call):
         turbo = _active
-        if turbo is None or not call.cache:
-            if turbo is not None and turbo.replay and dspy.__dict__.get("cache") is _adapter:
-                raise _replay_refused(turbo, lm, call, None, "the call asks for no cache (cache=False)")
-            return callpolicy.execute(original_execute, lm, call)
-        adapter = _adapter
-        if dspy.__dict__.get("cache") is not adapter:  # the program chose another cache: it is DSPy's
-            _stepped_aside(adapter)
-            return callpolicy.execute(original_execute, lm, call)
+        if not _ours(turbo, lm, call):
+            return callpolicy.execute(self.original_execute, lm, call)
         if call.cache is not True and isinstance(call.cache, dict):  # cache={"no-cache": ...}: this call's controls
             with controls.for_call(call.cache):
-                return _keyed_execute(turbo, adapter, lm, call)
-        return _keyed_execute(turbo, adapter, lm, call)
+                return self._keyed(turbo, _adapter, lm, call)
+        return self._keyed(turbo, _adapter, lm, call)
 
-    def _keyed_execute(turbo, adapter, lm, call):
-        if not (adapter.enable_memory_cache or adapter.enable_disk_cache):
-            if turbo.replay:
-                raise _replay_refused(turbo, lm, call, None, "DSPy's cache is switched off (dspy.configure_cache)")
-            return _uncached(turbo, lm, call)  # DSPy's off switch: every call reaches the LM
-        request = call.key(lm, False)
-        token = _KEYED.set(_keyed(turbo, lm, request))
+    def _keyed(self, turbo, adapter, lm, call):
+        if _keying_off(turbo, adapter, lm, call):
+            return self._call_lm(turbo, lm, call, None, recheck=False)
+        token = _KEYED.set(_keyed(turbo, lm, call.key(lm, False)))
         try:
-            return _execute(turbo, adapter, lm, call)
+            return self._cached_or_lead(turbo, adapter, lm, call)
         finally:
             _KEYED.reset(token)
 
-    def _uncached(turbo, lm, call):
-        started = time.perf_counter()
-        try:
-            result = callpolicy.execute(original_execute, lm, call)
-        except BaseException as exc:
-            _report(turbo, lm, started, error=exc)
-            raise
-        _report(turbo, lm, started, result)
-        return result
-
-    def _execute(turbo, adapter, lm, call):
+    def _cached_or_lead(self, turbo, adapter, lm, call):
         hit = execution._cached(lm, call, False)
         if hit:
             if adapter.stream_hits:
                 _replay(lm, hit)
             return hit
-        fresh = _miss_control(turbo, lm, call)  # replay refuses; a scope that reads nothing asks a fresh call
-        key = _KEYED.get()[1] if turbo.singleflight_enabled and not fresh else None
-
-        def call_lm():
-            started = time.perf_counter()
-            try:
-                with _Rechecking():
-                    result = callpolicy.execute(original_execute, lm, call)
-            except BaseException as exc:
-                _report(turbo, lm, started, error=exc)
-                raise
-            _report(turbo, lm, started, result, key=key)
-            if getattr(result, "cache_hit", False):  # another caller's call, found by DSPy's re-check
-                _replay(lm, result)
-            return result
-
+        key = _lead_key(turbo, lm, call)
         if key is None:
-            return call_lm()
-
-        def run():  # this process's leader: coordinate with other processes when a tier is shared
-            if turbo.shared_flight is None:
-                return call_lm()
-
-            def recheck():
-                with _Rechecking():
-                    return execution._cached(lm, call, False)
-
-            result, elsewhere = turbo.shared_flight.do(key, recheck, call_lm)
-            if elsewhere:
-                turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
-                _replay(lm, result)
-            return result
-
-        result, shared = turbo.singleflight.do(key, run)
+            return self._call_lm(turbo, lm, call, key)
+        result, shared = turbo.singleflight.do(key, lambda: self._lead(turbo, lm, call, key))
         if not shared:
             return result
         turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
@@ -823,85 +810,69 @@ def _wrap(original_execute, original_aexecute):
         _replay(lm, mine)
         return mine
 
-    async def aexecute(lm, call):
+    def _lead(self, turbo, lm, call, key):
+        """This process's leader: coordinate with other processes when a tier is shared."""
+        if turbo.shared_flight is None:
+            return self._call_lm(turbo, lm, call, key)
+
+        def recheck():
+            with _Rechecking():
+                return execution._cached(lm, call, False)
+
+        result, elsewhere = turbo.shared_flight.do(key, recheck, lambda: self._call_lm(turbo, lm, call, key))
+        if elsewhere:
+            turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
+            _replay(lm, result)
+        return result
+
+    def _call_lm(self, turbo, lm, call, key, recheck=True):
+        """The LM call (DSPy's execute, which re-checks the cache and stores), reported.
+        ``recheck=False``: DSPy's cache is off, there is nothing to re-check or replay."""
+        started = time.perf_counter()
+        try:
+            if recheck:
+                with _Rechecking():
+                    result = callpolicy.execute(self.original_execute, lm, call)
+            else:
+                result = callpolicy.execute(self.original_execute, lm, call)
+        except BaseException as exc:
+            _report(turbo, lm, started, error=exc)
+            raise
+        _report(turbo, lm, started, result, key=key)
+        if recheck and getattr(result, "cache_hit", False):  # another caller's call, found by DSPy's re-check
+            _replay(lm, result)
+        return result
+
+    # -- async: the same steps -------------------------------------------------------------
+
+    async def aexecute(self, lm, call):
         turbo = _active
-        if turbo is None or not call.cache:
-            if turbo is not None and turbo.replay and dspy.__dict__.get("cache") is _adapter:
-                raise _replay_refused(turbo, lm, call, None, "the call asks for no cache (cache=False)")
-            return await callpolicy.aexecute(original_aexecute, lm, call)
-        adapter = _adapter
-        if dspy.__dict__.get("cache") is not adapter:
-            _stepped_aside(adapter)
-            return await callpolicy.aexecute(original_aexecute, lm, call)
+        if not _ours(turbo, lm, call):
+            return await callpolicy.aexecute(self.original_aexecute, lm, call)
         if call.cache is not True and isinstance(call.cache, dict):
             with controls.for_call(call.cache):
-                return await _akeyed_execute(turbo, adapter, lm, call)
-        return await _akeyed_execute(turbo, adapter, lm, call)
+                return await self._akeyed(turbo, _adapter, lm, call)
+        return await self._akeyed(turbo, _adapter, lm, call)
 
-    async def _akeyed_execute(turbo, adapter, lm, call):
-        if not (adapter.enable_memory_cache or adapter.enable_disk_cache):
-            if turbo.replay:
-                raise _replay_refused(turbo, lm, call, None, "DSPy's cache is switched off (dspy.configure_cache)")
-            return await _auncached(turbo, lm, call)
-        request = call.key(lm, True)
-        token = _KEYED.set(_keyed(turbo, lm, request))
+    async def _akeyed(self, turbo, adapter, lm, call):
+        if _keying_off(turbo, adapter, lm, call):
+            return await self._acall_lm(turbo, lm, call, None, recheck=False)
+        token = _KEYED.set(_keyed(turbo, lm, call.key(lm, True)))
         try:
-            return await _aexecute(turbo, adapter, lm, call)
+            return await self._acached_or_lead(turbo, adapter, lm, call)
         finally:
             _KEYED.reset(token)
 
-    async def _auncached(turbo, lm, call):
-        started = time.perf_counter()
-        try:
-            result = await callpolicy.aexecute(original_aexecute, lm, call)
-        except BaseException as exc:
-            if not isinstance(exc, asyncio.CancelledError):
-                _report(turbo, lm, started, error=exc)
-            raise
-        _report(turbo, lm, started, result)
-        return result
-
-    async def _aexecute(turbo, adapter, lm, call):
+    async def _acached_or_lead(self, turbo, adapter, lm, call):
         hit = await _acached(turbo, lm, call)
         if hit:
             if adapter.stream_hits:
                 await _areplay(lm, hit)
             return hit
-        fresh = _miss_control(turbo, lm, call)
-        key = _KEYED.get()[1] if turbo.singleflight_enabled and not fresh else None
-
-        async def call_lm():
-            started = time.perf_counter()
-            try:
-                with _Rechecking():
-                    result = await callpolicy.aexecute(original_aexecute, lm, call)
-            except BaseException as exc:
-                if not isinstance(exc, asyncio.CancelledError):
-                    _report(turbo, lm, started, error=exc)
-                raise
-            _report(turbo, lm, started, result, key=key)
-            if getattr(result, "cache_hit", False):
-                await _areplay(lm, result)
-            return result
-
+        key = _lead_key(turbo, lm, call)
         if key is None:
-            return await call_lm()
-
-        async def run():
-            if turbo.shared_flight is None:
-                return await call_lm()
-
-            async def recheck():
-                with _Rechecking():
-                    return await _acached(turbo, lm, call)
-
-            result, elsewhere = await turbo.shared_flight.ado(key, recheck, call_lm)
-            if elsewhere:
-                turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
-                await _areplay(lm, result)
-            return result
-
-        result, shared = await turbo.singleflight.ado(key, run)
+            return await self._acall_lm(turbo, lm, call, key)
+        result, shared = await turbo.singleflight.ado(key, lambda: self._alead(turbo, lm, call, key))
         if not shared:
             return result
         turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
@@ -910,9 +881,43 @@ def _wrap(original_execute, original_aexecute):
         await _areplay(lm, mine)
         return mine
 
-    execute.__wrapped__ = original_execute
-    aexecute.__wrapped__ = original_aexecute
-    return execute, aexecute
+    async def _alead(self, turbo, lm, call, key):
+        if turbo.shared_flight is None:
+            return await self._acall_lm(turbo, lm, call, key)
+
+        async def recheck():
+            with _Rechecking():
+                return await _acached(turbo, lm, call)
+
+        result, elsewhere = await turbo.shared_flight.ado(key, recheck, lambda: self._acall_lm(turbo, lm, call, key))
+        if elsewhere:
+            turbo.report_coalesced(key, _lm_model(lm), *_usage_cost(lm, result, turbo))
+            await _areplay(lm, result)
+        return result
+
+    async def _acall_lm(self, turbo, lm, call, key, recheck=True):
+        started = time.perf_counter()
+        try:
+            if recheck:
+                with _Rechecking():
+                    result = await callpolicy.aexecute(self.original_aexecute, lm, call)
+            else:
+                result = await callpolicy.aexecute(self.original_aexecute, lm, call)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                _report(turbo, lm, started, error=exc)
+            raise
+        _report(turbo, lm, started, result, key=key)
+        if recheck and getattr(result, "cache_hit", False):
+            await _areplay(lm, result)
+        return result
+
+
+def _wrap(original_execute, original_aexecute):
+    """DSPy's execute and aexecute, wrapped (see ``_Execution``): bound methods, whose
+    ``__self__`` holds the originals."""
+    wrapped = _Execution(original_execute, original_aexecute)
+    return wrapped.execute, wrapped.aexecute
 
 
 # -- dspy.configure_cache while installed ----------------------------------------------------

@@ -99,10 +99,14 @@ class EventBus:
     # -- background handlers (metric sinks, hooks) -------------------------------------------
 
     def add_background(self, name: str, handler: Handler, maxsize: int = 10_000) -> None:
-        """Hand events to ``handler`` on its own thread through a queue of ``maxsize`` events."""
-        from .handoff import SinkQueue
+        """Hand events to ``handler`` on its own thread through a queue of ``maxsize`` events.
 
-        queue = SinkQueue(name, handler, maxsize, self._sink_failed)
+        A handler with ``caller_context = True`` handles each event in a copy of the
+        emitting thread's ``contextvars`` context (``handoff.ContextSinkQueue``)."""
+        from .handoff import ContextSinkQueue, SinkQueue
+
+        kind = ContextSinkQueue if getattr(handler, "caller_context", False) is True else SinkQueue
+        queue = kind(name, handler, maxsize, self._sink_failed)
         with self._lock:
             self._queues = (*self._queues, queue)
 

@@ -13,10 +13,16 @@ is not dropped. ``flush`` wakes it at once. A handler with ``handle_batch(events
 what piled up in one call (the Prometheus sink sums its counters over it). It also calls
 the handler's optional ``tick()`` about once a second, so time-based work (alert
 windows, gauges) goes on when traffic stops.
+
+A handler whose class sets ``caller_context = True`` (a tracing sink, which needs the
+caller's current span) gets each event inside a copy of the emitting thread's
+``contextvars`` context (:class:`ContextSinkQueue`), as asyncio runs a callback in the
+context it was scheduled from: the caller pays one ``copy_context()`` per event.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
@@ -110,9 +116,12 @@ class SinkQueue:
         self._stopped = True
         self._wake.set()
 
+    def _handle(self, item: Any) -> None:
+        self.handler(item)
+
     def _run(self) -> None:
         items = self._items
-        batch_fn = getattr(self.handler, "handle_batch", None)
+        batch_fn = self._batch_fn()
         next_tick = time.monotonic() + TICK_SECONDS
         poll = POLL_SECONDS
         while not self._stopped:
@@ -133,7 +142,7 @@ class SinkQueue:
                     item.done.set()
                     continue
                 try:
-                    self.handler(item)
+                    self._handle(item)
                 except Exception as exc:  # counted and logged once by the bus; the sink keeps its thread
                     self._on_error(self.name, exc)
             now = time.monotonic()
@@ -148,6 +157,9 @@ class SinkQueue:
             if isinstance(item, _Marker):
                 item.done.set()
 
+    def _batch_fn(self) -> Callable[[list], Any] | None:
+        return getattr(self.handler, "handle_batch", None)
+
     def _call(self, method: str) -> None:
         fn = self._tick if method == "tick" else getattr(self.handler, method, None)
         if fn is None:
@@ -156,3 +168,31 @@ class SinkQueue:
             fn()
         except Exception as exc:
             self._on_error(self.name, exc)
+
+
+class ContextSinkQueue(SinkQueue):
+    """A :class:`SinkQueue` whose handler sees each event in the emitting thread's context.
+
+    ``put`` stores ``(event, contextvars.copy_context())`` (a copy is cheap: the context is
+    an immutable mapping); the drain thread calls the handler through ``context.run``, so
+    what the handler reads from a context variable (OpenTelemetry's current span, a
+    ``dspy.context`` setting) is what the caller had when it emitted. Each event is handled
+    on its own (``handle_batch`` is not used: the events of one batch have different contexts).
+    """
+
+    def put(self, event: Any) -> None:
+        n = len(self._items)
+        if n >= self.maxsize:
+            with self._drop_lock:
+                self.dropped += 1
+            return
+        self._items.append((event, contextvars.copy_context()))
+        if n == self._half:
+            self._wake.set()
+
+    def _handle(self, item: Any) -> None:
+        event, context = item
+        context.run(self.handler, event)
+
+    def _batch_fn(self) -> None:
+        return None

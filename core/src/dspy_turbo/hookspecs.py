@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from .components import Component
     from .entry import Entry
     from .events import Event
+    from .plugin.batch import BatchHost, BatchRunner
     from .plugin.sections import ConfigSection
     from .turbo import Turbo
 
@@ -125,7 +126,10 @@ def dspy_turbo_metric_sinks() -> list[type[Component]]:
     with the events that piled up, at most 1024; the queue is drained every 50 ms),
     ``flush()`` (called when ``turbo.flush_events()`` reaches it), ``tick()`` (about once
     a second, also without traffic), ``close()`` (from ``turbo.close()``, after its
-    pending events were handled or the flush timed out).
+    pending events were handled or the flush timed out). A sink class with
+    ``caller_context = True`` (a tracer: its spans' parent is the caller's current span)
+    handles each event inside a copy of the ``contextvars`` context it was emitted in, still
+    on its own thread, one event at a time.
     """
 
 
@@ -299,3 +303,28 @@ def dspy_turbo_shutdown(turbo: Turbo) -> None:
     an exception is logged as a warning (and an error event), never raised, and every other
     implementation still runs. The core's features close last (``trylast``), so a plugin's
     implementation still finds them open."""
+
+
+# -- who runs batches (first result wins) -------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def dspy_turbo_batch_runner(host: BatchHost) -> BatchRunner | None:
+    """The object that runs whole batches: ``turbo.batch``, ``batch_iter``, ``abatch``,
+    ``abatch_iter`` and ``dspy_turbo.batch`` hand every batch to it.
+
+    ``host`` is a :class:`dspy_turbo.plugin.batch.BatchHost`: the Turbo's namespace, keys,
+    tiers, event bus and coordinator, plus what a batch needs (the YAML ``batching``
+    section, ``strategy(name)`` for the strategy classes of ``dspy_turbo_batch_strategies``,
+    the item cache: ``item_key``/``lookup_items``/``store_item``, and ``installed()``).
+    Return a :class:`dspy_turbo.plugin.batch.BatchRunner` for that host: an object with
+    ``batch(program, examples, *, strategy=None, **options)``, ``batch_iter``, ``abatch``
+    and ``abatch_iter`` with ``Turbo.batch``'s arguments and results. Each real LM call an
+    item makes may be wrapped through the per-call policy of ``dspy_turbo.plugin.calls``.
+
+    Called once per batch. **First result wins** (``firstresult``): the first implementation
+    that returns something other than ``None`` runs the batch; return ``None`` to leave it to
+    another plugin. With none (``dspy-turbo-batching`` not installed) ``turbo.batch`` raises
+    ``dspy_turbo.batching.BatchingUnavailable``, which says to ``pip install dspy-turbo-batching``.
+    ``dspy-turbo-batching`` implements it (``dspy_turbo_batching.runner``).
+    """

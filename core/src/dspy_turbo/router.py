@@ -31,7 +31,7 @@ from . import events as ev
 from .budget import Budget
 from .context import count_tokens
 from .events import Event, describe_error
-from .routing import Decision, ModelSelector, Tier
+from .routing import Decision, ModelSelector, ModelTier
 
 if TYPE_CHECKING:
     from .turbo import Turbo
@@ -76,7 +76,7 @@ class RouterLM(BaseLM):
     # -- which LM ---------------------------------------------------------------------------
 
     @property
-    def tiers(self) -> list[Tier]:
+    def tiers(self) -> list[ModelTier]:
         return self.selector.tiers
 
     def lm_for(self, model: str) -> BaseLM:

@@ -30,7 +30,9 @@ from .components import Component, Options
 from .units import Duration
 
 
-class Tier(Options):
+class ModelTier(Options):
+    """One ``routing.tiers`` entry: a model and the complexity scores it takes (not a cache tier)."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     model: str = Field(min_length=1)
     """A DSPy/LiteLLM model name (``openai/gpt-4o-mini``); priced from the table or ``costs.prices``."""
@@ -54,7 +56,7 @@ class BudgetSettings(Options):
 class SelectorOptions(Options):
     """What every model selector's options share: the tiers and the budget."""
 
-    tiers: list[Tier] = Field(min_length=1)
+    tiers: list[ModelTier] = Field(min_length=1)
     """Cheapest first, strongest last. The last tier is the baseline of "saved by routing"."""
     budget: BudgetSettings | None = None
 
@@ -91,19 +93,19 @@ class ModelSelector(Component):
     Options: ClassVar[type[SelectorOptions]] = SelectorOptions
 
     @property
-    def tiers(self) -> list[Tier]:
+    def tiers(self) -> list[ModelTier]:
         return list(self.options.tiers)
 
-    def tier_named(self, name: str) -> Tier | None:
+    def tier_named(self, name: str) -> ModelTier | None:
         return next((t for t in self.options.tiers if t.name == name), None)
 
-    def tier_for_model(self, model: str) -> Tier | None:
+    def tier_for_model(self, model: str) -> ModelTier | None:
         return next((t for t in self.options.tiers if t.model == model), None)
 
     def select(self, request: dict[str, Any]) -> Decision:
         raise NotImplementedError
 
-    def tier_for_score(self, score: float) -> Tier:
+    def tier_for_score(self, score: float) -> ModelTier:
         tiers = self.options.tiers
         n = len(tiers)
         for i, tier in enumerate(tiers[:-1]):
@@ -285,3 +287,13 @@ class ComplexitySelector(ModelSelector):
         score = self.score(features)
         tier = self.tier_for_score(score)
         return Decision(tier.name, tier.model, round(score, 4), "selector", features)
+
+
+def __getattr__(name: str):
+    if name == "Tier":  # the old name, for one release (two classes were called Tier)
+        import warnings
+
+        warnings.warn("dspy_turbo.routing.Tier is now dspy_turbo.plugin.selector.ModelTier; import it from there "
+                      "(the old name is removed in the next release)", DeprecationWarning, stacklevel=2)
+        return ModelTier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,8 +10,8 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.batching import BatchError
 from dspy_turbo.offline import AsyncOfflineEngine, OfflineEngine, offline_lm
+from dspy_turbo.plugin.batch import BatchError
 
 STRATEGIES = ["thread", "async"]
 

@@ -8,7 +8,7 @@ import pydantic
 import pytest
 
 import dspy_turbo
-from dspy_turbo.batching import program_key
+from dspy_turbo.items import program_key
 from dspy_turbo.programs import Unkeyable, _sub_modules, library_program
 
 

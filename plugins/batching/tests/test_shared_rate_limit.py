@@ -81,7 +81,8 @@ def test_redis_counts_the_processes_sharing_a_limit_and_each_keeps_its_share_whe
     import time
 
     import dspy_turbo
-    from dspy_turbo.ratelimit import RateLimiter, RateLimitSettings
+    from dspy_turbo.plugin.batch import RateLimitSettings
+    from dspy_turbo_batching.ratelimit import RateLimiter
 
     server = redis_server()
     turbo = dspy_turbo.load({"namespace": namespace, "cache": {"tiers": [

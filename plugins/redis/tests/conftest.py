@@ -1,12 +1,48 @@
-"""A slow link to a Redis server: a TCP proxy on loopback that can deliver bytes a few at a time."""
+"""What the redis tier's tests share: a backend over keys of its own on the shared server
+(dropped after the test), and a slow link to a Redis server (a TCP proxy on loopback that can
+deliver bytes a few at a time)."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+import uuid
 
 import pytest
+import redis
+
+from dspy_turbo_redis import RedisBackend, RedisOptions
+
+
+def drop_keys(url: str, prefix: str) -> None:
+    """Remove every key under ``prefix`` from the server at ``url``."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.unlink(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def own_backend(redis_url):
+    """Factory: ``own_backend(tag)`` is a RedisBackend over a prefix no other test uses
+    (``<tag>-<random>:``) with a generous deadline (the contract is under test, not a loaded
+    machine's scheduler); closed and its keys dropped after the test."""
+    made: list[RedisBackend] = []
+
+    def make(tag: str, **options) -> RedisBackend:
+        backend = RedisBackend(RedisOptions(url=redis_url, prefix=f"{tag}-{uuid.uuid4().hex[:10]}:",
+                                            **{"timeout": "2s", **options}))
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        backend.close()
+        drop_keys(redis_url, backend.prefix)
 
 
 class SlowLink:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import dspy
 import pytest
@@ -19,7 +18,6 @@ import dspy_turbo
 from dspy_turbo.entry import Entry
 from dspy_turbo.keys import KEY_VERSION
 from dspy_turbo.testing import CacheBackendSuite
-from dspy_turbo_redis import RedisBackend, RedisOptions
 
 
 def _own_keys(url: str, prefix: str) -> list[bytes]:
@@ -42,13 +40,8 @@ def _drop(url: str, prefix: str) -> None:
 
 class TestRedisBackendConformance(CacheBackendSuite):
     @pytest.fixture
-    def backend(self, redis_url):
-        prefix = f"conf-{uuid.uuid4().hex[:10]}:"  # this test's own keys on the shared server
-        # A generous deadline: the contract is under test here, not a loaded machine's scheduler
-        backend = RedisBackend(RedisOptions(url=redis_url, prefix=prefix, timeout="2s"))
-        yield backend
-        backend.close()
-        _drop(redis_url, prefix)
+    def backend(self, own_backend):
+        return own_backend("conf")  # this test's own keys on the shared server (conftest.py)
 
     @pytest.fixture
     def corrupt(self, redis_url):
@@ -296,9 +289,8 @@ def test_get_many_is_one_round_trip_and_decodes(redis_url, namespace, cleanup):
         turbo.close()
 
 
-def test_a_busy_pool_waits_for_a_connection_instead_of_failing(redis_url):
-    prefix = f"pool-{uuid.uuid4().hex[:8]}:"
-    backend = RedisBackend(RedisOptions(url=redis_url, prefix=prefix, max_connections=4, timeout="2s"))
+def test_a_busy_pool_waits_for_a_connection_instead_of_failing(own_backend):
+    backend = own_backend("pool", max_connections=4)
     backend.set("ns:v1:k", Entry.create({"v": 1}))
     errors = []
 
@@ -314,24 +306,18 @@ def test_a_busy_pool_waits_for_a_connection_instead_of_failing(redis_url):
         t.start()
     for t in threads:
         t.join()
-    backend.close()
-    _drop(redis_url, prefix)
     assert errors == []
 
 
-def test_tag_index_expires_with_its_entries(redis_url):
-    prefix = f"tagttl-{uuid.uuid4().hex[:8]}:"
-    backend = RedisBackend(RedisOptions(url=redis_url, prefix=prefix))
-    try:
-        backend.set("ns:v1:a", Entry.create({"v": 1}, tags=("faq",)), ttl=60)
-        client = redis.Redis.from_url(redis_url)
-        assert 0 < client.pttl(f"{prefix}ns:tag:faq") <= 60_000
-        backend.set("ns:v1:b", Entry.create({"v": 2}, tags=("faq",)), ttl=600)
-        assert 60_000 < client.pttl(f"{prefix}ns:tag:faq") <= 600_000  # as long as its longest entry
-        client.close()
-    finally:
-        backend.close()
-        _drop(redis_url, prefix)
+def test_tag_index_expires_with_its_entries(redis_url, own_backend):
+    backend = own_backend("tagttl")
+    prefix = backend.prefix
+    backend.set("ns:v1:a", Entry.create({"v": 1}, tags=("faq",)), ttl=60)
+    client = redis.Redis.from_url(redis_url)
+    assert 0 < client.pttl(f"{prefix}ns:tag:faq") <= 60_000
+    backend.set("ns:v1:b", Entry.create({"v": 2}, tags=("faq",)), ttl=600)
+    assert 60_000 < client.pttl(f"{prefix}ns:tag:faq") <= 600_000  # as long as its longest entry
+    client.close()
 
 
 def test_a_startup_node_with_credentials_is_refused_without_echoing_them():

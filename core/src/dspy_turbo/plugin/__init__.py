@@ -29,7 +29,9 @@ its base class or protocol, and a conformance suite in ``dspy_turbo.testing``:
 - similarity index and embedder: :mod:`dspy_turbo.plugin.similarity` (``SimilarityIndex``,
   ``Embedder``), tested by ``SimilarityIndexSuite`` and ``EmbedderSuite``;
 - batch strategy: :mod:`dspy_turbo.plugin.batch` (``BatchStrategy``, ``Runner``, ``Item``,
-  ``BatchOptions``, ``WorkerPool``), tested by ``BatchStrategySuite``;
+  ``BatchOptions``), tested by ``BatchStrategySuite``; the batch runner that drives the
+  strategies (``BatchRunner``, receiving a ``BatchHost``; dspy-turbo-batching provides it)
+  and the per-call policy around each real LM call: :mod:`dspy_turbo.plugin.calls`;
 - model selector: :mod:`dspy_turbo.plugin.selector` (``ModelSelector``, ``Decision``,
   ``SelectorOptions``), tested by ``ModelSelectorSuite``;
 - metric sink: :mod:`dspy_turbo.plugin.sink` (``MetricSink``), tested by ``MetricSinkSuite``;
@@ -63,9 +65,10 @@ plugin to copy.
 
 from __future__ import annotations
 
+from .._moved import moved_to_plugin
 from ..hookspecs import hookimpl
 from .backend import BackendOptions, CacheBackend, DecodeError, Entry, IntegrityError, Signer, effective_ttl
-from .batch import BatchOptions, BatchStrategy, Item, RateLimitSettings, RetrySettings, Runner, WorkerPool
+from .batch import BatchError, BatchHost, BatchOptions, BatchRunner, BatchStrategy, Item, RateLimitSettings, RetrySettings, Runner
 from .components import KINDS, Component, ComponentUnavailable, Options, SecretStr, SecretURL
 from .coordination import CoordinationUnavailable, Coordinator, LocalCoordinator
 from .events import EVENTS, Event, EventKind
@@ -78,10 +81,14 @@ from .units import TTL, ByteSize, Duration, cache_dir
 
 __all__ = [
     "EVENTS", "KINDS", "TTL",
-    "BackendOptions", "BatchOptions", "BatchStrategy", "BudgetSettings", "ByteSize", "CacheBackend", "Component",
+    "BackendOptions", "BatchError", "BatchHost", "BatchOptions", "BatchRunner", "BatchStrategy", "BudgetSettings",
+    "ByteSize", "CacheBackend", "Component",
     "ComponentUnavailable", "ConfigSection", "CoordinationUnavailable", "Coordinator", "Decision", "DecodeError", "Duration",
     "Embedder", "Entry", "Event", "EventBus", "EventKind", "Host", "IntegrityError", "Item", "LocalCoordinator",
     "MetricSink", "ModelSelector", "ModelTier", "Options", "RateLimitSettings", "RetrySettings", "Runner",
     "SecretStr", "SecretURL", "SelectorOptions", "Signer", "SimilarityIndex", "Tiers", "WordVectorEmbedder",
-    "WorkerPool", "cache_dir", "effective_ttl", "hookimpl",
+    "cache_dir", "effective_ttl", "hookimpl",
 ]
+
+# The batch machinery's thread pool moved into dspy-turbo-batching (the old path warns for one release).
+__getattr__ = moved_to_plugin(__name__, "dspy_turbo_batching.workers", "dspy-turbo-batching", ("WorkerPool",))

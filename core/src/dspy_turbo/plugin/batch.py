@@ -1,28 +1,67 @@
 """The batch strategy contract: how the items of ``turbo.batch(program, examples)`` are run.
 
-A strategy only *runs* items. The batch does everything else (reading the input with
+A strategy only *runs* items. The batch machinery (dspy-turbo-batching) does everything else (reading the input with
 backpressure, bulk cache lookup, de-duplication, order, errors, timeouts, rate limits,
 retries, progress, events), so every strategy behaves the same. Subclass
 :class:`BatchStrategy` (its ``Options`` should subclass :class:`BatchOptions`), return a
 :class:`Runner` from ``runner(max_concurrency)``; the runner's ``async run(item)`` runs one
 :class:`Item` (``item.call()`` on a thread, or ``await item.acall()``), ``aclose()`` releases
-what it holds. :class:`WorkerPool` is a thread pool that suits a thread-based runner.
-``dspy_turbo.testing.BatchStrategySuite`` checks every rule.
+what it holds. ``dspy_turbo_batching.workers.WorkerPool`` is a thread pool that suits a
+thread-based runner. ``dspy_turbo.testing.BatchStrategySuite`` checks every rule.
+
+**Who runs batches.** ``turbo.batch``/``batch_iter``/``abatch``/``abatch_iter`` (and
+``dspy_turbo.batch``) hand the whole batch to the :class:`BatchRunner` the
+``dspy_turbo_batch_runner`` hook returns; dspy-turbo-batching provides it (the batch
+machinery: cache-first lookup, windows, dedup, retries, rate limits, progress). The hook
+receives a :class:`BatchHost`: what the machinery needs from the core, no more.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import Field
 
+from .._moved import moved_to_plugin
 from ..components import Component, Options
-from ..ratelimit import RateLimitSettings
-from ..retry import RetrySettings
 from ..units import Duration
-from ..workers import WorkerPool
+from .host import Host
 
-__all__ = ["BatchOptions", "BatchStrategy", "Item", "RateLimitSettings", "RetrySettings", "Runner", "WorkerPool"]
+if TYPE_CHECKING:
+    from ..entry import Entry
+
+__all__ = ["BatchError", "BatchHost", "BatchOptions", "BatchRunner", "BatchStrategy", "Item", "Limit",
+           "RateLimitSettings", "RetrySettings", "Runner"]
+
+
+class Limit(Options):
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+    burst: Duration = 1.0
+    """Seconds' worth of the rate that may be spent at once (the bucket's size).
+    Small keeps the rate even, as providers measure it over short windows."""
+
+
+class RateLimitSettings(Limit):
+    """``batching.rate_limit``: a limit applied to each model on its own, with overrides."""
+
+    per_model: dict[str, Limit] = {}
+    """A different limit for some models, by the LM's model name (``openai/gpt-4o``)."""
+
+
+class RetrySettings(Options):
+    attempts: int | None = Field(default=None, ge=1)
+    """Attempts per LM call, the first included. Default: the LM's ``num_retries`` + 1."""
+    initial: Duration = 1.0
+    """Backoff before the first retry; it doubles (``multiplier``) each time."""
+    multiplier: float = Field(default=2.0, ge=1.0)
+    max_delay: Duration = 60.0
+    """Longest backoff between two attempts (a longer ``Retry-After`` is still honoured)."""
+    jitter: bool = True
+    """Wait a random time between half and all of the backoff, so callers do not retry in step."""
+    max_retry_after: Duration = 600.0
+    """A ``Retry-After`` longer than this is not waited for: the error is raised."""
 
 
 class BatchOptions(Options):
@@ -126,3 +165,88 @@ class BatchStrategy(Component):
         raise NotImplementedError
 
 
+class BatchError(RuntimeError):
+    """A batch stopped because ``max_errors`` items failed; the first failure is ``__cause__``."""
+
+    def __init__(self, errors: int, done: int, first: BaseException):
+        super().__init__(f"batch stopped after {errors} failed items ({done} finished); "
+                         f"first failure: {type(first).__name__}: {str(first)[:200]}")
+        self.errors = errors
+        self.done = done
+
+
+@runtime_checkable
+class BatchHost(Host, Protocol):
+    """What the batch machinery receives from the core (``dspy_turbo_batch_runner(host)``).
+
+    Besides the :class:`~dspy_turbo.plugin.host.Host` parts (``namespace``, ``key``,
+    ``cache``, ``bus``, ``coordinator``): the ``batching`` section, the strategies, the item
+    cache (the program-level keys under which completed results are stored, shared with
+    ``dspy_turbo.CachedModule``) and installing the Turbo into DSPy for a batch's duration.
+    """
+
+    component_host: Host
+    """What a strategy's ``from_options(options, host)`` receives (the ``Turbo``)."""
+    inline_io: bool
+    """Item lookups and stores take microseconds (every tier in this process's memory, no
+    store hook): cheaper made on the calling thread than handed to I/O threads."""
+
+    def settings(self) -> tuple[str | None, dict[str, Any]]:
+        """The YAML ``batching`` section: the strategy's name (``None``: no section) and the
+        options it sets."""
+
+    def strategy(self, name: str) -> type[BatchStrategy]:
+        """The strategy class named ``name``; ``ValueError`` naming the package that provides it."""
+
+    def item_inputs(self, example: Any) -> dict[str, Any]:
+        """The keyword arguments of one example (a ``dspy.Example``, a dict); ``TypeError`` if none."""
+
+    def program_key(self, program: Any) -> str:
+        """The key of a program's identity (its code, predictors, demos, LM); raises if unkeyable."""
+
+    def item_key(self, program: Any, inputs: dict[str, Any], prefix: str | None = None) -> str | None:
+        """The item-cache key of ``program(**inputs)`` (``prefix``: its ``program_key``), or ``None``."""
+
+    def uses_item_cache(self, setting: bool | None, program: Any) -> bool:
+        """Whether ``program``'s completed results are cached (``item_cache``, see BatchOptions)."""
+
+    def lookup_items(self, keys: list[str]) -> dict[str, tuple[Any, Entry]]:
+        """The cached items among ``keys`` (one bulk read per tier): their values (own copies)
+        and entries; none inside a scope that reads nothing (``bypass()``, ``refresh()``)."""
+
+    def store_item(self, key: str, value: Any, usage: dict[str, int] | None = None, cost: float | None = None) -> None:
+        """Store an item's completed result; ``usage``/``cost``: what its LM calls spent."""
+
+    def report_coalesced(self, key: str, entry: Entry | None = None) -> None:
+        """Count one item served by another's result (a duplicate; ``entry``: the one it was served from)."""
+
+    def installed(self) -> Callable[[], None] | None:
+        """Install this Turbo into DSPy if none is, for as long as its batches run: the undo, or None."""
+
+    def runs_inline(self, task: Any) -> bool:
+        """For a thread pool that may run some tasks on the submitting thread: DSPy's cheap helpers."""
+
+
+@runtime_checkable
+class BatchRunner(Protocol):
+    """Runs whole batches for one host: what ``dspy_turbo_batch_runner`` returns. The
+    arguments are those of ``Turbo.batch`` (``strategy``, then per-call options that
+    override the YAML ``batching`` section)."""
+
+    def batch(self, program: Any, examples: Iterable[Any], *, strategy: str | None = None, **options: Any) -> list[Any]:
+        """Every result, in input order."""
+
+    def batch_iter(self, program: Any, examples: Iterable[Any], *, strategy: str | None = None,
+                   **options: Any) -> Iterator[Any]:
+        """Results in input order as they are ready (bounded memory)."""
+
+    async def abatch(self, program: Any, examples: Any, *, strategy: str | None = None, **options: Any) -> list[Any]:
+        """The async form of ``batch``; ``examples`` may be an async iterable."""
+
+    def abatch_iter(self, program: Any, examples: Any, *, strategy: str | None = None,
+                    **options: Any) -> AsyncIterator[Any]:
+        """The async form of ``batch_iter`` (an async generator)."""
+
+
+# The batch machinery's thread pool moved with it (the old path warns for one release).
+__getattr__ = moved_to_plugin(__name__, "dspy_turbo_batching.workers", "dspy-turbo-batching", ("WorkerPool",))

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ..events import Event
+from ..events import Event, describe_error
 
-__all__ = ["EVENTS", "FIELDS", "Event", "EventKind", "problems"]
+__all__ = ["EVENTS", "FIELDS", "Event", "EventKind", "describe_error", "problems"]
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Event) if f.name not in ("kind", "namespace", "time", "extra"))
 """The ``Event`` fields a kind may set (``kind``, ``namespace`` and ``time`` are always set; ``extra``

@@ -11,7 +11,6 @@ returned ``None``. ``dspy_turbo.testing.ModelSelectorSuite`` checks every rule.
 
 from __future__ import annotations
 
-from ..routing import BudgetSettings, Decision, ModelSelector, SelectorOptions
-from ..routing import Tier as ModelTier
+from ..routing import BudgetSettings, Decision, ModelSelector, ModelTier, SelectorOptions
 
 __all__ = ["BudgetSettings", "Decision", "ModelSelector", "ModelTier", "SelectorOptions"]

@@ -16,6 +16,12 @@ that the host can tell):
 - ``close()``: from ``turbo.close()``, after its pending events were handled or the flush
   timed out.
 
+A sink that needs the caller's context (a tracer, whose spans take the caller's current span
+as their parent) sets the class attribute ``caller_context = True``: each event is then handled
+inside a copy of the ``contextvars`` context the event was emitted in (still on the sink's own
+thread; the caller pays one ``contextvars.copy_context()``), and ``handle_batch`` is not used.
+Spans made there take their times from the event (``time``, ``latency``), not the clock.
+
 The events and their fields are in :mod:`dspy_turbo.plugin.events`. A sink ignores kinds
 it does not know, never adds request text or a secret to what it exports, and never labels
 a metric by key or prompt (unbounded cardinality). ``dspy_turbo.testing.MetricSinkSuite``
@@ -37,6 +43,8 @@ class MetricSink(Component, metaclass=ABCMeta):
     """Base of metric sink components (``kind = "metric_sink"``)."""
 
     kind: ClassVar[str] = "metric_sink"
+    caller_context: ClassVar[bool] = False
+    """True: each event is handled in a copy of the emitting thread's ``contextvars`` context."""
 
     @abstractmethod
     def __call__(self, event: Event) -> None:

@@ -1,19 +1,9 @@
-"""Conformance tests every cache backend must pass. Third-party authors subclass these.
-
-    # tests/test_my_backend.py
-    import pytest
-    from dspy_turbo.testing import CacheBackendSuite
-
-    class TestMyBackend(CacheBackendSuite):
-        @pytest.fixture
-        def backend(self, tmp_path):
-            b = MyBackend(MyBackend.Options(path=str(tmp_path / "db")))
-            yield b
-            b.close()
+"""Conformance tests every cache backend must pass. Third-party authors subclass these
+(the example: ``dspy_turbo.testing``).
 
 Optional fixtures: ``corrupt`` (a callable ``corrupt(backend, key)`` that damages the
 stored bytes of ``key`` in place; the corrupt-entry test is skipped without it).
-Each test documents the rule it checks; ``dspy_turbo.backend`` lists them all. A backend
+Each test documents the rule it checks; ``dspy_turbo.plugin.backend`` lists them all. A backend
 whose entries live outside this process (``in_process`` False) must store what
 ``encode_entry`` gives and read through ``decode_entry``: the signing tests check that.
 """
@@ -33,7 +23,7 @@ def _entry(value=None, **kwargs) -> Entry:
 
 
 class CacheBackendSuite:
-    """The contract of :class:`dspy_turbo.backend.CacheBackend`."""
+    """The contract of :class:`dspy_turbo.plugin.backend.CacheBackend`."""
 
     @pytest.fixture
     def backend(self) -> CacheBackend:  # pragma: no cover - subclasses provide it

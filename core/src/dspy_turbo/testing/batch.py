@@ -204,7 +204,7 @@ class BatchStrategySuite:
         assert results[1] is None, "without return_exceptions a failed item is None, as in dspy.Parallel"
 
     def test_max_errors_stops_the_batch(self, batch_turbo, strategy, batch_lm):
-        from dspy_turbo.batching import BatchError
+        from ..plugin.batch import BatchError
 
         with pytest.raises(BatchError):
             self._run(batch_turbo, strategy, [f"fail {i}" for i in range(20)], max_errors=3, max_concurrency=2)

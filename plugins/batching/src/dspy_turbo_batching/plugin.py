@@ -1,4 +1,4 @@
-"""Registers the ``thread`` and ``async`` batch strategies."""
+"""Registers the ``thread`` and ``async`` batch strategies and the batch runner (the machinery)."""
 
 from __future__ import annotations
 
@@ -11,3 +11,10 @@ def dspy_turbo_batch_strategies():
     from .thread import ThreadStrategy
 
     return [ThreadStrategy, AsyncStrategy]
+
+
+@dspy_turbo.hookimpl
+def dspy_turbo_batch_runner(host):
+    from .runner import BatchRunner
+
+    return BatchRunner(host)

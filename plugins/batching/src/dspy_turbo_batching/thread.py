@@ -2,7 +2,7 @@
 
 The pool belongs to the batch and is sized to it: the default executor of
 ``asyncio.to_thread`` has ``min(32, cpus + 4)`` threads, which caps a batch of 200 ms
-calls far below the concurrency asked for. It is a :class:`dspy_turbo.plugin.batch.WorkerPool`,
+calls far below the concurrency asked for. It is a :class:`dspy_turbo_batching.workers.WorkerPool`,
 whose ``submit`` does not contend with the threads running DSPy. Works with any
 callable program.
 """
@@ -13,7 +13,9 @@ import asyncio
 from concurrent.futures import Future
 from typing import Any
 
-from dspy_turbo.plugin.batch import BatchOptions, BatchStrategy, Item, Runner, WorkerPool
+from dspy_turbo.plugin.batch import BatchOptions, BatchStrategy, Item, Runner
+
+from .workers import WorkerPool
 
 
 class ThreadRunner(Runner):

@@ -1,6 +1,6 @@
 """``ray``: a batch's misses run on a Ray cluster, in a pool of worker actors.
 
-Everything that makes a batch a batch stays in the driver (``dspy_turbo.batching``):
+Everything that makes a batch a batch stays in the driver (dspy-turbo-batching's machinery):
 reading the input a window at a time, the bulk item-cache lookup, de-duplication, order,
 per-item errors, timeouts, ``max_errors``, progress. Only the items that must run go to
 the workers, at most ``max_concurrency`` at once, so memory stays bounded on both sides

@@ -60,9 +60,10 @@ class BatchWorker:
         """What one batch runs: its program, DSPy's LM and adapter, its rate limit and retries."""
         import orjson
 
-        from dspy_turbo.callpolicy import CallPolicy
-        from dspy_turbo.ratelimit import RateLimiter, RateLimitSettings
-        from dspy_turbo.retry import RetryPolicy, RetrySettings
+        from dspy_turbo.plugin.batch import RateLimitSettings, RetrySettings
+        from dspy_turbo_batching.policy import CallPolicy
+        from dspy_turbo_batching.ratelimit import RateLimiter
+        from dspy_turbo_batching.retry import RetryPolicy
 
         settings = orjson.loads(policy)
         limiter = None
@@ -88,12 +89,12 @@ class BatchWorker:
     def _run(self, batch: _Batch, payload: bytes) -> bytes:
         import dspy
 
-        from dspy_turbo import callpolicy
+        from dspy_turbo.plugin import calls
 
         try:
             inputs = wire.decode_inputs(payload)
             with dspy.context(lm=batch.lm, adapter=batch.adapter), batch.policy.active():
-                spent = callpolicy.tracking_spent()
+                spent = calls.tracking_spent()
                 value = batch.program(**inputs)
         except Exception as exc:
             return wire.encode_error(exc)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dspy_turbo.coordination import LocalCoordinator
-from dspy_turbo.ratelimit import RateLimiter, RateLimitSettings
+from dspy_turbo.plugin.batch import RateLimitSettings
+from dspy_turbo.plugin.coordination import LocalCoordinator
+from dspy_turbo_batching.ratelimit import RateLimiter
 
 
 def _limiter(clock, **settings):

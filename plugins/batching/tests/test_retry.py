@@ -9,7 +9,8 @@ import time
 import dspy
 import pytest
 
-from dspy_turbo.retry import RetryPolicy, RetrySettings, is_transient, retry_after
+from dspy_turbo.plugin.batch import RetrySettings
+from dspy_turbo_batching.retry import RetryPolicy, is_transient, retry_after
 
 
 class HTTPError(Exception):

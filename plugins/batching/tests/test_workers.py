@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from dspy_turbo.workers import WorkerPool
+from dspy_turbo_batching.workers import WorkerPool
 
 
 def test_results_and_exceptions_come_back_through_futures():
