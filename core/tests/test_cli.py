@@ -157,3 +157,14 @@ def test_the_moved_dashboard_without_its_plugin_says_what_to_install(monkeypatch
 def test_every_command_has_help(command, capsys):
     assert main([command, "--help"]) == 0
     assert f"dspy-turbo {command}" in capsys.readouterr().out
+
+
+def test_clear_says_a_memory_tier_is_each_programs_own_instead_of_removed_0(tmp_path, capsys):
+    """A command's memory tier starts empty: "memory: removed 0" said nothing true (17.14)."""
+    config = tmp_path / "turbo.yaml"
+    config.write_text("namespace: cleared\ncache: {tiers: [{type: memory}]}\n")
+    assert main(["clear", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "removed 0" not in out
+    assert out.strip() == ("memory: in each program's own memory, not here; a running program keeps them until it "
+                           "restarts or calls turbo.invalidate()")

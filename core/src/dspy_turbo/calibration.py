@@ -127,7 +127,8 @@ def score_pairs(embed, pairs: list[tuple[str, str, int]], guards: Any = None, ba
 
 def calibrate_command(args, registry) -> int:
     """``dspy-turbo calibrate``: embed labelled pairs, sweep thresholds, print the table and the choice."""
-    from .config import ConfigError, ConfigIssue, SemanticGuards, SemanticVerifier, parse
+    from .config import ConfigError, ConfigIssue, parse
+    from .features.semantic import SemanticGuards, SemanticVerifier
 
     if not 0.5 <= args.target_precision <= 1.0:
         raise ConfigError([ConfigIssue("--target-precision", f"{args.target_precision} is outside 0.5..1.0")], "calibrate")
@@ -144,8 +145,8 @@ def calibrate_command(args, registry) -> int:
         if config.semantic_embedder is None:
             raise ConfigError([ConfigIssue("cache.semantic", "no semantic cache configured")], config.source)
         spec = config.semantic_embedder
-        guards = config.settings.cache.semantic.guards
-        verifier_settings = config.settings.cache.semantic.verifier
+        section = config.section("cache.semantic")
+        guards, verifier_settings = section.guards, section.verifier
     else:
         cls = registry.get("embedder", "sentence-transformers")
         if cls is None:

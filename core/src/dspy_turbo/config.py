@@ -21,18 +21,20 @@ components get the real values through their validated options.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Optional, get_args
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, create_model, field_validator
 
-from .alerts import AlertRule
 from .components import Component, Options
 from .costs import CostSettings, unpriced
+from .plugin.sections import ConfigSection
 from .plugins import KNOWN_PROVIDERS, Registry
 from .redaction import SECRET_TYPES, redact_text, scrub
 from .units import TTL, Duration
@@ -74,110 +76,6 @@ class SingleFlightSettings(Options):
     itself (for the leader that took over from a crashed one, as long again)."""
 
 
-class SemanticGuards(Options):
-    """A candidate above the threshold is still a miss when these differ from the query."""
-
-    numbers: bool = True
-    dates: bool = True
-    negations: bool = True
-    """By a word ("not", "never", "-n't") or by an affix on a word the other has plain ("possible" / "impossible")."""
-    antonyms: bool = True
-    """Opposite sides of the shipped table (``dspy_turbo/data/antonyms.json``: "maximum" / "minimum", "buy" / "sell"),
-    or of a stem's prefixes and suffixes ("overestimate" / "underestimate", "careful" / "careless")."""
-    entities: bool = True
-    order: bool = True
-    """Two shared words swapped around the same relation ("5 miles to km" / "5 km to miles")."""
-
-
-class SemanticVerifier(Options):
-    """A second look at a candidate that reached the threshold and passed the guards
-    (``dspy_turbo.verifier``): every rare word of either question needs a close word in the other.
-    Off by default: on the public pair sets it removes as many true hits as false ones
-    (``bench/semantic_eval.py``); switch it on where your own pairs say it helps (``dspy-turbo calibrate --verifier``)."""
-
-    enabled: bool = False
-    rare_below: float = Field(default=4.5, ge=0.0, le=8.0)
-    """Words rarer than this on wordfreq's Zipf scale ("the" 7.7, "learn" 5.2, "salmon" 4.0) must be matched."""
-    min_alignment: float = Field(default=0.5, ge=0.0, le=1.0)
-    """Cosine of a rare word's contextual vector to its closest word in the other question, below which it is unmatched."""
-
-
-class SemanticJudge(Options):
-    """A cheap LM asked whether a gray-zone candidate asks the same thing as the query
-    (``dspy_turbo.judge``). Off by default: it adds an LM call to a lookup."""
-
-    enabled: bool = False
-    """Ask the judge about gray-zone candidates (needs ``model``)."""
-    model: str | None = None
-    """The judge's model, as for ``dspy.LM`` (its provider key from the environment, as LiteLLM reads it)."""
-    api_base: str | None = None
-    """The judge's endpoint, when not the provider's default (an OpenAI-compatible server)."""
-    gray_zone: tuple[float, float] = (0.90, 0.97)
-    """Similarities ``[low, high)`` whose candidates (past the guards) are served only on the judge's "same"."""
-    budget: int = Field(default=1000, ge=0)
-    """Judge LM calls per hour in one process; past it, candidates without a cached verdict are misses."""
-    timeout: Duration = Field(default=10.0, gt=0)
-    """How long one judge call may take (no retries); past it the verdict is ``error``, a miss."""
-    max_tokens: int = Field(default=16, ge=1)
-    """The judge's reply is one word: ``same`` or ``different``."""
-
-    @model_validator(mode="after")
-    def _check(self) -> SemanticJudge:
-        low, high = self.gray_zone
-        if not 0.0 < low < high <= 1.0:
-            raise ValueError(f"gray_zone must be [low, high] with 0 < low < high <= 1, got [{low}, {high}]")
-        if self.enabled and not self.model:
-            raise ValueError("the judge needs a model (e.g. model: openai/gpt-4o-mini), or set enabled: false")
-        return self
-
-
-class SemanticOverride(Options):
-    """Per-signature settings, keyed by the signature as ``"question -> answer"``."""
-
-    threshold: float | None = Field(default=None, ge=0.5, le=1.0)
-    fields: list[str] | None = None
-
-
-class SemanticSettings(Options):
-    index: dict[str, Any]
-    embedder: dict[str, Any]
-    threshold: float = Field(default=0.95, gt=0.0, le=1.0)
-    # -- semantic cache (dspy_turbo.semantic) --
-    fields: list[str] | None = None
-    """Input fields whose values are embedded; the others must match exactly. Default: every text input."""
-    signatures: dict[str, SemanticOverride] = {}
-    """Per-signature ``threshold`` and ``fields``, keyed by ``"inputs -> outputs"`` (``"prompt"`` for lm("...")),
-    matched by the signature's field names: spacing, order and type annotations do not matter."""
-
-    @field_validator("signatures")
-    @classmethod
-    def _signature_keys(cls, value: dict[str, SemanticOverride]) -> dict[str, SemanticOverride]:
-        from .semantic import signature_fields
-
-        for key in value:
-            if key.strip() != "prompt" and signature_fields(key) is None:
-                raise ValueError(f"{key!r} is not a signature: write its fields as 'question, context -> answer' "
-                                 "(or 'prompt' for a plain lm(\"...\") call)")
-        return value
-    guards: SemanticGuards = SemanticGuards()
-    verifier: SemanticVerifier = SemanticVerifier()
-    judge: SemanticJudge = SemanticJudge()
-    candidates: int = Field(default=4, ge=1, le=64)
-    """Nearest neighbours checked against the guards before a lookup is a miss."""
-    margin: float = Field(default=0.01, ge=0.0, le=0.2)
-    """A hit must be closer than every other cached neighbour by this much cosine; else it is ambiguous (a miss)."""
-    batch_window: Duration = 0.002
-    """Under load (embedding passes back to back), how long a pass waits for the callers of the last one to
-    come back and share it; a caller alone never waits."""
-    max_batch: int = Field(default=64, ge=1)
-    embedding_cache: int = Field(default=10_000, ge=0)
-    """Vectors of recent texts kept in memory, so a text is not embedded twice."""
-    share: bool = True
-    """With a shared tier (redis): keep every process's index in step through a log on it."""
-    sync_interval: Duration = Field(default=0.1, ge=0)
-    """How often, at most, a lookup first applies the other processes' index changes."""
-
-
 class CacheSettings(Options):
     tiers: list[dict[str, Any]] = Field(default_factory=lambda: [{"type": "memory"}])
     """Each tier's block as written, secrets masked (the validated options: ``Config.tiers``)."""
@@ -193,7 +91,6 @@ class CacheSettings(Options):
     admission: AdmissionSettings = AdmissionSettings()
     breaker: BreakerSettings = BreakerSettings()
     singleflight: SingleFlightSettings = SingleFlightSettings()
-    semantic: SemanticSettings | None = None
     safe_types: list[str] = []
     """Classes whose instances may be cached, by import path (``"myapp.models:Answer"`` or
     ``"myapp.models.Answer"``): enums, dataclasses and pydantic models, stored field by field
@@ -240,13 +137,17 @@ class MetricsSettings(Options):
     """Events each sink may have waiting (sinks drain every 50 ms); past that, events for it are dropped and counted."""
     flush_timeout: Duration = 5.0
     """How long ``close()`` waits for sinks to handle pending events."""
-    alerts: list[AlertRule] = []
 
 
 class Settings(Options):
     """The document, validated. Component blocks (``cache.tiers``, ``metrics.sinks``,
-    ``batching``, ``routing``, ``cache.semantic.index/embedder``) are kept as written, with
-    every secret masked: components read their real values from ``Config``'s specs."""
+    ``batching``, ``routing``, those inside plugins' sections such as
+    ``cache.semantic.index/embedder``) are kept as written, with every secret masked:
+    components read their real values from ``Config``'s specs.
+
+    The plugins' sections (``dspy_turbo_config_sections``: ``cache.semantic``,
+    ``metrics.alerts``...) are fields of a subclass built per set of sections
+    (:func:`document_model`); ``Config.settings`` is an instance of it."""
 
     namespace: str = Field(default="dspy-turbo", pattern=r"^[A-Za-z0-9_.\-]+$", max_length=64)
     key: KeySettings = KeySettings()
@@ -277,11 +178,87 @@ class Config:
     sinks: tuple[ComponentSpec, ...]
     batching: ComponentSpec | None
     routing: ComponentSpec | None
-    semantic_index: ComponentSpec | None
-    semantic_embedder: ComponentSpec | None
     source: str
     warnings: tuple[ConfigIssue, ...] = ()
     """Problems that do not stop loading (e.g. a model with no known price), with their YAML paths."""
+    components: Mapping[str, ComponentSpec] = field(default_factory=dict)
+    """The component blocks inside plugins' sections, by YAML path (``"cache.semantic.index"``)."""
+
+    def section(self, path: str) -> Any:
+        """The validated value of a plugin's section (``"cache.semantic"``), or None when the
+        loaded plugins declare no such section."""
+        node: Any = self.settings
+        for part in path.split("."):
+            node = getattr(node, part, None)
+        return node
+
+    def component(self, path: str) -> ComponentSpec | None:
+        """The resolved component block at ``path`` inside a section, or None when not configured."""
+        return self.components.get(path)
+
+    # Read by plugins written before sections (dspy-turbo-ray's driver document).
+    @property
+    def semantic_index(self) -> ComponentSpec | None:
+        return self.components.get("cache.semantic.index")
+
+    @property
+    def semantic_embedder(self) -> ComponentSpec | None:
+        return self.components.get("cache.semantic.embedder")
+
+
+# -- plugins' sections -------------------------------------------------------------------
+
+
+def section_problem(section: ConfigSection) -> str | None:
+    """Why ``section`` cannot join the document (a key the core has, a parent that is not
+    one of the core's mappings), or None."""
+    if section.parent is None:
+        return "is a key of the core's own" if section.key in Settings.model_fields else None
+    parents = [name for name, f in Settings.model_fields.items() if _options_model(f.annotation) is f.annotation]
+    if section.parent not in parents:
+        return f"must be a top-level key or a key inside one of: {', '.join(parents)}"
+    if section.key in Settings.model_fields[section.parent].annotation.model_fields:
+        return "is a key of the core's own"
+    return None
+
+
+def document_model(registry: Registry) -> type[Settings]:
+    """The model of the whole document: ``Settings`` with every registered section added."""
+    sections = sorted(registry.sections.values(), key=lambda s: s.path)
+    return _document_model(tuple((s.path, s.model, _Default(s.default), s.doc) for s in sections))
+
+
+@dataclass(frozen=True)
+class _Default:
+    """A section's default as a cache key (lists and dicts compare by value)."""
+
+    value: Any
+
+    def __hash__(self) -> int:
+        return hash(repr(self.value))
+
+
+@functools.lru_cache(maxsize=64)
+def _document_model(sections: tuple[tuple[str, Any, _Default, str], ...]) -> type[Settings]:
+    def declared(model: Any, default: Any, doc: str) -> tuple[Any, Any]:
+        annotation = Optional[model] if default is None else model  # noqa: UP045 - model may be a generic alias
+        return annotation, Field(default=default, description=doc or None)
+
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for path, model, default, doc in sections:
+        parent, _, key = path.rpartition(".")
+        (nested.setdefault(parent, {}) if parent else top)[key] = declared(model, default.value, doc)
+    for parent, fields in nested.items():
+        base = Settings.model_fields[parent].annotation
+        sub = create_model(base.__name__, __base__=base, __module__=base.__module__, **fields)
+        sub.__qualname__ = base.__qualname__
+        top[parent] = (sub, Field(default_factory=sub, description=Settings.model_fields[parent].description))
+    if not top:
+        return Settings
+    model = create_model("Settings", __base__=Settings, __module__=Settings.__module__, **top)
+    model.__qualname__ = Settings.__qualname__
+    return model
 
 
 # -- errors --------------------------------------------------------------------------------
@@ -620,11 +597,12 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
     raw = over_default(raw, default_document(registry))  # an unspecified section keeps its default
     issues: list[ConfigIssue] = []
     raw = interpolate(raw, "", issues, environ)
+    model = document_model(registry)
     try:
-        settings = Settings.model_validate(raw)
+        settings = model.model_validate(raw)
     except ValidationError as exc:
         settings = None
-        issues.extend(_issues_from(exc, Settings))
+        issues.extend(_issues_from(exc, model))
 
     # Components are checked from the raw document, so their problems are reported
     # together with any problem in the document's own shape.
@@ -664,14 +642,17 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
     batching = _component(batching, "batch_strategy", "batching", registry, issues) if batching else None
     routing = _component(routing, "model_selector", "routing", registry, issues) if routing else None
     blocks += [(raw, key, spec) for key, spec in (("batching", batching), ("routing", routing)) if spec is not None]
-    index = embedder = None
-    semantic = section("cache", "semantic")
-    if isinstance(semantic, dict):  # a missing index or embedder is reported by the shape check
-        if semantic.get("index") is not None:
-            index = _component(semantic["index"], "similarity_index", "cache.semantic.index", registry, issues)
-        if semantic.get("embedder") is not None:
-            embedder = _component(semantic["embedder"], "embedder", "cache.semantic.embedder", registry, issues)
-        blocks += [(semantic, key, spec) for key, spec in (("index", index), ("embedder", embedder)) if spec is not None]
+    components: dict[str, ComponentSpec] = {}  # the blocks inside plugins' sections
+    for declared in registry.sections.values():
+        node = section(*declared.path.split("."))
+        if not isinstance(node, dict):  # a missing block is reported by the shape check
+            continue
+        for key, kind in declared.components.items():
+            if node.get(key) is not None:
+                spec = _component(node[key], kind, f"{declared.path}.{key}", registry, issues)
+                if spec is not None:
+                    components[spec.path] = spec
+                    blocks.append((node, key, spec))
     for _, _, spec in blocks:  # can each component be built here? (what load() would find out later)
         try:
             spec.cls.check_available(spec.options)
@@ -681,7 +662,7 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
         raise ConfigError(issues, name)
     bare: list[ConfigIssue] = []
     if isinstance(source, (str, os.PathLike)):  # a file: a bare duration or size reads as seconds or bytes
-        _bare_numbers(Settings, raw, "", bare)
+        _bare_numbers(model, raw, "", bare)
         for container, key, spec in blocks:
             _bare_numbers(type(spec.options), container[key], spec.path, bare)
     if blocks:
@@ -689,9 +670,9 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
         # validate again so the settings show them masked (their own fields keep real values).
         for container, key, spec in blocks:
             container[key] = _masked(container[key], spec.options)
-        settings = Settings.model_validate(raw)
-    return Config(settings, tuple(tiers), tuple(sinks), batching, routing, index, embedder, name,
-                  (*bare, *_price_warnings(settings, routing)))
+        settings = model.model_validate(raw)
+    return Config(settings, tuple(tiers), tuple(sinks), batching, routing, name,
+                  (*bare, *_price_warnings(settings, routing)), components)
 
 
 def _unit_of(field: Any) -> str | None:
@@ -775,7 +756,7 @@ def json_schema(registry: Registry) -> dict[str, Any]:
     """A JSON Schema (Draft 2020-12) of the document with every installed component's options:
     durations and sizes as numbers or unit strings, every ``$ref`` resolving from the root,
     unknown keys rejected at every level."""
-    schema = Settings.model_json_schema()
+    schema = document_model(registry).model_json_schema()
     defs = schema.setdefault("$defs", {})
 
     def one_of(kind: str) -> dict[str, Any]:
@@ -793,14 +774,26 @@ def json_schema(registry: Registry) -> dict[str, Any]:
     defs["MetricsSettings"]["properties"]["sinks"] = {"type": "array", "items": one_of("metric_sink")}
     schema["properties"]["batching"] = {"anyOf": [one_of("batch_strategy"), {"type": "null"}]}
     schema["properties"]["routing"] = {"anyOf": [one_of("model_selector"), {"type": "null"}]}
-    # -- semantic cache components --
-    semantic = defs.get("SemanticSettings", {}).get("properties", {})
-    if semantic:
-        semantic["index"] = one_of("similarity_index")
-        semantic["embedder"] = one_of("embedder")
+    for declared in registry.sections.values():  # the component blocks inside plugins' sections
+        if declared.components:
+            properties = _section_schema(schema, defs, declared.path).setdefault("properties", {})
+            for key, kind in declared.components.items():
+                properties[key] = one_of(kind)
     defs["Interpolated"] = {"type": "string", "pattern": _ENV.pattern,
                             "description": "${VAR} or ${VAR:-default}: replaced from the environment before validation"}
     return {"$schema": SCHEMA_DIALECT, **_masked_defaults(_interpolable(schema))}
+
+
+def _section_schema(schema: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str, Any]:
+    """The object schema (in ``defs``) of the section at ``path``, followed from the root."""
+    node = schema
+    for part in path.split("."):
+        node = node["properties"][part]
+        while "$ref" not in node and (node.get("anyOf") or node.get("allOf")):
+            node = next(b for b in node.get("anyOf") or node["allOf"] if b.get("type") != "null")
+        if "$ref" in node:
+            node = defs[node["$ref"].removeprefix("#/$defs/")]
+    return node
 
 
 _SCALARS = {"string", "number", "integer", "boolean", "null"}
@@ -877,3 +870,19 @@ def _masked_defaults(schema: Any) -> Any:
     if isinstance(schema, list):
         return [_masked_defaults(v) for v in schema]
     return schema
+
+
+# Moved to the semantic feature (dspy_turbo.features.semantic); the old path warns for one release.
+_MOVED = {"SemanticGuards", "SemanticVerifier", "SemanticJudge", "SemanticOverride", "SemanticSettings"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import warnings
+
+        from .features import semantic
+
+        warnings.warn(f"dspy_turbo.config.{name} moved to dspy_turbo.features.semantic.{name}; import it from there "
+                      "(the old path is removed in the next release)", DeprecationWarning, stacklevel=2)
+        return getattr(semantic, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,6 +23,18 @@ The core's own components (``memory``) register through the same hooks.
 **Policy and observation hooks** run around the components: choose a model, veto or
 force a store, wrap a backend, receive metric events, start up and shut down. Hot paths
 (a cache read) never go through pluggy; policy hooks run on the miss path only.
+
+**Feature hooks** let a plugin be a feature of the Turbo, as the core's own are (the
+semantic cache, alert rules, timings, the cross-process invalidation feed: the modules of
+``dspy_turbo.features``, registered before any entry point like pytest's
+``default_plugins``): its config section (``dspy_turbo_config_sections``), its objects
+built at start-up and published on the Turbo (``dspy_turbo_startup``, ``turbo.publish``),
+its block of ``turbo.stats()``, and its part of ``reset_stats()``, ``clear()``,
+``invalidate()`` and ``close()``. ``Turbo`` calls these hooks and never names a feature.
+An implementation of ``dspy_turbo_stats``, ``dspy_turbo_reset_stats``, ``dspy_turbo_clear``,
+``dspy_turbo_invalidate`` or ``dspy_turbo_shutdown`` that raises is reported (an ``error``
+event with ``reason`` the hook's name and ``extra["component"]`` the plugin's, and a
+warning in the ``dspy_turbo`` log) and the others still run: the program never sees it.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ if TYPE_CHECKING:
     from .entry import Entry
     from .events import Event
     from .plugin.batch import BatchHost, BatchRunner
+    from .plugin.sections import ConfigSection
     from .turbo import Turbo
 
 PROJECT = "dspy_turbo"
@@ -117,6 +130,24 @@ def dspy_turbo_metric_sinks() -> list[type[Component]]:
     ``caller_context = True`` (a tracer: its spans' parent is the caller's current span)
     handles each event inside a copy of the ``contextvars`` context it was emitted in, still
     on its own thread, one event at a time.
+    """
+
+
+@hookspec
+def dspy_turbo_config_sections() -> list[ConfigSection]:
+    """The parts of the YAML document this plugin owns: a list of
+    :class:`dspy_turbo.plugin.sections.ConfigSection` (a path such as ``"sqlite_example"`` or
+    ``"cache.semantic"``, its pydantic model, its default, the keys that hold component blocks).
+
+    Called once when a Turbo is assembled (and by ``dspy-turbo schema``), before the file is
+    read. The host adds every section to the document's model: it is validated with the
+    rest of the file (every problem with its YAML path, the closest key suggested), its
+    component blocks are resolved and their secrets masked, and it appears in the JSON
+    schema and the config reference. A key that no loaded plugin declares stays an unknown
+    key. Results of all implementations are merged; two plugins declaring the same path, or
+    a path the core already has, is a start-up error (``PluginError``) naming them; so is an
+    implementation that raises. The validated value: ``turbo.settings.<path>`` or
+    ``turbo.config.section(path)``.
     """
 
 
@@ -206,14 +237,72 @@ def dspy_turbo_commands(cli: Any) -> None:
 
 @hookspec
 def dspy_turbo_startup(turbo: Turbo) -> None:
-    """Called once when a Turbo has been assembled, before it serves any call. Broadcast;
-    an exception here is a start-up error (the Turbo is not returned)."""
+    """Called once when a Turbo has been assembled (tiers, coordinator, sinks built), before it
+    serves any call. **Broadcast**; an exception here is a start-up error (the Turbo is not
+    returned, what it opened is closed: every object published with ``turbo.publish`` that
+    has a ``close()`` too).
+
+    A feature builds its objects here from its section (``turbo.config.section(path)``) and
+    publishes them: ``turbo.publish("semantic", cache)`` makes it ``turbo.features["semantic"]``
+    and ``turbo.semantic``. The core's features run first (``tryfirst``), so a plugin's
+    implementation sees them built.
+    """
+
+
+@hookspec
+def dspy_turbo_stats(turbo: Turbo) -> dict[str, Any] | None:
+    """This plugin's blocks of ``turbo.stats()``: a dict merged into the snapshot
+    (``{"semantic": {...}}``), or ``None`` when it has nothing to report (e.g. its section is
+    not configured).
+
+    Called on every ``turbo.stats()``, after the core's own keys are filled in. **Broadcast**:
+    every result is merged; a key the core or an earlier plugin already has is kept and the
+    newcomer's is dropped with a warning. An implementation that raises contributes nothing
+    and is reported as an error event (``reason="dspy_turbo_stats"``), never raised. Return
+    plain JSON-able values (the CLI prints them, sinks may export them).
+    """
+
+
+@hookspec
+def dspy_turbo_reset_stats(turbo: Turbo) -> None:
+    """Called from ``turbo.reset_stats()`` after the core's counters are zeroed: zero this
+    plugin's own. **Broadcast**; an implementation that raises is reported as an error event,
+    never raised, and the others still run."""
+
+
+@hookspec
+def dspy_turbo_clear(turbo: Turbo, removed: dict[str, int], tier: str | None) -> None:
+    """Called from ``turbo.clear(tier)`` (and ``dspy-turbo clear``) after the tiers removed this
+    namespace's entries: remove this plugin's own data of the namespace.
+
+    ``removed`` is the result ``clear()`` returns, entries removed per tier name; add this
+    plugin's count under its own name (the semantic cache adds ``removed["semantic"]``, the
+    vectors it dropped). ``tier`` is the one tier being cleared, or ``None`` for all; a
+    feature whose data belongs to no tier usually clears only when it is ``None``.
+    **Broadcast**; an implementation that raises is reported as an error event (the tiers
+    are cleared already), never raised.
+    """
+
+
+@hookspec
+def dspy_turbo_invalidate(turbo: Turbo, prefix: str, namespace: str | None, tag: str | None,
+                          tier: str | None, removed: dict[str, int]) -> None:
+    """Called from ``turbo.invalidate(namespace=, tag=, tier=)`` after the tiers removed the entries.
+
+    ``prefix`` is the key prefix removed (``<namespace>:v<N>:``); ``namespace`` as given
+    (``None``: this Turbo's own); ``tag`` the tag whose entries were removed, or ``None`` for
+    every entry under ``prefix``; ``tier`` the one tier, or ``None``; ``removed`` the counts
+    ``invalidate()`` returns, to which a plugin may add its own under its own name.
+    **Broadcast**; an implementation that raises is reported as an error event, never raised.
+    """
 
 
 @hookspec
 def dspy_turbo_shutdown(turbo: Turbo) -> None:
-    """Called once from ``turbo.close()``, before tiers and sinks are closed. Broadcast;
-    exceptions are logged, never raised, so every implementation runs."""
+    """Called once from ``turbo.close()``, before tiers and sinks are closed. **Broadcast**;
+    an exception is logged as a warning (and an error event), never raised, and every other
+    implementation still runs. The core's features close last (``trylast``), so a plugin's
+    implementation still finds them open."""
 
 
 # -- who runs batches (first result wins) -------------------------------------------------------

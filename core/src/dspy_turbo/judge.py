@@ -31,7 +31,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import SemanticJudge
+    from .features.semantic import SemanticJudge
     from .turbo import Turbo
 
 SYSTEM = ("You decide whether two questions ask the same thing: whether one answer would answer both exactly. "

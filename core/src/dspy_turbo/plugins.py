@@ -1,6 +1,7 @@
 """The plugin host: one pluggy PluginManager per Turbo, and the component registry.
 
-Load order: the core's built-ins, then every installed distribution's entry point in the
+Load order: the core's built-ins (``DEFAULT_PLUGINS``: its components and its features,
+as pytest's ``default_plugins``), then every installed distribution's entry point in the
 ``dspy_turbo`` group. ``DSPY_TURBO_PLUGINS=a,b`` loads only the named entry points
 (``DSPY_TURBO_PLUGINS=`` loads none: built-ins only). Hook implementations whose names
 start with ``dspy_turbo_`` but match no spec are a start-up error.
@@ -8,21 +9,37 @@ start with ``dspy_turbo_`` but match no spec are a start-up error.
 
 from __future__ import annotations
 
+import contextvars
+import importlib
 import importlib.metadata
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
-from . import builtin, hookspecs
+from . import hookspecs
 from .components import KINDS, Component
+from .plugin.sections import ConfigSection
 
 logger = logging.getLogger("dspy_turbo.plugins")
 ENTRY_POINT_GROUP = "dspy_turbo"
 ENV_FILTER = "DSPY_TURBO_PLUGINS"
+
+# The core's own plugins, registered before any entry point and through the same hooks:
+# its components and CLI commands, then one module per feature (dspy_turbo.features).
+# pluggy calls the last registered first: timings, alerts, the invalidation feed, then the
+# semantic cache (which drops its vectors after the feed told the other processes).
+DEFAULT_PLUGINS = (
+    "dspy_turbo.builtin",
+    "dspy_turbo.features.semantic",
+    "dspy_turbo.features.invalidation",
+    "dspy_turbo.features.alerts",
+    "dspy_turbo.features.timings",
+)
 
 # Registration hook -> the kinds its classes may have.
 REGISTRATION_HOOKS = {
@@ -68,6 +85,9 @@ class Registry:
 
     classes: dict[str, dict[str, type[Component]]] = field(default_factory=lambda: {k: {} for k in KINDS})
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
+    sections: dict[str, ConfigSection] = field(default_factory=dict)
+    """Config sections plugins declared (``dspy_turbo_config_sections``), by YAML path."""
+    section_owners: dict[str, str] = field(default_factory=dict)
     unloaded: dict[str, tuple[str | None, str]] = field(default_factory=dict)
     """Installed plugins that were not loaded: entry-point name -> (distribution, why)."""
 
@@ -169,7 +189,8 @@ def make_plugin_manager(extra_plugins: Iterable[Any] = (), *, entry_points: bool
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    pm.register(builtin, name="dspy_turbo.builtin")
+    for name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
     if entry_points:
         eps = _entry_points()
         if _filter() is not None:
@@ -237,8 +258,81 @@ def _normal(dist: str) -> str:
     return dist.lower().replace("_", "-").replace(".", "-")
 
 
+# -- calling a broadcast hook, each implementation on its own ------------------------------
+
+_WRAPPING = threading.Lock()
+# (hook name, results) of the call_each running in this thread or task
+_COLLECTING: contextvars.ContextVar[tuple[str, list] | None] = contextvars.ContextVar("dspy_turbo_collecting",
+                                                                                      default=None)
+
+
+def _each(impl: Any, hook_name: str) -> None:
+    """Let ``call_each`` see ``impl``'s result or exception on its own (pluggy stops a call at
+    the first exception): its function, wrapped once; called outside ``call_each``, the
+    wrapper is the function itself."""
+    function = impl.function
+    if getattr(function, "_dspy_turbo_each", False) or impl.hookwrapper or impl.wrapper:
+        return
+
+    def each(*args: Any) -> Any:
+        collecting = _COLLECTING.get()
+        if collecting is None or collecting[0] != hook_name:
+            return function(*args)
+        try:
+            collecting[1].append((impl.plugin_name, function(*args), None))
+        except Exception as exc:
+            collecting[1].append((impl.plugin_name, None, exc))
+        return None
+
+    each._dspy_turbo_each = True
+    impl.function = each
+
+
+def call_each(hook: Any, **kwargs: Any) -> list[tuple[str, Any, Exception | None]]:
+    """Call a broadcast hook through pluggy (its order, ``tryfirst``/``trylast``, argument
+    selection, wrappers), every implementation even when one raises: a list of
+    ``(plugin name, result, exception or None)`` in call order. The caller reports the
+    exceptions; none is raised."""
+    with _WRAPPING:  # two threads' first calls wrap each implementation once
+        for impl in hook.get_hookimpls():
+            _each(impl, hook.name)
+    results: list[tuple[str, Any, Exception | None]] = []
+    token = _COLLECTING.set((hook.name, results))
+    try:
+        hook(**kwargs)
+    finally:
+        _COLLECTING.reset(token)
+    return results
+
+
+def _add_sections(pm: pluggy.PluginManager, registry: Registry) -> None:
+    from .config import section_problem
+
+    for owner, sections, exc in call_each(pm.hook.dspy_turbo_config_sections):
+        if exc is not None:
+            raise PluginError(f"plugin {owner!r}: dspy_turbo_config_sections raised {type(exc).__name__}: {exc}") from exc
+        for section in sections or []:
+            if not isinstance(section, ConfigSection):
+                raise PluginError(f"plugin {owner!r}: dspy_turbo_config_sections returned {section!r}; "
+                                  "it takes dspy_turbo.plugin.ConfigSection objects")
+            previous = registry.section_owners.get(section.path)
+            if previous is not None:
+                raise PluginError(f"config section {section.path!r} is declared twice: by plugin {previous!r} "
+                                  f"and by plugin {owner!r}")
+            problem = section_problem(section)
+            if problem is not None:
+                raise PluginError(f"plugin {owner!r}: config section {section.path!r} {problem}")
+            for kind in section.components.values():
+                if kind not in KINDS:
+                    raise PluginError(f"plugin {owner!r}: config section {section.path!r} names unknown component "
+                                      f"kind {kind!r}; kinds: {', '.join(KINDS)}")
+            registry.sections[section.path] = section
+            registry.section_owners[section.path] = owner
+
+
 def build_registry(pm: pluggy.PluginManager) -> Registry:
     registry = Registry(unloaded=dict(unloaded(pm)))
+    _add_sections(pm, registry)
     for hook_name, kinds in REGISTRATION_HOOKS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             classes = impl.function() or []
@@ -266,7 +360,7 @@ def describe(pm: pluggy.PluginManager, registry: Registry) -> list[PluginInfo]:
             if owner == name:
                 comps.setdefault(kind, []).append(comp)
         dist, version = _DISTRIBUTIONS.get(name, (None, None))
-        if name == "dspy_turbo.builtin":
+        if name in DEFAULT_PLUGINS:
             dist, version = "dspy-turbo", __version__
         infos.append(PluginInfo(name, version, hooks, comps, dist))
     return infos

@@ -59,7 +59,8 @@ logger = logging.getLogger("dspy_turbo.semantic")
 
 if TYPE_CHECKING:
 
-    from .config import Config, SemanticSettings
+    from .config import Config
+    from .features.semantic import SemanticSettings
     from .judge import Judge
     from .turbo import Turbo
     from .verifier import Verifier

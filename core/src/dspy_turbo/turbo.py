@@ -22,10 +22,8 @@ from .costs import PriceTable
 from .entry import Entry
 from .events import Event, EventBus, describe_error
 from .integrity import Signer
-from .invalidation import InvalidationFeed
 from .keys import KEY_VERSION, KeyBuilder
-from .plugins import Registry, build_registry, make_plugin_manager
-from .shared_log import supports_logs
+from .plugins import Registry, build_registry, call_each, make_plugin_manager
 from .singleflight import SharedFlight, SingleFlight
 from .stats import StatsAggregator
 from .tiered import Tier, TieredCache
@@ -65,7 +63,9 @@ class Turbo:
         self._stats = StatsAggregator()
         self.bus = EventBus([("stats", self._stats)])
         self.sinks = []
-        self.cache = self.coordinator = self.semantic = self.invalidations = None
+        self.cache = self.coordinator = None
+        self.features: dict[str, Any] = {}
+        """What feature plugins published at start-up (``publish``), by name: ``semantic``, ``alerts``..."""
         try:
             queue_size = self.settings.metrics.queue_size
             for spec in config.sinks:
@@ -74,43 +74,34 @@ class Turbo:
                 self.bus.add_background(f"{spec.path}:{spec.cls.name}", sink, queue_size)
             for impl in pm.hook.dspy_turbo_metric_event.get_hookimpls():
                 self.bus.add_background(f"hook:{impl.plugin_name}", _event_hook(impl.function), queue_size)
-            # -- monitoring: timings of user code, alert rules (see profiling.py, alerts.py)
-            from .profiling import Timings
-
-            self.timings = Timings()
-            self.alerts = None
-            if self.settings.metrics.alerts:
-                from .alerts import AlertMonitor
-
-                self.alerts = AlertMonitor(self.settings.metrics.alerts, self.bus, self.namespace)
-                self.bus.add_background("alerts", self.alerts, queue_size)
             self._should_store = pm.hook.dspy_turbo_should_store
             self._has_store_hooks = bool(self._should_store.get_hookimpls())
             self.cache = TieredCache(self._build_tiers(config), self.bus, self.namespace)
             self.coordinator = self._find_coordinator()
             flight = self.settings.cache.singleflight
             self.shared_flight = SharedFlight(self.coordinator, flight.lease, flight.wait) if self.coordinator.shared else None
-            # Other processes' invalidate() reaching our memory tier (invalidation.py)
-            if supports_logs(self.coordinator) and any(t.backend_in_process for t in self.cache.tiers):
-                self.invalidations = InvalidationFeed(self.coordinator, self.cache, self.settings.cache.sync_interval)
-                self.cache.before_read = self.invalidations.sync
             self.integration = None  # set by install()
             self.closed = False
             self._selector = self._budget = None  # model routing, built on first use (router.py)
             self._routing_lock = threading.Lock()
-            # -- semantic cache (cache.semantic): dspy_turbo.semantic --
-            self.semantic = None
-            if config.semantic_index is not None and config.semantic_embedder is not None:
-                from .semantic import SemanticCache
-
-                self.semantic = SemanticCache.build(self, config)
-            pm.hook.dspy_turbo_startup(turbo=self)
+            pm.hook.dspy_turbo_startup(turbo=self)  # the features build theirs first (dspy_turbo.features)
         except BaseException:  # a failed start (a port in use, a config error, a hook) leaves nothing open
             self._release_partial()
             raise
 
+    def publish(self, name: str, value: Any) -> None:
+        """Make a feature's object reachable as ``turbo.features[name]`` and ``turbo.<name>``
+        (a plain attribute: the DSPy integration reads ``turbo.semantic`` on its lookup path).
+        Called from a feature's ``dspy_turbo_startup``; publishing a name again replaces it.
+        A name the Turbo itself uses (``cache``, ``stats``...) is refused."""
+        if name not in self.features and (name in vars(self) or hasattr(type(self), name) or not name.isidentifier()):
+            raise ValueError(f"cannot publish a feature as {name!r}: the Turbo has an attribute of that name")
+        self.features[name] = value
+        setattr(self, name, value)
+
     def _release_partial(self) -> None:
-        for part in (self.semantic, self.cache, self.coordinator):
+        published = [v for v in self.features.values() if callable(getattr(v, "close", None))]
+        for part in (*published, self.cache, self.coordinator):
             if part is not None:
                 try:
                     part.close()
@@ -423,20 +414,32 @@ class Turbo:
             snap["sink_errors"] = dict(self.bus.sink_errors)
         if self._budget is not None:
             snap["routing"]["budget"] = self._budget.status()
-        # -- monitoring: event handoff, timings, alerts
+        # -- monitoring: event handoff
         dropped = self.bus.dropped()
         snap["dropped_events"] = sum(dropped.values())
         if snap["dropped_events"]:
             snap["dropped_events_by_sink"] = {name: n for name, n in dropped.items() if n}
-        if self.timings:
-            snap["timed"] = self.timings.snapshot()
-        if self.alerts is not None:
-            snap["alerts_firing"] = self.alerts.firing()
-        if self.semantic is not None:
-            snap["semantic"] = self.semantic.snapshot()
-        if self.invalidations is not None:
-            snap["invalidations"] = self.invalidations.snapshot()
+        for plugin, blocks, exc in call_each(self.pm.hook.dspy_turbo_stats, turbo=self):  # the features' blocks
+            if exc is not None:
+                self._hook_failed("dspy_turbo_stats", plugin, exc)
+                continue
+            for name, block in (blocks or {}).items():
+                if name in snap:
+                    _warn_once(f"plugin {plugin!r} reports a stats block {name!r}, which is already taken; it is left out")
+                else:
+                    snap[name] = block
         return snap
+
+    def _hook_failed(self, hook: str, plugin: str, exc: BaseException) -> None:
+        """A feature hook that raised: an error event and a warning, never an exception."""
+        logger.warning("plugin %r: %s raised %s", plugin, hook, describe_error(exc))
+        self.bus.emit(Event(ev.ERROR, error=describe_error(exc), reason=hook, namespace=self.namespace,
+                            extra={"component": plugin}))
+
+    def _broadcast(self, hook: str, **kwargs: Any) -> None:
+        for plugin, _, exc in call_each(getattr(self.pm.hook, hook), turbo=self, **kwargs):
+            if exc is not None:
+                self._hook_failed(hook, plugin, exc)
 
     # -- monitoring: event handoff, profiling, timings --------------------------------------
 
@@ -462,23 +465,14 @@ class Turbo:
 
     def reset_stats(self) -> None:
         self._stats.reset()
-        self.timings = type(self.timings)()
-        if self.semantic is not None:
-            self.semantic.stats.reset()
+        self._broadcast("dspy_turbo_reset_stats")
 
     def clear(self, tier: str | None = None) -> dict[str, int]:
-        """Remove this namespace's entries (from one tier, or all); returns counts per tier."""
+        """Remove this namespace's entries (from one tier, or all); returns counts per tier
+        (and per feature holding data of its own: ``semantic``, the vectors dropped)."""
         removed = self.cache.clear(self.keys.prefix, tier)
-        if self.semantic is not None and tier is None:
-            self._clear_semantic(removed)
+        self._broadcast("dspy_turbo_clear", removed=removed, tier=tier)
         return removed
-
-    def _clear_semantic(self, removed: dict[str, int]) -> None:
-        try:
-            removed["semantic"] = self.semantic.clear()  # the namespace's vectors go with its entries
-        except Exception as exc:  # the exact tiers are cleared already; report, never raise
-            self.bus.emit(Event(ev.ERROR, error=describe_error(exc), reason="semantic_clear", namespace=self.namespace,
-                                extra={"component": "semantic"}))
 
     @contextlib.contextmanager
     def tagged(self, *tags: str) -> Iterator[None]:
@@ -515,14 +509,7 @@ class Turbo:
             removed = self.cache.delete_tagged(prefix, tag, tier)
         else:
             removed = self.cache.clear(prefix, tier)
-        if self.invalidations is not None and namespace in (None, self.namespace):
-            # After the shared tiers are cleared: a process dropping its copy now cannot
-            # read the stale entry back from them.
-            self.invalidations.published_invalidation(prefix, tag, tier)
-        if tag is not None:
-            return removed
-        if self.semantic is not None and tier is None and namespace in (None, self.namespace):
-            self._clear_semantic(removed)
+        self._broadcast("dspy_turbo_invalidate", prefix=prefix, namespace=namespace, tag=tag, tier=tier, removed=removed)
         return removed
 
     def export(self, path, *, tier=None, progress=None):
@@ -546,15 +533,7 @@ class Turbo:
         self.closed = True
         if self.integration is not None:
             self.uninstall()
-        try:
-            self.pm.hook.dspy_turbo_shutdown(turbo=self)
-        except Exception as exc:
-            logger.warning("a dspy_turbo_shutdown hook raised %s", describe_error(exc))
-        if self.semantic is not None:
-            try:
-                self.semantic.close()  # persists the index when it has a directory
-            except Exception as exc:
-                logger.warning("semantic cache close raised %s", describe_error(exc))
+        self._broadcast("dspy_turbo_shutdown")  # the features close theirs last (trylast)
         self.cache.close()
         self.coordinator.close()
         if not self.bus.close(self.settings.metrics.flush_timeout):
@@ -577,6 +556,15 @@ class Turbo:
     def __repr__(self) -> str:
         tiers = " -> ".join(t.name for t in self.cache.tiers)
         return f"<Turbo namespace={self.namespace!r} tiers={tiers} installed={self.integration is not None}>"
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning("%s", message)
 
 
 def _tokens(usage: dict | None) -> int:

@@ -34,7 +34,7 @@ from .plugin.similarity import WordVectorEmbedder
 
 if TYPE_CHECKING:
 
-    from .config import SemanticVerifier
+    from .features.semantic import SemanticVerifier
 
 REASON = "verifier"
 _KEPT = 4096  # texts whose words (and their rarity) are kept

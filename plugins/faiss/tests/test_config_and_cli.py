@@ -112,3 +112,22 @@ def test_a_failed_load_releases_the_index_directory(tmp_path):
         dspy_turbo.load(config)
     config["cache"]["semantic"]["embedder"] = {"type": "sentence-transformers"}
     dspy_turbo.load(config).close()  # the directory is free again
+
+
+def test_the_clear_command_reports_the_vectors_it_removed(tmp_path, semantic_config, minilm, lm, capsys):
+    """`dspy-turbo clear` with a persisted index: the namespace's vectors go with its entries, and it says how many."""
+    import dspy
+    import yaml
+
+    config = semantic_config(index={"type": "faiss", "directory": str(tmp_path / "index")})
+    path = tmp_path / "turbo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with dspy_turbo.load(path) as turbo:
+        for q in ("What is the capital of France?", "How tall is Mount Everest?"):
+            dspy.Predict("question -> answer")(question=q)
+        assert len(turbo.semantic.index) == 2
+    assert main(["clear", "-c", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "semantic: removed 2"
+    with dspy_turbo.load(path) as turbo:
+        assert len(turbo.semantic.index) == 0

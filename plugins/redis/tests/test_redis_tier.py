@@ -324,3 +324,26 @@ def test_a_startup_node_with_credentials_is_refused_without_echoing_them():
     with pytest.raises(dspy_turbo.ConfigError) as info:
         dspy_turbo.load({"cache": {"tiers": [{"type": "redis", "startup_nodes": ["redis://:hunter2@10.0.0.1:7000"]}]}})
     assert "hunter2" not in str(info.value) and "startup node" in str(info.value)
+
+
+def test_the_clear_command_says_what_it_removed_per_tier(redis_url, namespace, cleanup, tmp_path, lm):
+    """`dspy-turbo clear`: the shared tier's count, and for the memory tier (empty in the
+    command's own process) where its entries are and how they go, not "removed 0"."""
+    cleanup(namespace + ":")
+    config = tiers(redis_url, namespace)
+    turbo = dspy_turbo.load(config).install()
+    try:
+        dspy.Predict("question -> answer")(question="How do I reset my password?")
+    finally:
+        turbo.close()
+    import yaml
+
+    path = tmp_path / "turbo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, "-m", "dspy_turbo.cli", "clear", "--config", str(path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "memory: in each program's own memory, not here; running programs drop them within cache.sync_interval "
+        "(told through the shared tier)",
+        f"redis: removed 1 entries of namespace '{namespace}'"]

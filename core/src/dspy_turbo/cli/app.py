@@ -58,7 +58,8 @@ class CommandGroup(click.Group):
     def load(config: str | None, *, semantic: bool = False):
         """The Turbo a command works on: not installed into DSPy, without the config's metric
         sinks (a running program may hold their ports, and a command's lookups are not its
-        traffic) and, unless ``semantic``, without the semantic cache (no model to load)."""
+        traffic) and, unless ``semantic``, without the components of plugins' sections (the semantic
+        cache's index and embedder: no model to load)."""
         from dataclasses import replace
 
         from ..config import parse
@@ -68,7 +69,7 @@ class CommandGroup(click.Group):
         pm = make_plugin_manager()
         registry = build_registry(pm)
         parsed = parse(config, registry)
-        parsed = replace(parsed, sinks=(), **({} if semantic else {"semantic_index": None, "semantic_embedder": None}))
+        parsed = replace(parsed, sinks=(), **({} if semantic else {"components": {}}))  # no section's component
         return Turbo(parsed, pm, registry)
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:

@@ -91,11 +91,26 @@ def clear(config: str | None, tier: str | None, tag: str | None, namespace: str 
         turbo.close()
     what = f"entries tagged {tag!r}" if tag else "entries"
     namespace = namespace or turbo.namespace
+    # A tier in this process's memory starts empty here: its count says nothing. The entries
+    # are in each running program's own memory tier, which this cannot reach, except through
+    # a shared tier's invalidation log (the invalidation feed).
+    reaches = turbo.features.get("invalidations") is not None
     for t in turbo.cache.tiers:
-        if tier in (None, t.name):
-            count = removed.get(t.name)
-            click.echo(f"{t.name}: " + (f"removed {count} {what} of namespace {namespace!r}" if count is not None
-                                        else f"FAILED: {errors.get(t.name, 'unavailable')}"))
+        if tier not in (None, t.name):
+            continue
+        count = removed.get(t.name)
+        if count is None:
+            click.echo(f"{t.name}: FAILED: {errors.get(t.name, 'unavailable')}")
+        elif t.backend_in_process:
+            click.echo(f"{t.name}: in each program's own memory, not here; " +
+                       ("running programs drop them within cache.sync_interval (told through the shared tier)"
+                        if reaches else "a running program keeps them until it restarts or calls turbo.invalidate()"))
+        else:
+            click.echo(f"{t.name}: removed {count} {what} of namespace {namespace!r}")
+    tiers = {t.name for t in turbo.cache.tiers}
+    for name, count in removed.items():  # what features removed of their own (the semantic cache's vectors)
+        if name not in tiers:
+            click.echo(f"{name}: removed {count}")
     return 0 if all(removed.get(t.name) is not None for t in turbo.cache.tiers if tier in (None, t.name)) else 1
 
 

@@ -51,7 +51,9 @@ Shared by all of them:
 - :mod:`~dspy_turbo.plugin.events`: ``Event`` and ``EVENTS``, every event kind with its
   fields;
 - :mod:`~dspy_turbo.plugin.values`: ``encode_value``/``decode_value``, the tiers' value
-  codec, for components that move values across a boundary of their own.
+  codec, for components that move values across a boundary of their own;
+- :mod:`~dspy_turbo.plugin.sections`: ``ConfigSection``, a part of the YAML document a
+  feature plugin owns (``dspy_turbo_config_sections``), validated with the rest of the file.
 
 A component class is registered through its area's hook (``dspy_turbo_cache_backends``,
 ``dspy_turbo_similarity_search``, ``dspy_turbo_batch_strategies``,
@@ -71,6 +73,7 @@ from .components import KINDS, Component, ComponentUnavailable, Options, SecretS
 from .coordination import CoordinationUnavailable, Coordinator, LocalCoordinator
 from .events import EVENTS, Event, EventKind
 from .host import EventBus, Host, Tiers
+from .sections import ConfigSection
 from .selector import BudgetSettings, Decision, ModelSelector, ModelTier, SelectorOptions
 from .similarity import Embedder, SimilarityIndex, WordVectorEmbedder
 from .sink import MetricSink
@@ -80,7 +83,7 @@ __all__ = [
     "EVENTS", "KINDS", "TTL",
     "BackendOptions", "BatchError", "BatchHost", "BatchOptions", "BatchRunner", "BatchStrategy", "BudgetSettings",
     "ByteSize", "CacheBackend", "Component",
-    "ComponentUnavailable", "CoordinationUnavailable", "Coordinator", "Decision", "DecodeError", "Duration",
+    "ComponentUnavailable", "ConfigSection", "CoordinationUnavailable", "Coordinator", "Decision", "DecodeError", "Duration",
     "Embedder", "Entry", "Event", "EventBus", "EventKind", "Host", "IntegrityError", "Item", "LocalCoordinator",
     "MetricSink", "ModelSelector", "ModelTier", "Options", "RateLimitSettings", "RetrySettings", "Runner",
     "SecretStr", "SecretURL", "SelectorOptions", "Signer", "SimilarityIndex", "Tiers", "WordVectorEmbedder",

@@ -12,12 +12,57 @@ import click
 import dspy_turbo
 
 from .backend import SQLiteBackend
+from .feature import PATH, SECTION, SQLiteStats
 
 
 @dspy_turbo.hookimpl
 def dspy_turbo_cache_backends():
     """Make ``type: sqlite`` available under ``cache.tiers``."""
     return [SQLiteBackend]
+
+
+@dspy_turbo.hookimpl
+def dspy_turbo_config_sections():
+    """The ``sqlite_example:`` section of the YAML (``feature.SQLiteExampleSettings``)."""
+    return [SECTION]
+
+
+def _sqlite_tiers(turbo) -> list:
+    return [t for t in turbo.cache.tiers if isinstance(t.backend, SQLiteBackend)]
+
+
+@dspy_turbo.hookimpl
+def dspy_turbo_startup(turbo):
+    """Keep this Turbo's counters where the other hooks find them: ``turbo.sqlite_example``."""
+    turbo.publish(PATH, SQLiteStats())
+
+
+@dspy_turbo.hookimpl
+def dspy_turbo_stats(turbo):
+    """A ``sqlite_example`` block in ``turbo.stats()`` when the config has a sqlite tier."""
+    tiers = _sqlite_tiers(turbo)
+    if not tiers:
+        return None
+    block = turbo.features[PATH].block(tiers)
+    block["compact_on_close"] = turbo.config.section(PATH).compact_on_close
+    return {PATH: block}
+
+
+@dspy_turbo.hookimpl
+def dspy_turbo_reset_stats(turbo):
+    turbo.publish(PATH, SQLiteStats())
+
+
+@dspy_turbo.hookimpl
+def dspy_turbo_shutdown(turbo):
+    """``compact_on_close: true``: compact every sqlite tier (shutdown runs before the tiers close)."""
+    if not turbo.config.section(PATH).compact_on_close:
+        return
+    counters = turbo.features[PATH]
+    for tier in _sqlite_tiers(turbo):
+        removed, _ = tier.backend.compact()
+        counters.compactions += 1
+        counters.compacted_rows += removed
 
 
 @dspy_turbo.hookimpl
