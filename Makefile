@@ -30,12 +30,20 @@ SOURCES += docs/requirements.txt
 
 .PHONY: demo test test-together test-all test-isolated bench bench-semantic lint clean
 
-$(STAMP): $(SOURCES)
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	# torch first, as the local CPU build: anything later that needs torch (sentence-transformers) finds it
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet $(PACKAGES) --group dev
+# uv installs (.ci/installer puts it in .venv-uv, and torch's local CPU build in .venv-uv/torch.txt,
+# the constraint every install takes: uv does not read pip's config, which points at that file)
+UV_HOME := .venv-uv
+UV := $(UV_HOME)/bin/uv
+TORCH := $(UV_HOME)/torch.txt
+export UV_SYSTEM_CERTS := 1
+export UV_PYTHON_DOWNLOADS := never
+
+$(UV_HOME)/.installed: .ci/installer
+	@bash .ci/installer
+
+$(STAMP): $(SOURCES) $(UV_HOME)/.installed
+	test -x $(BIN)/python || $(UV) venv --quiet --seed --python $(PYTHON) $(VENV)
+	$(UV) pip install --quiet --python $(BIN)/python -c $(TORCH) $(PACKAGES) --group dev
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -44,7 +52,8 @@ demo: $(STAMP)
 # Every test, once each: every distribution's own tests in a venv with only it and the core
 # (.ci/isolated: an undeclared dependency fails), and next to that, with everything installed,
 # the tests that need several distributions, the examples and the docs (conftest.py says how).
-test: $(STAMP)
+# The two run side by side from the start: .ci/isolated builds its own venvs while .venv builds.
+test: $(UV_HOME)/.installed
 	@$(MAKE) --no-print-directory -j2 test-together test-isolated
 
 test-together: $(STAMP)
@@ -54,7 +63,7 @@ test-together: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest
 
-test-isolated:
+test-isolated: $(UV_HOME)/.installed
 	@bash .ci/isolated
 
 bench: $(STAMP)
@@ -76,4 +85,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check core plugins examples tests bench
 
 clean:
-	rm -rf $(VENV) .venv-iso
+	rm -rf $(VENV) .venv-iso $(UV_HOME)
