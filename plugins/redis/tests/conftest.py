@@ -27,6 +27,15 @@ def drop_keys(url: str, prefix: str) -> None:
 
 
 @pytest.fixture
+def cleanup(redis_url):
+    """``cleanup(prefix)``: the keys under ``prefix`` are dropped after the test."""
+    prefixes: list[str] = []
+    yield prefixes.append
+    for prefix in prefixes:
+        drop_keys(redis_url, prefix)
+
+
+@pytest.fixture
 def own_backend(redis_url):
     """Factory: ``own_backend(tag)`` is a RedisBackend over a prefix no other test uses
     (``<tag>-<random>:``) with a generous deadline (the contract is under test, not a loaded

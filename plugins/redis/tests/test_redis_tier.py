@@ -28,16 +28,6 @@ def _own_keys(url: str, prefix: str) -> list[bytes]:
         client.close()
 
 
-def _drop(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.unlink(*keys)
-    finally:
-        client.close()
-
-
 class TestRedisBackendConformance(CacheBackendSuite):
     @pytest.fixture
     def backend(self, own_backend):
@@ -58,14 +48,6 @@ def tiers(redis_url, namespace, directory=None, **redis_options):
         config["cache"]["tiers"].append({"type": "file", "directory": str(directory)})
     config["cache"]["tiers"].insert(1, {"type": "redis", "url": redis_url, **redis_options})
     return config
-
-
-@pytest.fixture
-def cleanup(redis_url):
-    prefixes = []
-    yield prefixes.append
-    for prefix in prefixes:
-        _drop(redis_url, prefix)
 
 
 @pytest.mark.requires_plugin("file")
