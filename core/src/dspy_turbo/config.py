@@ -32,10 +32,11 @@ from typing import Any, Literal, Optional, get_args
 import yaml
 from pydantic import Field, SecretStr, ValidationError, create_model, field_validator
 
+from ._moved import moved_to_plugin
 from .components import Component, Options
 from .costs import CostSettings, unpriced
 from .plugin.sections import ConfigSection
-from .plugins import KNOWN_PROVIDERS, Registry
+from .plugins import KNOWN_PROVIDERS, KNOWN_SECTIONS, Registry
 from .redaction import SECRET_TYPES, redact_text, scrub
 from .units import TTL, Duration
 
@@ -316,6 +317,12 @@ def _issues_from(exc: ValidationError, model: type[Options], prefix: str = "") -
                     ann = next((a for a in get_args(ann) if isinstance(a, type) and issubclass(a, Options)), ann)
                 owner = ann if isinstance(ann, type) and issubclass(ann, Options) else owner
             valid = sorted(owner.model_fields)
+            known = KNOWN_SECTIONS.get(path)
+            if known is not None:  # a plugin's section, the plugin not installed
+                what, package = known
+                issues.append(ConfigIssue(path, f"{what} ({path}) is provided by {package}, which is not installed: "
+                                                f"pip install {package}"))
+                continue
             issues.append(ConfigIssue(path, f"unknown key {loc[-1]!r}; {_closest(str(loc[-1]), valid)}valid keys: {', '.join(valid)}"))
         else:
             msg = _plain(err)
@@ -872,17 +879,7 @@ def _masked_defaults(schema: Any) -> Any:
     return schema
 
 
-# Moved to the semantic feature (dspy_turbo.features.semantic); the old path warns for one release.
-_MOVED = {"SemanticGuards", "SemanticVerifier", "SemanticJudge", "SemanticOverride", "SemanticSettings"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        import warnings
-
-        from .features import semantic
-
-        warnings.warn(f"dspy_turbo.config.{name} moved to dspy_turbo.features.semantic.{name}; import it from there "
-                      "(the old path is removed in the next release)", DeprecationWarning, stacklevel=2)
-        return getattr(semantic, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Moved to the semantic cache's feature (dspy_turbo_faiss.feature, in dspy-turbo-faiss); the old path warns
+# for one release and imports the plugin only when read.
+__getattr__ = moved_to_plugin(__name__, "dspy_turbo_faiss.feature", "dspy-turbo-faiss",
+                              ("SemanticGuards", "SemanticVerifier", "SemanticJudge", "SemanticOverride", "SemanticSettings"))
