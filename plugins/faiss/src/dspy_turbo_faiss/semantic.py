@@ -2,7 +2,8 @@
 
 What this module holds is everything that is not tied to one vector library; the index
 (``kind = "similarity_index"``) and the embedder (``kind = "embedder"``) are components a
-plugin registers (``dspy-turbo-faiss`` provides ``faiss`` and ``sentence-transformers``).
+plugin registers (this distribution provides ``faiss`` and ``sentence-transformers``; another
+plugin's work too). It was the core's ``dspy_turbo.semantic`` (that path warns for one release).
 
 How one LM request is matched (``SemanticCache.lookup``), after an exact miss:
 
@@ -15,14 +16,14 @@ How one LM request is matched (``SemanticCache.lookup``), after an exact miss:
    parameters, tools, every input field that is not embedded) and the namespace. A
    semantic hit is only possible inside one scope.
 3. The embedded text is embedded (concurrent callers share one forward pass: the
-   :class:`~dspy_turbo.micro_batcher.MicroBatcher`; a text is never embedded twice: the embedding cache), the index
+   :class:`~dspy_turbo_faiss.micro_batcher.MicroBatcher`; a text is never embedded twice: the embedding cache), the index
    is searched inside the scope, and a candidate at or above the threshold (cosine
-   similarity) must pass the :mod:`guards <dspy_turbo.guards>` (a differing number, date,
+   similarity) must pass the :mod:`guards <dspy_turbo_faiss.guards>` (a differing number, date,
    negation, opposite word, named entity or argument order is a miss, however close the
    vectors), then, when switched
-   on, the :mod:`verifier <dspy_turbo.verifier>` (a rare word of either question without
+   on, the :mod:`verifier <dspy_turbo_faiss.verifier>` (a rare word of either question without
    a close word in the other is a miss: "cook salmon" is not "cook chicken"), and beat the
-   other neighbours by ``margin`` (:func:`pick`). With the :mod:`judge <dspy_turbo.judge>`
+   other neighbours by ``margin`` (:func:`pick`). With the :mod:`judge <dspy_turbo_faiss.judge>`
    on, a candidate in its gray zone of similarity is served only on its "same" verdict.
 4. The candidate's entry is read from the exact tiers; an entry that expired or was
    evicted takes its vector out of the index.
