@@ -303,7 +303,8 @@ def _closest(word: str, options: list[str]) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
-def _issues_from(exc: ValidationError, model: type[Options], prefix: str = "") -> list[ConfigIssue]:
+def _issues_from(exc: ValidationError, model: type[Options], prefix: str = "",
+                 registry: Registry | None = None) -> list[ConfigIssue]:
     issues = []
     for err in exc.errors():
         loc = tuple(err["loc"])
@@ -320,7 +321,9 @@ def _issues_from(exc: ValidationError, model: type[Options], prefix: str = "") -
             known = KNOWN_SECTIONS.get(path)
             if known is not None:  # a plugin's section, the plugin not installed
                 what, package = known
-                issues.append(ConfigIssue(path, f"{what} ({path}) is provided by {package}, which is not installed: "
+                missing = registry.why_missing(package) if registry is not None else None  # installed, not loaded
+                issues.append(ConfigIssue(path, f"{what} ({path}) is provided by {package}; {missing}" if missing else
+                                                f"{what} ({path}) is provided by {package}, which is not installed: "
                                                 f"pip install {package}"))
                 continue
             issues.append(ConfigIssue(path, f"unknown key {loc[-1]!r}; {_closest(str(loc[-1]), valid)}valid keys: {', '.join(valid)}"))
@@ -609,7 +612,7 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
         settings = model.model_validate(raw)
     except ValidationError as exc:
         settings = None
-        issues.extend(_issues_from(exc, model))
+        issues.extend(_issues_from(exc, model, registry=registry))
 
     # Components are checked from the raw document, so their problems are reported
     # together with any problem in the document's own shape.

@@ -74,3 +74,13 @@ def test_the_old_paths_warn_and_give_the_moved_names(old, new, name):
     with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
         found = getattr(module, name)
     assert found is getattr(importlib.import_module(new), name)
+
+
+def test_the_semantic_section_with_the_plugin_left_out_says_why(monkeypatch):
+    monkeypatch.setenv("DSPY_TURBO_PLUGINS", "")
+    with pytest.raises(dspy_turbo.ConfigError) as info:
+        dspy_turbo.load({"cache": {"tiers": [{"type": "memory"}], "semantic": {"threshold": 0.9}}})
+    (issue,) = info.value.issues
+    assert issue.path == "cache.semantic"
+    assert issue.message.startswith("the semantic cache (cache.semantic) is provided by dspy-turbo-faiss; dspy-turbo-faiss "
+                                    "is installed, but its plugin 'faiss' is left out by DSPY_TURBO_PLUGINS="), issue.message
