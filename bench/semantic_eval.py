@@ -105,7 +105,7 @@ METHODS = ("plain MiniLM + FAISS", "dspy-turbo default (guards, margin)", "with 
 def make_verifier(embedder):
     """The verifier with its default settings (switched on), keeping every text's words (the sets are small)."""
     from dspy_turbo.config import SemanticVerifier
-    from dspy_turbo.verifier import Verifier
+    from dspy_turbo_faiss.verifier import Verifier
 
     return Verifier(SemanticVerifier(enabled=True), embedder, kept=None)
 
@@ -117,8 +117,8 @@ def serve_all(stored: list[str], stored_vecs: np.ndarray, queries: list[str], qu
     other neighbours, as a lookup does), what it serves with the verifier on, and what plain
     cosine would serve (top-1 >= threshold)."""
     from dspy_turbo.config import SemanticSettings, SemanticVerifier
-    from dspy_turbo.semantic import features, pick, rejection
     from dspy_turbo_faiss.index import FaissIndex, IndexOptions
+    from dspy_turbo_faiss.semantic import features, pick, rejection
 
     margin = SemanticSettings.model_fields["margin"].default if margin is None else margin
     default_verifier = verifier if SemanticVerifier().enabled else None
@@ -228,7 +228,7 @@ def pair_served(pairs: list[dict], vectors: Vectors, threshold: float, verifier)
     """For each pair alone (one stored, the other asked, both ways; served if either way hits):
     does plain cosine serve it, dspy-turbo's default decision, the decision with the verifier."""
     from dspy_turbo.config import SemanticVerifier
-    from dspy_turbo.semantic import rejection
+    from dspy_turbo_faiss.semantic import rejection
 
     texts = sorted({t for p in pairs for t in (p["a"], p["b"])})
     rows = vectors.of(f"near-duplicates-{xxhash_of(texts)}", texts)

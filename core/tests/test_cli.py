@@ -18,7 +18,8 @@ from dspy_turbo.cli import build_cli, main
 
 EXE = str(Path(sys.executable).with_name("dspy-turbo"))
 # The commands that work on a config: each must take it the same way.
-CONFIG_COMMANDS = {"check", "stats", "ls", "show", "export", "import", "clear", "route", "calibrate"}
+# (calibrate comes with dspy-turbo-faiss: its tests check it takes the config the same way)
+CONFIG_COMMANDS = {"check", "stats", "ls", "show", "export", "import", "clear", "route"}
 
 
 def run(*argv: str, cwd=None, env=None, **kwargs) -> subprocess.CompletedProcess:
@@ -124,6 +125,42 @@ def test_a_plugins_command_without_the_plugin_says_what_to_install(monkeypatch, 
     else:
         assert "dspy-turbo-prometheus is installed, but its plugin 'prometheus' is left out by DSPY_TURBO_PLUGINS=" in err, err
     assert "Traceback" not in err
+
+
+def test_calibrate_without_the_faiss_plugin_says_what_to_install(monkeypatch, capsys):
+    """`dspy-turbo calibrate` moved into dspy-turbo-faiss with the semantic cache."""
+    import importlib.util
+
+    monkeypatch.setenv("DSPY_TURBO_PLUGINS", "")  # no plugin loads: as with only the core installed
+    assert main(["calibrate", "--pairs", "pairs.jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert "No such command 'calibrate'. It comes with the dspy-turbo-faiss plugin:" in err, err
+    if importlib.util.find_spec("dspy_turbo_faiss") is None:
+        assert "pip install dspy-turbo-faiss" in err, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("old", ["semantic", "guards", "judge", "calibration", "verifier", "replication", "micro_batcher",
+                                 "features.semantic"])
+def test_the_moved_semantic_modules_import_no_plugin(old):
+    """The semantic cache moved into dspy-turbo-faiss; importing an old path loads nothing of it."""
+    code = f"import sys, dspy_turbo, dspy_turbo.{old}; print('dspy_turbo_faiss' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "DSPY_TURBO_PLUGINS": ""})
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stdout + done.stderr
+
+
+def test_the_moved_semantic_cache_without_its_plugin_says_what_to_install(monkeypatch):
+    import dspy_turbo.config as config
+    import dspy_turbo.semantic as old
+
+    monkeypatch.setitem(sys.modules, "dspy_turbo_faiss", None)  # as if not installed: importing it fails
+    monkeypatch.delitem(sys.modules, "dspy_turbo_faiss.semantic", raising=False)
+    monkeypatch.delitem(sys.modules, "dspy_turbo_faiss.feature", raising=False)
+    with pytest.warns(DeprecationWarning), pytest.raises(ImportError, match="pip install dspy-turbo-faiss"):
+        old.SemanticCache  # noqa: B018
+    with pytest.warns(DeprecationWarning), pytest.raises(ImportError, match="pip install dspy-turbo-faiss"):
+        config.SemanticSettings  # noqa: B018
 
 
 def test_stats_url_without_a_sink_that_reads_it_says_what_to_install(monkeypatch, capsys, tmp_path):

@@ -53,12 +53,22 @@ def test_a_bare_number_in_a_file_warns_with_the_unit(tmp_path, caplog):
 
 
 def test_messages_use_the_file_s_words():
-    found = _problems({"namespace": "my app", "key": [], "cache": {"semantic": 5, "breaker": {"failures": "x"},
+    found = _problems({"namespace": "my app", "key": [], "cache": {"breaker": {"failures": "x"},
                                                                    "mode": "replya", "tiers": [{"type": "memory"}]}})
     assert found == {
         "namespace": "may hold only letters, digits, '_', '.' and '-' (no spaces, no ':')",
         "key": "expected a mapping of settings (key: value lines), got a list",
-        "cache.semantic": "expected a mapping of settings (key: value lines), got a number",
         "cache.breaker.failures": "expected a whole number, got text",
         "cache.mode": "expected one of normal, record, replay; did you mean 'replay'?",
     }
+
+
+def test_the_semantic_section_without_its_plugin_says_what_to_install():
+    """``cache.semantic`` is dspy-turbo-faiss's section: with only the core, the file's error names the package."""
+    with pytest.raises(dspy_turbo.ConfigError) as info:
+        dspy_turbo.load({"cache": {"tiers": [{"type": "memory"}], "semantic": {"index": {"type": "faiss"},
+                                                                               "embedder": {"type": "sentence-transformers"}}}},
+                        entry_points=False)
+    assert {issue.path: issue.message for issue in info.value.issues} == {
+        "cache.semantic": "the semantic cache (cache.semantic) is provided by dspy-turbo-faiss, which is not installed: "
+                          "pip install dspy-turbo-faiss"}

@@ -132,7 +132,6 @@ class Clash:
 @pytest.mark.parametrize(("path", "words"), [
     ("gauge", "declared twice: by plugin"),
     ("namespace", "is a key of the core's own"),
-    ("cache.semantic", "declared twice: by plugin 'Clash' and by plugin 'dspy_turbo.features.semantic'"),
     ("cache.ttl", "is a key of the core's own"),
     ("namespace.inner", "must be a top-level key or a key inside one of"),
 ])
@@ -173,10 +172,3 @@ def test_a_feature_cannot_publish_over_a_turbo_attribute():
     finally:
         turbo.close()
 
-
-def test_the_semantic_settings_old_import_path_warns_and_still_works():
-    from dspy_turbo.features.semantic import SemanticSettings
-
-    with pytest.warns(DeprecationWarning, match="moved to dspy_turbo.features.semantic.SemanticSettings"):
-        from dspy_turbo.config import SemanticSettings as old
-    assert old is SemanticSettings

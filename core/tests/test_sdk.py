@@ -21,7 +21,8 @@ from dspy_turbo.plugin.host import EventBus, Host, Tiers
 # Every distribution of the repository against the SDK and the event table.
 pytestmark = pytest.mark.requires_plugin("file", "redis", "prometheus", "logsink", "batching", "faiss")
 
-SUBMODULES = ["backend", "batch", "calls", "components", "coordination", "events", "host", "selector", "similarity", "sink", "units"]
+SUBMODULES = ["backend", "batch", "calls", "components", "coordination", "events", "host", "selector", "signatures", "similarity",
+              "sink", "units"]
 
 
 def test_every_name_the_sdk_lists_is_there():
@@ -87,7 +88,7 @@ def test_the_core_and_the_plugins_never_use_an_old_path():
     """Importing every plugin module and running a batch warns nothing about a moved name."""
     code = (
         "import dspy, dspy_turbo\n"
-        "import dspy_turbo.testing, dspy_turbo.calibration\n"
+        "import dspy_turbo.testing, dspy_turbo_faiss.calibration, dspy_turbo_faiss.plugin\n"
         "import dspy_turbo_batching.thread, dspy_turbo_batching.asynchronous, dspy_turbo_batching.runner\n"
         "import dspy_turbo_batching.policy, dspy_turbo_faiss.index\n"
         "import dspy_turbo_faiss.embedder, dspy_turbo_faiss.onnx_runtime, dspy_turbo_file.backend\n"
@@ -185,8 +186,9 @@ def test_a_metric_sink_must_handle_events():
 
 
 def test_the_table_holds_every_event_kind_the_core_defines():
-    from dspy_turbo import alerts, events, profiling, semantic
+    from dspy_turbo import alerts, events, profiling
     from dspy_turbo_batching import batch, policy
+    from dspy_turbo_faiss import semantic
 
     defined = {v for m in (events, semantic) for k, v in vars(m).items() if k.isupper() and isinstance(v, str)
                and not k.startswith("_") and k != "TIER"}

@@ -23,3 +23,12 @@ def dspy_turbo_commands(cli):
     from .cli import builtin
 
     builtin.register(cli)
+
+
+@hookimpl(tryfirst=True)
+def dspy_turbo_startup(turbo):
+    """``turbo.semantic`` is None until a plugin publishes a semantic cache (dspy-turbo-faiss's,
+    from its own ``tryfirst`` startup, which runs before this one): the DSPy integration reads
+    it on every lookup, with no plugin installed too."""
+    if "semantic" not in turbo.features:
+        turbo.publish("semantic", None)

@@ -83,7 +83,7 @@ class Component:
 
     @classmethod
     def check_available(cls, options: Options) -> None:
-        """Raise (``dspy_turbo.semantic.ComponentUnavailable``, with a message saying what to
+        """Raise (``dspy_turbo.plugin.ComponentUnavailable``, with a message saying what to
         install or give) when the component cannot be built on this machine: a package that
         does not import, a model that is not here. Cheap: no connection, no model loaded.
         Part of validating a config, so ``dspy-turbo check`` refuses what ``load()`` would;

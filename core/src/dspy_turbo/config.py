@@ -32,10 +32,11 @@ from typing import Any, Literal, Optional, get_args
 import yaml
 from pydantic import Field, SecretStr, ValidationError, create_model, field_validator
 
+from ._moved import moved_to_plugin
 from .components import Component, Options
 from .costs import CostSettings, unpriced
 from .plugin.sections import ConfigSection
-from .plugins import KNOWN_PROVIDERS, Registry
+from .plugins import KNOWN_PROVIDERS, KNOWN_SECTIONS, Registry
 from .redaction import SECRET_TYPES, redact_text, scrub
 from .units import TTL, Duration
 
@@ -302,7 +303,8 @@ def _closest(word: str, options: list[str]) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
-def _issues_from(exc: ValidationError, model: type[Options], prefix: str = "") -> list[ConfigIssue]:
+def _issues_from(exc: ValidationError, model: type[Options], prefix: str = "",
+                 registry: Registry | None = None) -> list[ConfigIssue]:
     issues = []
     for err in exc.errors():
         loc = tuple(err["loc"])
@@ -316,6 +318,14 @@ def _issues_from(exc: ValidationError, model: type[Options], prefix: str = "") -
                     ann = next((a for a in get_args(ann) if isinstance(a, type) and issubclass(a, Options)), ann)
                 owner = ann if isinstance(ann, type) and issubclass(ann, Options) else owner
             valid = sorted(owner.model_fields)
+            known = KNOWN_SECTIONS.get(path)
+            if known is not None:  # a plugin's section, the plugin not installed
+                what, package = known
+                missing = registry.why_missing(package) if registry is not None else None  # installed, not loaded
+                issues.append(ConfigIssue(path, f"{what} ({path}) is provided by {package}; {missing}" if missing else
+                                                f"{what} ({path}) is provided by {package}, which is not installed: "
+                                                f"pip install {package}"))
+                continue
             issues.append(ConfigIssue(path, f"unknown key {loc[-1]!r}; {_closest(str(loc[-1]), valid)}valid keys: {', '.join(valid)}"))
         else:
             msg = _plain(err)
@@ -602,7 +612,7 @@ def parse(source: str | os.PathLike | dict | None, registry: Registry, environ=o
         settings = model.model_validate(raw)
     except ValidationError as exc:
         settings = None
-        issues.extend(_issues_from(exc, model))
+        issues.extend(_issues_from(exc, model, registry=registry))
 
     # Components are checked from the raw document, so their problems are reported
     # together with any problem in the document's own shape.
@@ -872,17 +882,7 @@ def _masked_defaults(schema: Any) -> Any:
     return schema
 
 
-# Moved to the semantic feature (dspy_turbo.features.semantic); the old path warns for one release.
-_MOVED = {"SemanticGuards", "SemanticVerifier", "SemanticJudge", "SemanticOverride", "SemanticSettings"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        import warnings
-
-        from .features import semantic
-
-        warnings.warn(f"dspy_turbo.config.{name} moved to dspy_turbo.features.semantic.{name}; import it from there "
-                      "(the old path is removed in the next release)", DeprecationWarning, stacklevel=2)
-        return getattr(semantic, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Moved to the semantic cache's feature (dspy_turbo_faiss.feature, in dspy-turbo-faiss); the old path warns
+# for one release and imports the plugin only when read.
+__getattr__ = moved_to_plugin(__name__, "dspy_turbo_faiss.feature", "dspy-turbo-faiss",
+                              ("SemanticGuards", "SemanticVerifier", "SemanticJudge", "SemanticOverride", "SemanticSettings"))

@@ -319,7 +319,7 @@ class DSPyCache(_DSPyCache):
             semantic = self.turbo.semantic
             if semantic is None:
                 found = self.turbo.cache.get(key, count, check=served) is not None
-            else:  # exact first, then a safe paraphrase match (dspy_turbo.semantic)
+            else:  # exact first, then a safe paraphrase match (turbo.semantic: dspy-turbo-faiss)
                 found = semantic.lookup(request, key, ignored_args_for_cache_key, count=count, check=served) is not None
         else:
             found = self._tiers_for(memory, disk).get(key, count, check=served) is not None
@@ -718,14 +718,14 @@ def _replay_refused(turbo: Turbo, lm: Any, call: Any, key: str | None, reason: s
 def _signature_from(messages: Any) -> str | None:
     """``"question -> answer"`` from the fields a DSPy adapter lists in its system message."""
     try:
-        from .semantic import _input_fields, _output_names
+        from .signature_text import input_fields, output_names
 
         system = next((m.get("content") for m in messages or () if isinstance(m, dict) and m.get("role") == "system"),
                       None)
         if not isinstance(system, str):
             return None
-        inputs = [name for name, _ in _input_fields(system)]
-        return f"{', '.join(inputs)} -> {', '.join(_output_names(system))}" if inputs else None
+        inputs = [name for name, _ in input_fields(system)]
+        return f"{', '.join(inputs)} -> {', '.join(output_names(system))}" if inputs else None
     except Exception:  # a message shape of its own: the message itself is shown instead
         return None
 

@@ -223,8 +223,9 @@ def dspy_turbo_commands(cli: Any) -> None:
     with ``@cli.command()`` (or ``cli.add_command``). It also offers what the core's own
     commands use: ``@cli.config_option`` (``-c/--config PATH`` with the one default:
     ``$DSPY_TURBO_CONFIG``, else ``./turbo.yaml`` when it exists, else the embedded
-    default; the command receives ``config``) and ``cli.load(config)`` (a Turbo, not
-    installed into DSPy; close it when done). Return the exit code from the command
+    default; the command receives ``config``), ``cli.load(config)`` (a Turbo, not
+    installed into DSPy; close it when done) and ``cli.parse(config)`` (the validated config,
+    nothing built). Return the exit code from the command
     (0 ok, 1 failed, 2 bad input); raise ``click.ClickException`` or
     ``dspy_turbo.ConfigError`` for a message without a traceback.
 

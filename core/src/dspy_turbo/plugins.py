@@ -31,11 +31,10 @@ ENV_FILTER = "DSPY_TURBO_PLUGINS"
 
 # The core's own plugins, registered before any entry point and through the same hooks:
 # its components and CLI commands, then one module per feature (dspy_turbo.features).
-# pluggy calls the last registered first: timings, alerts, the invalidation feed, then the
-# semantic cache (which drops its vectors after the feed told the other processes).
+# pluggy calls the last registered first: timings, alerts, the invalidation feed. (The semantic
+# cache's feature is dspy-turbo-faiss's.)
 DEFAULT_PLUGINS = (
     "dspy_turbo.builtin",
-    "dspy_turbo.features.semantic",
     "dspy_turbo.features.invalidation",
     "dspy_turbo.features.alerts",
     "dspy_turbo.features.timings",
@@ -63,7 +62,10 @@ KNOWN_PROVIDERS = {
     ("metric_sink", "log"): "dspy-turbo-logsink",
 }
 # Subcommands that come with a plugin, for the "install X" hint of `dspy-turbo <command>`.
-KNOWN_COMMANDS = {"top": "dspy-turbo-prometheus"}
+KNOWN_COMMANDS = {"top": "dspy-turbo-prometheus", "calibrate": "dspy-turbo-faiss"}
+# Config sections that come with a plugin (dspy_turbo_config_sections), for the "install X" hint of a
+# file that uses one without it.
+KNOWN_SECTIONS = {"cache.semantic": ("the semantic cache", "dspy-turbo-faiss")}
 
 
 class PluginError(RuntimeError):

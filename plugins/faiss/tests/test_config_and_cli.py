@@ -105,6 +105,19 @@ def test_calibrate_bad_input_is_a_message(tmp_path, capsys):
     assert main(["calibrate", "--pairs", str(tmp_path / "missing.json")]) == 2
 
 
+def test_calibrate_reads_the_semantic_settings_of_its_config(tmp_path, capsys):
+    """``-c`` is parsed (``cli.parse``: validated, nothing built): a config without the section says so."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"text_a": "a", "text_b": "b", "label": 1}))
+    config = tmp_path / "turbo.yaml"
+    config.write_text("cache:\n  tiers: [{type: memory}]\n")
+    assert main(["calibrate", "--pairs", str(pairs), "-c", str(config)]) == 2
+    assert "cache.semantic: no semantic cache configured" in capsys.readouterr().err
+    config.write_text("cache:\n  tiers: [{type: memory}]\n  semantic: {threshold: 2}\n")
+    assert main(["calibrate", "--pairs", str(pairs), "-c", str(config)]) == 2
+    assert "cache.semantic.threshold" in capsys.readouterr().err
+
+
 def test_a_failed_load_releases_the_index_directory(tmp_path):
     config = semantic(index={"type": "faiss", "directory": str(tmp_path)},
                       embedder={"type": "sentence-transformers", "model": str(tmp_path / "no-such-model")})

@@ -3,7 +3,7 @@
 import dspy
 import pytest
 
-from dspy_turbo.semantic import extract, features, guard_reason
+from dspy_turbo_faiss.semantic import extract, features, guard_reason
 
 
 def request_for(signature, adapter=None, **inputs):
@@ -66,14 +66,14 @@ def test_guards_pass_true_paraphrases(a, b):
 
 
 def test_guards_can_be_switched_off():
-    from dspy_turbo.config import SemanticGuards
+    from dspy_turbo_faiss.feature import SemanticGuards
 
     a, b = features("Is coffee good for you?"), features("Is coffee not good for you?")
     assert guard_reason(a, b, SemanticGuards(negations=False)) is None
 
 
 def test_pick_serves_only_a_clear_winner():
-    from dspy_turbo.semantic import pick
+    from dspy_turbo_faiss.semantic import pick
 
     def never(i):
         return None

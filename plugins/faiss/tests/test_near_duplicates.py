@@ -8,8 +8,8 @@ import dspy
 import numpy as np
 import pytest
 
-from dspy_turbo.guards import features, guard_reason, table
-from dspy_turbo.semantic import rejection
+from dspy_turbo_faiss.guards import features, guard_reason, table
+from dspy_turbo_faiss.semantic import rejection
 
 CORPUS = Path(__file__).resolve().parents[3] / "bench" / "data" / "near_duplicates.json"
 
@@ -83,7 +83,7 @@ def test_the_word_table_ships_with_the_package():
     """The table is package data, read through importlib.resources (not a path next to the source)."""
     from importlib import resources
 
-    raw = json.loads(resources.files("dspy_turbo").joinpath("data/antonyms.json").read_text(encoding="utf-8"))
+    raw = json.loads(resources.files("dspy_turbo_faiss").joinpath("data/antonyms.json").read_text(encoding="utf-8"))
     assert len(raw["opposites"]) >= 100
     forms = table().forms
     assert {side for _, side in forms["maximum"]} == {0} and {side for _, side in forms["minimum"]} == {1}
@@ -91,7 +91,7 @@ def test_the_word_table_ships_with_the_package():
 
 
 def test_each_guard_can_be_switched_off():
-    from dspy_turbo.config import SemanticGuards
+    from dspy_turbo_faiss.feature import SemanticGuards
 
     for (a, b), flag in ((AFFIX[0], "negations"), (ANTONYM[0], "antonyms"), (ORDER[0], "order")):
         assert guard_reason(features(a), features(b)) is not None

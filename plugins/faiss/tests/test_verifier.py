@@ -5,9 +5,9 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.config import SemanticVerifier
-from dspy_turbo.semantic import rejection
-from dspy_turbo.verifier import Verifier
+from dspy_turbo_faiss.feature import SemanticVerifier
+from dspy_turbo_faiss.semantic import rejection
+from dspy_turbo_faiss.verifier import Verifier
 
 
 @pytest.fixture(scope="module")

@@ -72,6 +72,15 @@ class CommandGroup(click.Group):
         parsed = replace(parsed, sinks=(), **({} if semantic else {"components": {}}))  # no section's component
         return Turbo(parsed, pm, registry)
 
+    @staticmethod
+    def parse(config: str | None):
+        """The validated config a command works on, nothing built (``dspy-turbo calibrate`` reads
+        ``config.section(path)`` and ``config.component(path)``, the spec of a section's component)."""
+        from ..config import parse
+        from ..plugins import build_registry
+
+        return parse(config, build_registry(make_plugin_manager()))
+
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         name = name or cmd.name
         if name in self.commands:

@@ -2,14 +2,13 @@
 
 Configuration and plugins: ``plugins``, ``check``, ``schema``, ``completion``; the cache:
 ``stats``, ``ls``, ``show`` (``inspect``), ``export``, ``import`` (``transfer``), ``clear``;
-the rest: ``route``, ``demo``, ``calibrate``. (``top`` comes with dspy-turbo-prometheus.)
+the rest: ``route``, ``demo``. (``top`` comes with dspy-turbo-prometheus, ``calibrate`` with dspy-turbo-faiss.)
 """
 
 from __future__ import annotations
 
 import json
 import os
-from types import SimpleNamespace
 
 import click
 
@@ -19,7 +18,7 @@ from .app import CommandGroup, config_option
 
 def register(cli: CommandGroup) -> None:
     for command in (plugins, check, schema, inspect.stats, inspect.ls, inspect.show, transfer.export_command,
-                    transfer.import_command, clear, route, demo, calibrate, completion):
+                    transfer.import_command, clear, route, demo, completion):
         cli.add_command(command)
 
 
@@ -161,20 +160,6 @@ def demo(questions: int, latency: float, threads: int, config: str | None, as_js
     argv = ["--questions", str(questions), "--latency", repr(latency), "--threads", str(threads)]
     argv += ["--config", config] if config else []
     return demo_module.main(argv + (["--json"] if as_json else []))
-
-
-@click.command(help="Choose the semantic cache threshold.\n\nSweeps thresholds on labelled pairs and prints the one for the YAML.")
-@click.option("--pairs", required=True, metavar="FILE", help="JSON, JSON Lines (or .gz) of {text_a, text_b, label}")
-@click.option("--target-precision", type=float, default=0.99, show_default=True,
-              help="precision the threshold must reach")
-@config_option
-@click.option("--no-guards", is_flag=True, help="score cosine alone, without the guards and the verifier")
-@click.option("--verifier", is_flag=True, help="score with the verifier on (its settings from the config, else the defaults)")
-@click.option("--limit", type=click.IntRange(min=0), default=0, metavar="N", help="use only the first N pairs (0: all)")
-def calibrate(**options) -> int:
-    from ..calibration import calibrate_command
-
-    return calibrate_command(SimpleNamespace(**options), _registry()[1])
 
 
 @click.command(help="Print the shell completion script.\n\nFor bash: eval \"$(dspy-turbo completion bash)\" (zsh and fish likewise).\n\nSHELL: bash (the default), zsh or fish.")

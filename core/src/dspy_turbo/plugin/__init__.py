@@ -36,7 +36,8 @@ its base class or protocol, and a conformance suite in ``dspy_turbo.testing``:
   ``SelectorOptions``), tested by ``ModelSelectorSuite``;
 - metric sink: :mod:`dspy_turbo.plugin.sink` (``MetricSink``), tested by ``MetricSinkSuite``;
 - coordinator (offered by a tier shared by processes): :mod:`dspy_turbo.plugin.coordination`
-  (``Coordinator``), tested by ``CoordinatorSuite``.
+  (``Coordinator``; ``SharedLog``, a log every process of a namespace reads, where the
+  coordinator ``supports_logs``), tested by ``CoordinatorSuite``.
 
 Shared by all of them:
 
@@ -53,7 +54,9 @@ Shared by all of them:
 - :mod:`~dspy_turbo.plugin.values`: ``encode_value``/``decode_value``, the tiers' value
   codec, for components that move values across a boundary of their own;
 - :mod:`~dspy_turbo.plugin.sections`: ``ConfigSection``, a part of the YAML document a
-  feature plugin owns (``dspy_turbo_config_sections``), validated with the rest of the file.
+  feature plugin owns (``dspy_turbo_config_sections``), validated with the rest of the file;
+- :mod:`~dspy_turbo.plugin.signatures`: ``input_fields``/``output_names``, the fields a
+  DSPy-rendered system message declares (for a plugin that reads LM requests: the semantic cache).
 
 A component class is registered through its area's hook (``dspy_turbo_cache_backends``,
 ``dspy_turbo_similarity_search``, ``dspy_turbo_batch_strategies``,

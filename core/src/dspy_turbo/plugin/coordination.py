@@ -11,5 +11,6 @@ error in the user's program. ``dspy_turbo.testing.CoordinatorSuite`` checks ever
 from __future__ import annotations
 
 from ..coordination import CoordinationUnavailable, Coordinator, LocalCoordinator
+from ..shared_log import SharedLog, supports_logs
 
-__all__ = ["CoordinationUnavailable", "Coordinator", "LocalCoordinator"]
+__all__ = ["CoordinationUnavailable", "Coordinator", "LocalCoordinator", "SharedLog", "supports_logs"]

@@ -4,7 +4,7 @@ Both are components (``kind = "similarity_index"`` under ``cache.semantic.index`
 ``kind = "embedder"`` under ``cache.semantic.embedder``) registered through
 ``dspy_turbo_similarity_search``; their instances provide the protocols below. They only
 store vectors and embed text: what is embedded, the scope, the guards, the threshold,
-micro-batching and the embedding cache are the semantic cache's (``dspy_turbo.semantic``).
+micro-batching and the embedding cache are the semantic cache's (``dspy_turbo_faiss.semantic``).
 ``dspy_turbo.testing.SimilarityIndexSuite`` and ``EmbedderSuite`` check every rule.
 """
 

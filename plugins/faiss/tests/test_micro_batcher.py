@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from dspy_turbo.micro_batcher import MicroBatcher
+from dspy_turbo_faiss.micro_batcher import MicroBatcher
 
 
 class FakeModel:
