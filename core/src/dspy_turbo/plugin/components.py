@@ -13,10 +13,14 @@ import, a model that is not on disk) raises :class:`ComponentUnavailable` from
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from ..components import KINDS, Component, Options, SecretStr, SecretURL
 from ..redaction import SECRET_TYPES
 
-__all__ = ["KINDS", "SECRET_TYPES", "Component", "ComponentUnavailable", "Options", "SecretStr", "SecretURL"]
+__all__ = ["KINDS", "SECRET_TYPES", "Component", "ComponentUnavailable", "Options", "SecretStr", "SecretURL",
+           "import_object"]
 
 
 class ComponentUnavailable(RuntimeError):
@@ -28,3 +32,14 @@ class ComponentUnavailable(RuntimeError):
     def __init__(self, message: str, package: str | None = None):
         super().__init__(message)
         self.package = package
+
+
+def import_object(spec: str) -> Any:
+    """The object an option names as ``"package.module:attr.path"`` (e.g. an app's own
+    registry or tracer provider), imported now. Raises the ``ImportError`` or
+    ``AttributeError`` that says what is missing; the component words it for its config."""
+    module, _, attr = spec.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj

@@ -39,7 +39,6 @@ program's thread: a slow or broken exporter never slows or breaks the program.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
@@ -47,7 +46,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import Field, field_validator
 
-from dspy_turbo.plugin.components import ComponentUnavailable, Options, SecretStr
+from dspy_turbo.plugin.components import ComponentUnavailable, Options, SecretStr, import_object
 from dspy_turbo.plugin.sink import Event, MetricSink
 
 from . import attributes as attr
@@ -89,11 +88,8 @@ class OtelOptions(Options):
 
 
 def _resolve_provider(spec: str):
-    module, _, name = spec.partition(":")
     try:
-        obj = importlib.import_module(module)
-        for part in name.split("."):
-            obj = getattr(obj, part)
+        obj = import_object(spec)
     except (ImportError, AttributeError) as exc:
         raise ComponentUnavailable(f"otel sink: cannot find the tracer provider {spec!r}: {exc}") from None
     if not callable(getattr(obj, "get_tracer", None)):

@@ -16,7 +16,6 @@ prometheus_client is imported when a sink is built, never at plugin registration
 from __future__ import annotations
 
 import errno
-import importlib
 import logging
 import os
 import threading
@@ -27,7 +26,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from dspy_turbo.plugin import events as ev
-from dspy_turbo.plugin.components import Options
+from dspy_turbo.plugin.components import Options, import_object
 from dspy_turbo.plugin.sink import Event, MetricSink
 
 logger = logging.getLogger("dspy_turbo_prometheus")
@@ -67,11 +66,8 @@ def _resolve_registry(spec: str):
         return prometheus_client.CollectorRegistry(auto_describe=True)
     if spec == "default":
         return prometheus_client.REGISTRY
-    module, _, attr = spec.partition(":")
     try:
-        obj = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
+        obj = import_object(spec)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"prometheus sink: cannot find the registry {spec!r}: {exc}") from None
     if not hasattr(obj, "register"):
