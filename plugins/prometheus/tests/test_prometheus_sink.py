@@ -286,3 +286,39 @@ def test_metrics_are_served_on_loopback_unless_configured(make_turbo, lm):
 
     with urllib.request.urlopen(sink.url, timeout=5) as response:
         assert b"dspy_turbo_lm_calls_total" in response.read()
+
+
+class TwoStep(dspy.Module):
+    """Two LM requests per item, so item-level and LM-level counts differ."""
+
+    def __init__(self):
+        super().__init__()
+        self.draft = dspy.Predict("question -> answer")
+        self.check = dspy.Predict("question, answer -> verdict: bool")
+
+    def forward(self, question):
+        answer = self.draft(question=question).answer
+        return dspy.Prediction(answer=answer, verdict=self.check(question=question, answer=answer).verdict)
+
+
+@pytest.mark.requires_plugin("batching")
+@pytest.mark.timeout(120)
+def test_batch_item_hits_and_stores_have_their_own_counters_matching_stats(make_turbo, promtool):
+    turbo = make_turbo({"namespace": "prom-items", "cache": {"tiers": [{"type": "memory"}]},
+                        "metrics": {"sinks": [{"type": "prometheus", "host": "127.0.0.1", "port": 0}]}})
+    url = turbo.sinks[0].url
+    examples = [{"question": f"q{i}"} for i in range(10)]
+    with dspy.context(lm=offline_lm("openai/gpt-4o-mini", latency=0.002), adapter=None):
+        turbo.batch(TwoStep(), examples, strategy="thread", item_cache=True)
+        turbo.batch(TwoStep(), examples, strategy="thread", item_cache=True)  # every item whole from the cache
+    assert turbo.flush_events(5)
+    text = scrape(url)
+    found = samples(text)
+    stats = turbo.stats()
+    assert stats["batch_items"] == {"hits": {"memory": 10}, "hits_total": 10, "stores": {"memory": 10}}
+    assert value(found, "dspy_turbo_batch_item_hits_total", tier="memory") == 10
+    assert value(found, "dspy_turbo_batch_item_stores_total", tier="memory") == 10
+    # the lookups counter still counts both levels, as stats() does; LM-level = lookups - item hits
+    assert_matches_stats(found, stats)
+    assert value(found, "dspy_turbo_cache_lookups_total", tier="memory", result="hit") == stats["hits"]["memory"] == 10
+    promtool_check(promtool, text)

@@ -79,6 +79,12 @@ class Metrics:
                                ["tier", "state"], **r)
         self.batch_events = Counter("dspy_turbo_batch_events", "Batch progress events, by kind.", ["kind"], **r)
         self.batch_items = Counter("dspy_turbo_batch_items", "Batch items, by result (from batch events' counts).", ["result"], **r)
+        # Whole batch items served from or stored in the item cache: also counted in lookups and
+        # stores (as turbo.stats() counts them), so an LM-level hit rate can subtract them.
+        self.item_hits = Counter("dspy_turbo_batch_item_hits", "Whole batch items served from the item cache, by tier "
+                                 "(also counted in dspy_turbo_cache_lookups_total).", ["tier"], **r)
+        self.item_stores = Counter("dspy_turbo_batch_item_stores", "Whole batch items written to a tier's item cache "
+                                   "(also counted in dspy_turbo_cache_stores_total).", ["tier"], **r)
         self.other_events = Counter("dspy_turbo_other_events", "Events of kinds this sink has no metric of its own for "
                                     "(routing decisions, retries, semantic index changes, ...), by kind.", ["kind"], **r)
         self.timed = Histogram("dspy_turbo_timed_duration_seconds", "Duration of user code timed with turbo.timed(name) or turbo.profile().",

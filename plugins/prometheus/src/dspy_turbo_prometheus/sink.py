@@ -223,6 +223,8 @@ class PrometheusSink(MetricSink):
             add(dollars, event.cost or 0.0)
             if "similarity" in extra:
                 self._child(m.similarity, "hit").observe(float(extra["similarity"]))
+            if extra.get("level") == "item":
+                add(self._child(m.item_hits, event.tier or "?"), 1)
         elif kind == ev.MISS:
             add(self._child(m.lookups, "none", "miss"), 1)
             if event.latency is not None:
@@ -238,6 +240,8 @@ class PrometheusSink(MetricSink):
             add(self._child(m.dollars, model, "saved"), event.cost or 0.0)
         elif kind == ev.STORE:
             add(self._child(m.stores, event.tier or "?", event.reason or "write"), 1)
+            if extra.get("level") == "item":
+                add(self._child(m.item_stores, event.tier or "?"), 1)
         elif kind == ev.SKIP_STORE:
             add(self._child(m.store_skips, event.reason or "?"), 1)
         elif kind == ev.EVICT:
