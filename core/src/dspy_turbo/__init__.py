@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import _moved
+
+_moved.install_finder()  # before anything else: old module paths (dspy_turbo.keys) keep working
+
 try:
     __version__ = version("dspy-turbo")
 except PackageNotFoundError:  # running from a source tree
@@ -67,4 +71,7 @@ def __getattr__(name: str):
         from .cached_module import CachedModule
 
         return CachedModule
+    old = _moved.old_module(__name__, name)  # a module that moved into a subpackage, by its old path
+    if old is not None:
+        return old
     raise AttributeError(f"module 'dspy_turbo' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Old import paths of names that moved into the SDK (``dspy_turbo.plugin``).
+"""Old import paths of names and modules that moved: into the SDK (``dspy_turbo.plugin``),
+into a plugin distribution, or into the core's own subpackages.
 
 A published plugin may still import a contract from where it used to live
 (``from dspy_turbo.batching import BatchStrategy``). That keeps working for one release
@@ -6,11 +7,22 @@ and warns with a ``DeprecationWarning`` naming the new place. The old module kee
 the name itself without a warning: its own code reads its globals, never its attributes.
 A whole module that moved into a plugin distribution (``dspy_turbo.dashboard``) keeps a
 stub at its old path that reads its names from the new one (:func:`moved_module`).
+
+A core module that moved into a subpackage (``dspy_turbo.keys`` is ``dspy_turbo.cache.keys``)
+is listed in :data:`MODULES`; :func:`install_finder` (called by ``dspy_turbo/__init__.py``)
+serves the old path from that table: ``import dspy_turbo.keys`` and ``from dspy_turbo import
+keys`` give the very module object of the new path (so patching one patches the other),
+with one ``DeprecationWarning`` per process naming the new path. Where the old module's
+name is now a package (``dspy_turbo.events``), the package reads the old module's names
+from the new one, warning (:func:`moved_into`).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
+import os
 import sys
 import types
 import warnings
@@ -73,3 +85,88 @@ def moved_module(module_name: str, target: str, distribution: str) -> None:
         return getattr(_import_moved(module_name, target, distribution), name)
 
     module.__getattr__ = __getattr__
+
+
+# old module path -> new module path, for the core modules that moved into subpackages
+MODULES: dict[str, str] = {
+}
+
+
+def _warn(message: str) -> None:
+    """A DeprecationWarning attributed to the code that imported or read the old path
+    (not to the import machinery or this module)."""
+    frame, level = sys._getframe(0), 1
+    while frame is not None and (frame.f_code.co_filename == __file__
+                                 or frame.f_code.co_filename.startswith("<frozen importlib")):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, DeprecationWarning, stacklevel=level)
+
+
+def _moved_message(old: str, new: str) -> str:
+    return f"{old} moved to {new}; import it from there (the old path is removed in the next release)"
+
+
+class _OldModulePaths:
+    """A ``sys.meta_path`` finder and loader for the old paths in :data:`MODULES`: the module
+    "loaded" under an old path is the new path's module itself (its ``__spec__`` kept)."""
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        if fullname not in MODULES:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec):
+        new = MODULES[spec.name]
+        _warn(_moved_message(spec.name, new))
+        module = importlib.import_module(new)
+        spec.loader_state = module.__spec__
+        return module
+
+    def exec_module(self, module) -> None:
+        # the import system set the old path's spec on the module: give it back its own
+        own = module.__spec__.loader_state
+        if own is not None:
+            module.__spec__ = own
+
+    def get_code(self, fullname: str):
+        """``python -m <old path>`` runs the new module."""
+        new = MODULES[fullname]
+        _warn(_moved_message(fullname, new))
+        spec = importlib.util.find_spec(new)
+        return spec.loader.get_code(new)
+
+
+_FINDER = _OldModulePaths()
+
+
+def install_finder() -> None:
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
+
+
+def old_module(package: str, name: str):
+    """``package.name`` read as an attribute (``dspy_turbo.keys`` without importing it first):
+    the moved module, imported through its old path (so it warns), or None."""
+    old = f"{package}.{name}"
+    return importlib.import_module(old) if old in MODULES else None
+
+
+def moved_into(package: str, target: str):
+    """The ``__getattr__`` of a package that took the name of a moved module: reading one of
+    that module's names (``dspy_turbo.events.Event``) warns and gives ``target``'s name
+    (``dspy_turbo.events.bus.Event``). The package's own submodules are never shadowed."""
+    folder = os.path.dirname(sys.modules[package].__file__)
+
+    def __getattr__(name: str):
+        if name.startswith("__") or os.path.exists(os.path.join(folder, f"{name}.py")) \
+                or os.path.isdir(os.path.join(folder, name)):
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        module = importlib.import_module(target)
+        try:
+            value = getattr(module, name)
+        except AttributeError:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
+        _warn(_moved_message(f"{package}.{name}", f"{target}.{name}"))
+        return value
+
+    return __getattr__
