@@ -37,16 +37,16 @@ def test_every_name_the_sdk_lists_is_there():
 
 
 MOVED = [
-    ("dspy_turbo.batching", "BatchOptions", "dspy_turbo.plugin.batch"),
-    ("dspy_turbo.batching", "BatchStrategy", "dspy_turbo.plugin.batch"),
-    ("dspy_turbo.batching", "Runner", "dspy_turbo.plugin.batch"),
-    ("dspy_turbo.batching", "BatchError", "dspy_turbo.plugin.batch"),
-    ("dspy_turbo.batching", "item_key", "dspy_turbo.items"),
+    ("dspy_turbo.host.batching", "BatchOptions", "dspy_turbo.plugin.batch"),
+    ("dspy_turbo.host.batching", "BatchStrategy", "dspy_turbo.plugin.batch"),
+    ("dspy_turbo.host.batching", "Runner", "dspy_turbo.plugin.batch"),
+    ("dspy_turbo.host.batching", "BatchError", "dspy_turbo.plugin.batch"),
+    ("dspy_turbo.host.batching", "item_key", "dspy_turbo.items"),
     ("dspy_turbo.ratelimit", "RateLimitSettings", "dspy_turbo.plugin.batch"),
     ("dspy_turbo.retry", "RetrySettings", "dspy_turbo.plugin.batch"),
     ("dspy_turbo.callpolicy", "tracking_spent", "dspy_turbo.plugin.calls"),
     # the batch machinery, moved into dspy-turbo-batching (imported only when read)
-    ("dspy_turbo.batching", "Item", "dspy_turbo_batching.batch"),
+    ("dspy_turbo.host.batching", "Item", "dspy_turbo_batching.batch"),
     ("dspy_turbo.callpolicy", "CallPolicy", "dspy_turbo_batching.policy"),
     ("dspy_turbo.ratelimit", "RateLimiter", "dspy_turbo_batching.ratelimit"),
     ("dspy_turbo.retry", "RetryPolicy", "dspy_turbo_batching.retry"),

@@ -24,15 +24,15 @@ from .backend import BackendOptions, CacheBackend
 from .budget import BudgetExceeded
 from .cached import cached
 from .codec import Codec, DecodeError, EncodeError, register_codec
-from .components import Component, Options
-from .config import ConfigError, ConfigIssue
+from .host.components import Component, Options
+from .host.config import ConfigError, ConfigIssue
 from .controls import ReplayMiss, bypass, caching, read_only, refresh
 from .entry import Entry
 from .events import Event
 from .hookspecs import hookimpl
-from .plugins import PluginError
+from .host.plugin_manager import PluginError
 from .routing import Decision, ModelSelector
-from .turbo import Turbo, load
+from .host.turbo import Turbo, load
 
 __all__ = [
     "BackendOptions",

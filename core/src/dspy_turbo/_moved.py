@@ -89,17 +89,30 @@ def moved_module(module_name: str, target: str, distribution: str) -> None:
 
 # old module path -> new module path, for the core modules that moved into subpackages
 MODULES: dict[str, str] = {
+    "dspy_turbo.plugins": "dspy_turbo.host.plugin_manager",
+    "dspy_turbo.config": "dspy_turbo.host.config",
+    "dspy_turbo.components": "dspy_turbo.host.components",
+    "dspy_turbo.units": "dspy_turbo.host.units",
+    "dspy_turbo.redaction": "dspy_turbo.host.redaction",
+    "dspy_turbo.turbo": "dspy_turbo.host.turbo",
+    "dspy_turbo.batching": "dspy_turbo.host.batching",
 }
 
 
 def _warn(message: str) -> None:
     """A DeprecationWarning attributed to the code that imported or read the old path
-    (not to the import machinery or this module)."""
+    (not to the import machinery, this module or the package's ``__getattr__``)."""
+    # warnings.warn itself passes over the frozen import machinery's frames (stacklevel > 1)
     frame, level = sys._getframe(0), 1
-    while frame is not None and (frame.f_code.co_filename == __file__
+    while frame is not None and (frame.f_code.co_filename in _OURS
                                  or frame.f_code.co_filename.startswith("<frozen importlib")):
-        frame, level = frame.f_back, level + 1
+        if not frame.f_code.co_filename.startswith("<frozen"):
+            level += 1
+        frame = frame.f_back
     warnings.warn(message, DeprecationWarning, stacklevel=level)
+
+
+_OURS = frozenset({__file__, importlib.__file__, os.path.join(os.path.dirname(__file__), "__init__.py")})
 
 
 def _moved_message(old: str, new: str) -> str:

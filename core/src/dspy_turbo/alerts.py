@@ -30,9 +30,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from . import events as ev
-from .components import Options
+from .host.components import Options
 from .events import Event, EventBus
-from .units import Duration, parse_duration
+from .host.units import Duration, parse_duration
 
 logger = logging.getLogger("dspy_turbo.alerts")
 

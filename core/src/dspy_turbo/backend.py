@@ -47,9 +47,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from .components import Component, Options
+from .host.components import Component, Options
 from .entry import Entry
-from .units import TTL, Duration
+from .host.units import TTL, Duration
 
 
 class BackendOptions(Options):

@@ -42,7 +42,7 @@ from .events import Event
 from .keys import Unkeyable, function_request, is_method, unkeyable_argument
 
 if TYPE_CHECKING:
-    from .turbo import Turbo
+    from .host.turbo import Turbo
 
 
 def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = (),

@@ -77,7 +77,7 @@ from .events import Event, describe_error
 from .tiered import TieredCache
 
 if TYPE_CHECKING:
-    from .turbo import Turbo
+    from .host.turbo import Turbo
 
 logger = logging.getLogger("dspy_turbo")
 _lock = threading.RLock()

@@ -45,12 +45,12 @@ import pluggy
 
 if TYPE_CHECKING:
     from .backend import CacheBackend
-    from .components import Component
+    from .host.components import Component
     from .entry import Entry
     from .events import Event
     from .plugin.batch import BatchHost, BatchRunner
     from .plugin.sections import ConfigSection
-    from .turbo import Turbo
+    from .host.turbo import Turbo
 
 PROJECT = "dspy_turbo"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -326,6 +326,6 @@ def dspy_turbo_batch_runner(host: BatchHost) -> BatchRunner | None:
     Called once per batch. **First result wins** (``firstresult``): the first implementation
     that returns something other than ``None`` runs the batch; return ``None`` to leave it to
     another plugin. With none (``dspy-turbo-batching`` not installed) ``turbo.batch`` raises
-    ``dspy_turbo.batching.BatchingUnavailable``, which says to ``pip install dspy-turbo-batching``.
+    ``dspy_turbo.host.batching.BatchingUnavailable``, which says to ``pip install dspy-turbo-batching``.
     ``dspy-turbo-batching`` implements it (``dspy_turbo_batching.runner``).
     """

@@ -1,6 +1,6 @@
 """The item cache's keys: a completed result of ``program(**inputs)`` under a program-level key.
 
-``turbo.batch`` (the batch machinery of dspy-turbo-batching, through ``dspy_turbo.batching``)
+``turbo.batch`` (the batch machinery of dspy-turbo-batching, through ``dspy_turbo.host.batching``)
 and ``dspy_turbo.CachedModule`` store a program's completed results under the same keys, so a
 result computed by either is a hit for the other. Which programs may be served this way,
 and the identity the key is made of: :mod:`dspy_turbo.programs`.
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .programs import library_program, program_identity
 
 if TYPE_CHECKING:
-    from .turbo import Turbo
+    from .host.turbo import Turbo
 
 
 def item_key(turbo: Turbo, program: Any, inputs: dict[str, Any], prefix: str | None = None) -> str | None:

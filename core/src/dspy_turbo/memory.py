@@ -17,7 +17,7 @@ from pydantic import Field
 
 from .backend import BackendOptions, CacheBackend, effective_ttl
 from .entry import Entry
-from .units import ByteSize
+from .host.units import ByteSize
 
 
 class MemoryOptions(BackendOptions):

@@ -25,7 +25,7 @@ from .events import Event, describe_error
 from .stats import _percentiles
 
 if TYPE_CHECKING:
-    from .turbo import Turbo
+    from .host.turbo import Turbo
 
 TIMED = "timed"
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")  # a label value: short, bounded, never request text

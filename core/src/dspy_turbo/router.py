@@ -34,7 +34,7 @@ from .events import Event, describe_error
 from .routing import Decision, ModelSelector, ModelTier
 
 if TYPE_CHECKING:
-    from .turbo import Turbo
+    from .host.turbo import Turbo
 
 EXPECTED_OUTPUT_TOKENS = 256
 """Completion tokens assumed for a cost estimate when the call sets no ``max_tokens``."""

@@ -20,7 +20,7 @@ from .backend import CacheBackend, effective_ttl
 from .breaker import CircuitBreaker
 from .entry import Entry
 from .events import Event, EventBus, describe_error
-from .redaction import redact_text
+from .host.redaction import redact_text
 
 
 @dataclass

@@ -37,7 +37,7 @@ from .keys import KEY_VERSION
 
 if TYPE_CHECKING:
     from .tiered import Tier
-    from .turbo import Turbo
+    from .host.turbo import Turbo
 
 FORMAT = 1
 HEADER_KEY = "dspy_turbo_export"

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from dspy_turbo.plugins import build_registry, make_plugin_manager
+from dspy_turbo.host.plugin_manager import build_registry, make_plugin_manager
 
 WORKER = textwrap.dedent("""
     import json, sys, time

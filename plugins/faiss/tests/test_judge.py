@@ -4,7 +4,7 @@ real DSPy programs; and a judge built from the config against the loopback HTTP 
 import dspy
 import pytest
 
-from dspy_turbo.config import ConfigError
+from dspy_turbo.host.config import ConfigError
 from dspy_turbo.offline import offline_lm
 
 ASKED = "Why is the sky blue?"

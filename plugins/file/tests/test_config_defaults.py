@@ -48,7 +48,7 @@ def test_a_yaml_without_tiers_persists_across_processes(tmp_path):
 
 
 def test_merge_rule():
-    from dspy_turbo.config import over_default
+    from dspy_turbo.host.config import over_default
 
     default = {"cache": {"tiers": [{"type": "memory"}, {"type": "file"}], "ttl": None}, "namespace": "d"}
     assert over_default({"cache": {"ttl": 5}}, default) == {"cache": {"tiers": default["cache"]["tiers"], "ttl": 5},

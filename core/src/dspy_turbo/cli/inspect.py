@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ..redaction import redact_text, scrub
+from ..host.redaction import redact_text, scrub
 from .app import CommandGroup, config_option
 
 
@@ -110,7 +110,7 @@ def stats(config: str | None, url: str | None, as_json: bool) -> int:
 def _running(turbo, config: str | None, url: str | None) -> dict[str, Any] | None:
     """Hit rates of the process serving ``url`` (or the config's metric sink), or None. A
     sink class that can read them back has ``read_running`` (the prometheus sink does)."""
-    from ..config import parse
+    from ..host.config import parse
 
     if url is None:  # the command's Turbo has no sinks (see CommandGroup.load): read them from the config
         for spec in parse(config, turbo.registry).sinks:

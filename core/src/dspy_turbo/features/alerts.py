@@ -10,7 +10,7 @@ from ..hookspecs import hookimpl
 from ..plugin.sections import ConfigSection
 
 if TYPE_CHECKING:
-    from ..turbo import Turbo
+    from ..host.turbo import Turbo
 
 PATH = "metrics.alerts"
 

@@ -13,7 +13,7 @@ from ..invalidation import InvalidationFeed
 from ..shared_log import supports_logs
 
 if TYPE_CHECKING:
-    from ..turbo import Turbo
+    from ..host.turbo import Turbo
 
 
 @hookimpl(tryfirst=True)

@@ -11,7 +11,7 @@ from ..hookspecs import hookimpl
 from ..profiling import Timings
 
 if TYPE_CHECKING:
-    from ..turbo import Turbo
+    from ..host.turbo import Turbo
 
 
 @hookimpl(tryfirst=True)

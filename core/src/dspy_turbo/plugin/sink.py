@@ -37,7 +37,7 @@ from __future__ import annotations
 from abc import ABCMeta, abstractmethod
 from typing import ClassVar
 
-from ..components import Component
+from ..host.components import Component
 from ..events import Event
 
 __all__ = ["Event", "MetricSink"]

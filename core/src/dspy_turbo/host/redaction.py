@@ -1,6 +1,6 @@
 """Keeping secrets out of what dspy-turbo shows: reprs, dumps, schemas, messages, CLI output.
 
-A config value typed as a secret (:class:`~dspy_turbo.components.SecretURL`, pydantic's
+A config value typed as a secret (:class:`~dspy_turbo.host.components.SecretURL`, pydantic's
 ``SecretStr``) is never shown. As a safety net for values nobody marked, the credentials
 of any URL (``redis://:***@host:6379/0``) and the value of any credential-named key
 (``password``, ``api_key``, ``Authorization``...) in a free-form mapping are masked

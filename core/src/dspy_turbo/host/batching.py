@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import items, programs
-from ._moved import moved, moved_to_plugin
-from .entry import Entry
-from .plugin.batch import BatchError, BatchOptions, BatchRunner, BatchStrategy, Runner  # noqa: F401 (old paths)
+from .. import items, programs
+from .._moved import moved, moved_to_plugin
+from ..entry import Entry
+from ..plugin.batch import BatchError, BatchOptions, BatchRunner, BatchStrategy, Runner  # noqa: F401 (old paths)
 
 if TYPE_CHECKING:
     from .turbo import Turbo
@@ -86,7 +86,7 @@ class TurboBatchHost:
         registry = self.turbo.registry
         cls = registry.get("batch_strategy", name)
         if cls is None:
-            from .plugins import KNOWN_PROVIDERS
+            from .plugin_manager import KNOWN_PROVIDERS
 
             available = ", ".join(registry.names("batch_strategy")) or "none installed"
             package = KNOWN_PROVIDERS.get(("batch_strategy", name))
@@ -133,7 +133,7 @@ class TurboBatchHost:
 
     @property
     def runs_inline(self) -> Callable[[Any], bool]:
-        from .dspy_integration import runs_inline  # read once per batch: it is called per executor task
+        from ..dspy_integration import runs_inline  # read once per batch: it is called per executor task
 
         return runs_inline
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from .. import hookspecs
 from .components import KINDS, Component
-from .plugin.sections import ConfigSection
+from ..plugin.sections import ConfigSection
 
 logger = logging.getLogger("dspy_turbo.plugins")
 ENTRY_POINT_GROUP = "dspy_turbo"
@@ -349,7 +349,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
 
 def describe(pm: pluggy.PluginManager, registry: Registry) -> list[PluginInfo]:
     """What ``dspy-turbo plugins`` prints: each plugin, its version, hooks and components."""
-    from . import __version__
+    from .. import __version__
 
     infos = []
     # pluggy hands out a set: the built-ins first, then by name, the same on every run

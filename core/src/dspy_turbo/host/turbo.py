@@ -12,21 +12,21 @@ from typing import Any
 
 import pluggy
 
-from . import admission, controls
-from . import events as ev
-from .breaker import CircuitBreaker
-from .codec import EncodeError, register_codec
+from .. import admission, controls
+from .. import events as ev
+from ..breaker import CircuitBreaker
+from ..codec import EncodeError, register_codec
 from .config import Config, ConfigError, ConfigIssue, parse
-from .coordination import Coordinator, GuardedCoordinator, LocalCoordinator
-from .costs import PriceTable
-from .entry import Entry
-from .events import Event, EventBus, describe_error
-from .integrity import Signer
-from .keys import KEY_VERSION, KeyBuilder
-from .plugins import Registry, build_registry, call_each, make_plugin_manager
-from .singleflight import SharedFlight, SingleFlight
-from .stats import StatsAggregator
-from .tiered import Tier, TieredCache
+from ..coordination import Coordinator, GuardedCoordinator, LocalCoordinator
+from ..costs import PriceTable
+from ..entry import Entry
+from ..events import Event, EventBus, describe_error
+from ..integrity import Signer
+from ..keys import KEY_VERSION, KeyBuilder
+from .plugin_manager import Registry, build_registry, call_each, make_plugin_manager
+from ..singleflight import SharedFlight, SingleFlight
+from ..stats import StatsAggregator
+from ..tiered import Tier, TieredCache
 
 logger = logging.getLogger("dspy_turbo")
 # Tags that ``Turbo.tagged`` adds to every entry stored in its block (LM calls included).
@@ -178,7 +178,7 @@ class Turbo:
 
     def _recent_request(self, key: str | None) -> tuple[dict[str, Any], Any]:
         if key is None:
-            from .dspy_integration import last_keyed
+            from ..dspy_integration import last_keyed
 
             last = last_keyed(self)
             if last is None:
@@ -194,7 +194,7 @@ class Turbo:
     def last_key(self) -> str | None:
         """The key of the last LM request made through this Turbo in this thread or asyncio task
         (None before the first); explain it with ``explain_key(turbo.last_key())``."""
-        from .dspy_integration import last_keyed
+        from ..dspy_integration import last_keyed
 
         return last_keyed(self)
 
@@ -308,7 +308,7 @@ class Turbo:
     def install(self) -> Turbo:
         """Make this Turbo ``dspy.cache`` for every managed LM path (again, if the program
         assigned another cache meanwhile); returns self."""
-        from .dspy_integration import install
+        from ..dspy_integration import install
 
         install(self)
         return self
@@ -316,14 +316,14 @@ class Turbo:
     def uninstall(self) -> None:
         """Give DSPy back the cache it had before ``install()`` (or, if the program called
         ``dspy.configure_cache`` meanwhile, the one that call asked for)."""
-        from .dspy_integration import uninstall
+        from ..dspy_integration import uninstall
 
         uninstall(self)
 
     def cached(self, fn=None, *, ttl: float | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = (),
                key=None):
         """Cache any sync or async function through this Turbo's tiers (see ``dspy_turbo.cached``)."""
-        from .cached import cached
+        from ..cached import cached
 
         return cached(fn, ttl=ttl, ignore=ignore, tags=tags, turbo=self, key=key)
 
@@ -335,7 +335,7 @@ class Turbo:
         ``lms={model: lm}`` supplies ready LMs, ``lm_factory(model, **lm_kwargs)`` builds them
         (default ``dspy.LM``); other keyword arguments are default request parameters.
         """
-        from .router import RouterLM
+        from ..router import RouterLM
 
         return RouterLM(self, **kwargs)
 
@@ -356,7 +356,7 @@ class Turbo:
 
     def routing_budget(self):
         """The routing budget shared by every router of this Turbo, or None."""
-        from .budget import Budget
+        from ..budget import Budget
 
         settings = getattr(self.model_selector().options, "budget", None)
         with self._routing_lock:
@@ -453,13 +453,13 @@ class Turbo:
 
     def profile(self, top: int = 15, sort: str = "cumulative"):
         """``with turbo.profile() as prof: ...`` then ``print(prof.table())``: cProfile's hot spots."""
-        from .profiling import Profile
+        from ..profiling import Profile
 
         return Profile(self, top=top, sort=sort)
 
     def timed(self, name: str):
         """Time user code, as a decorator (sync or async) or a ``with`` block: a ``timed`` event each run."""
-        from .profiling import Timed
+        from ..profiling import Timed
 
         return Timed(self, name)
 
@@ -516,14 +516,14 @@ class Turbo:
         """Write this namespace's entries (of every tier, or the ``tier`` named) to ``path`` as
         JSON lines (``.gz``: compressed; never pickle), streaming; returns a
         :class:`dspy_turbo.transfer.Report`. See :mod:`dspy_turbo.transfer` for the format."""
-        from . import transfer
+        from .. import transfer
 
         return transfer.export(self, path, tier=tier, progress=progress)
 
     def import_(self, path, *, tier=None, progress=None):
         """Read a file written by :meth:`export` (or ``dspy-turbo export``) into the tiers (every
         tier, or the ``tier`` named), keys moved into this namespace; returns a ``Report``."""
-        from . import transfer
+        from .. import transfer
 
         return transfer.import_(self, path, tier=tier, progress=progress)
 

@@ -32,11 +32,11 @@ from typing import Any, Literal, Optional, get_args
 import yaml
 from pydantic import Field, SecretStr, ValidationError, create_model, field_validator
 
-from ._moved import moved_to_plugin
+from .._moved import moved_to_plugin
 from .components import Component, Options
-from .costs import CostSettings, unpriced
-from .plugin.sections import ConfigSection
-from .plugins import KNOWN_PROVIDERS, KNOWN_SECTIONS, Registry
+from ..costs import CostSettings, unpriced
+from ..plugin.sections import ConfigSection
+from .plugin_manager import KNOWN_PROVIDERS, KNOWN_SECTIONS, Registry
 from .redaction import SECRET_TYPES, redact_text, scrub
 from .units import TTL, Duration
 
@@ -113,7 +113,7 @@ class CacheSettings(Options):
     @field_validator("safe_types")
     @classmethod
     def _safe_types(cls, value: list[str]) -> list[str]:
-        from .codec import valid_type_path
+        from ..codec import valid_type_path
 
         for path in value:
             if not valid_type_path(path):
