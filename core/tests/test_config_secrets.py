@@ -14,9 +14,9 @@ import pytest
 from pydantic import SecretStr
 
 import dspy_turbo
+from dspy_turbo.cache.memory import MemoryBackend, MemoryOptions
 from dspy_turbo.cli import main as cli
 from dspy_turbo.host.components import SecretURL
-from dspy_turbo.memory import MemoryBackend, MemoryOptions
 from dspy_turbo.host.redaction import redact_text, redact_url
 
 PASSWORD = "Pa55-w0rd-zq"

@@ -363,7 +363,7 @@ def _only_key(turbo):
 
 
 def _plant(turbo, key, value):
-    from dspy_turbo.entry import Entry
+    from dspy_turbo.cache.entry import Entry
 
     assert turbo.cache.put(key, Entry.create(value)) == 2
 

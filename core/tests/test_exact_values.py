@@ -24,7 +24,7 @@ from dspy.clients.cache import request_cache
 from side_by_side import SIDES, Side
 
 import dspy_turbo
-from dspy_turbo.entry import Entry
+from dspy_turbo.cache.entry import Entry
 from dspy_turbo.offline import offline_lm
 
 # Side by side through the memory, file and redis tiers.

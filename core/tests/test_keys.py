@@ -12,7 +12,7 @@ import pydantic
 import pytest
 
 import dspy_turbo
-from dspy_turbo.keys import KEY_VERSION, LM_CREDENTIALS, KeyBuilder, Unkeyable
+from dspy_turbo.cache.keys import KEY_VERSION, LM_CREDENTIALS, KeyBuilder, Unkeyable
 
 REQ = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.0,
        "_fn_identifier": "dspy.clients.lm.litellm_completion"}

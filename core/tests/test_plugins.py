@@ -4,8 +4,8 @@ import dspy
 import pytest
 
 import dspy_turbo
+from dspy_turbo.cache.memory import MemoryBackend
 from dspy_turbo.cli import main as cli
-from dspy_turbo.memory import MemoryBackend
 
 
 class OtherMemory(MemoryBackend):

@@ -41,7 +41,7 @@ MOVED = [
     ("dspy_turbo.host.batching", "BatchStrategy", "dspy_turbo.plugin.batch"),
     ("dspy_turbo.host.batching", "Runner", "dspy_turbo.plugin.batch"),
     ("dspy_turbo.host.batching", "BatchError", "dspy_turbo.plugin.batch"),
-    ("dspy_turbo.host.batching", "item_key", "dspy_turbo.items"),
+    ("dspy_turbo.host.batching", "item_key", "dspy_turbo.cache.items"),
     ("dspy_turbo.ratelimit", "RateLimitSettings", "dspy_turbo.plugin.batch"),
     ("dspy_turbo.retry", "RetrySettings", "dspy_turbo.plugin.batch"),
     ("dspy_turbo.callpolicy", "tracking_spent", "dspy_turbo.plugin.calls"),

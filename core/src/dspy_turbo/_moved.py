@@ -8,9 +8,9 @@ the name itself without a warning: its own code reads its globals, never its att
 A whole module that moved into a plugin distribution (``dspy_turbo.dashboard``) keeps a
 stub at its old path that reads its names from the new one (:func:`moved_module`).
 
-A core module that moved into a subpackage (``dspy_turbo.keys`` is ``dspy_turbo.cache.keys``)
-is listed in :data:`MODULES`; :func:`install_finder` (called by ``dspy_turbo/__init__.py``)
-serves the old path from that table: ``import dspy_turbo.keys`` and ``from dspy_turbo import
+A core module that moved into a subpackage (``dspy_turbo.cache.keys`` is ``dspy_turbo.cache.keys``)
+is listed in :data:`MODULES`; a finder (installed when ``dspy_turbo/__init__.py`` imports this
+module, first) serves the old path from that table: ``import dspy_turbo.cache.keys`` and ``from dspy_turbo import
 keys`` give the very module object of the new path (so patching one patches the other),
 with one ``DeprecationWarning`` per process naming the new path. Where the old module's
 name is now a package (``dspy_turbo.events``), the package reads the old module's names
@@ -96,6 +96,22 @@ MODULES: dict[str, str] = {
     "dspy_turbo.redaction": "dspy_turbo.host.redaction",
     "dspy_turbo.turbo": "dspy_turbo.host.turbo",
     "dspy_turbo.batching": "dspy_turbo.host.batching",
+    "dspy_turbo.keys": "dspy_turbo.cache.keys",
+    "dspy_turbo.entry": "dspy_turbo.cache.entry",
+    "dspy_turbo.codec": "dspy_turbo.cache.codec",
+    "dspy_turbo.memory": "dspy_turbo.cache.memory",
+    "dspy_turbo.tiered": "dspy_turbo.cache.tiered",
+    "dspy_turbo.breaker": "dspy_turbo.cache.breaker",
+    "dspy_turbo.backend": "dspy_turbo.cache.backend",
+    "dspy_turbo.integrity": "dspy_turbo.cache.integrity",
+    "dspy_turbo.admission": "dspy_turbo.cache.admission",
+    "dspy_turbo.controls": "dspy_turbo.cache.controls",
+    "dspy_turbo.transfer": "dspy_turbo.cache.transfer",
+    "dspy_turbo.cache_dir": "dspy_turbo.cache.directory",
+    "dspy_turbo.items": "dspy_turbo.cache.items",
+    "dspy_turbo.programs": "dspy_turbo.cache.program_identity",
+    "dspy_turbo.cached": "dspy_turbo.cache.cached_functions",
+    "dspy_turbo.cached_module": "dspy_turbo.cache.cached_module",
 }
 
 
@@ -157,8 +173,28 @@ def install_finder() -> None:
         sys.meta_path.insert(0, _FINDER)
 
 
+install_finder()  # on import: dspy_turbo/__init__.py imports this module first
+
+
+def keep_public_names(package: str) -> None:
+    """The import system sets each submodule it imports as an attribute of its package. An old
+    path named like a public name of the package (``dspy_turbo.cached``, also the decorator)
+    must not replace that name with the module when it is imported."""
+    module = sys.modules[package]
+
+    class _Package(type(module)):
+        def __setattr__(self, name: str, value) -> None:
+            if isinstance(value, types.ModuleType) and f"{package}.{name}" in MODULES \
+                    and not isinstance(self.__dict__.get(name, value), types.ModuleType):
+                return
+            super().__setattr__(name, value)
+
+    _Package.__name__ = type(module).__name__
+    module.__class__ = _Package
+
+
 def old_module(package: str, name: str):
-    """``package.name`` read as an attribute (``dspy_turbo.keys`` without importing it first):
+    """``package.name`` read as an attribute (``dspy_turbo.cache.keys`` without importing it first):
     the moved module, imported through its old path (so it warns), or None."""
     old = f"{package}.{name}"
     return importlib.import_module(old) if old in MODULES else None

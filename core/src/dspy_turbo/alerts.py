@@ -30,8 +30,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from . import events as ev
-from .host.components import Options
 from .events import Event, EventBus
+from .host.components import Options
 from .host.units import Duration, parse_duration
 
 logger = logging.getLogger("dspy_turbo.alerts")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from .cache.memory import MemoryBackend
 from .hookspecs import hookimpl
-from .memory import MemoryBackend
 from .routing import ComplexitySelector
 
 

@@ -43,9 +43,9 @@ import dspy  # noqa: E402
 from dspy.utils.callback import BaseCallback  # noqa: E402
 
 from .host.config import ConfigError  # noqa: E402
-from .offline import offline_lm  # noqa: E402
 from .host.plugin_manager import PluginError  # noqa: E402
 from .host.turbo import Turbo, load  # noqa: E402
+from .offline import offline_lm  # noqa: E402
 
 MODEL = "openai/gpt-4o-mini"
 

@@ -69,12 +69,13 @@ import dspy.clients.execution as execution
 from dspy.clients.cache import Cache as _DSPyCache
 from dspy.dsp.utils.settings import settings as _dspy_settings
 
-from . import callpolicy, controls, metadata_memo
+from . import callpolicy, metadata_memo
 from . import events as ev
-from .codec import register_codec
+from .cache import controls
+from .cache.codec import register_codec
+from .cache.tiered import TieredCache
 from .costs import usage_cost as _usage_cost
 from .events import Event, describe_error
-from .tiered import TieredCache
 
 if TYPE_CHECKING:
     from .host.turbo import Turbo

@@ -44,13 +44,13 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .backend import CacheBackend
-    from .host.components import Component
-    from .entry import Entry
+    from .cache.backend import CacheBackend
+    from .cache.entry import Entry
     from .events import Event
+    from .host.components import Component
+    from .host.turbo import Turbo
     from .plugin.batch import BatchHost, BatchRunner
     from .plugin.sections import ConfigSection
-    from .host.turbo import Turbo
 
 PROJECT = "dspy_turbo"
 hookspec = pluggy.HookspecMarker(PROJECT)

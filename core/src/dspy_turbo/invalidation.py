@@ -22,7 +22,7 @@ from .coordination import Coordinator
 from .shared_log import SharedLog
 
 if TYPE_CHECKING:
-    from .tiered import TieredCache
+    from .cache.tiered import TieredCache
 
 
 class InvalidationFeed(SharedLog):

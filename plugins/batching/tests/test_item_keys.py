@@ -8,8 +8,8 @@ import pydantic
 import pytest
 
 import dspy_turbo
-from dspy_turbo.items import program_key
-from dspy_turbo.programs import Unkeyable, _sub_modules, library_program
+from dspy_turbo.cache.items import program_key
+from dspy_turbo.cache.program_identity import Unkeyable, _sub_modules, library_program
 
 
 class Shout(dspy.Module):

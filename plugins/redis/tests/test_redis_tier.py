@@ -15,8 +15,8 @@ import pytest
 import redis
 
 import dspy_turbo
-from dspy_turbo.entry import Entry
-from dspy_turbo.keys import KEY_VERSION
+from dspy_turbo.cache.entry import Entry
+from dspy_turbo.cache.keys import KEY_VERSION
 from dspy_turbo.testing import CacheBackendSuite
 
 

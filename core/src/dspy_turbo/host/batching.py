@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .. import items, programs
 from .._moved import moved, moved_to_plugin
-from ..entry import Entry
+from ..cache import items
+from ..cache import program_identity as programs
+from ..cache.entry import Entry
 from ..plugin.batch import BatchError, BatchOptions, BatchRunner, BatchStrategy, Runner  # noqa: F401 (old paths)
 
 if TYPE_CHECKING:
@@ -169,5 +170,5 @@ item_key, program_key, uses_item_cache = items.item_key, items.program_key, item
 _ensure_installed = items.ensure_installed
 
 moved(__name__, {**{name: "dspy_turbo.plugin.batch" for name in ("BatchError", "BatchOptions", "BatchStrategy", "Runner")},
-                 **{name: "dspy_turbo.items" for name in ("item_key", "program_key", "uses_item_cache")}})
+                 **{name: "dspy_turbo.cache.items" for name in ("item_key", "program_key", "uses_item_cache")}})
 __getattr__ = moved_to_plugin(__name__, "dspy_turbo_batching.batch", PACKAGE, ("BATCH", "Item"))

@@ -33,9 +33,9 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, create_model, field_validator
 
 from .._moved import moved_to_plugin
-from .components import Component, Options
 from ..costs import CostSettings, unpriced
 from ..plugin.sections import ConfigSection
+from .components import Component, Options
 from .plugin_manager import KNOWN_PROVIDERS, KNOWN_SECTIONS, Registry
 from .redaction import SECRET_TYPES, redact_text, scrub
 from .units import TTL, Duration
@@ -113,7 +113,7 @@ class CacheSettings(Options):
     @field_validator("safe_types")
     @classmethod
     def _safe_types(cls, value: list[str]) -> list[str]:
-        from ..codec import valid_type_path
+        from ..cache.codec import valid_type_path
 
         for path in value:
             if not valid_type_path(path):

@@ -22,8 +22,8 @@ from typing import Any
 import pluggy
 
 from .. import hookspecs
-from .components import KINDS, Component
 from ..plugin.sections import ConfigSection
+from .components import KINDS, Component
 
 logger = logging.getLogger("dspy_turbo.plugins")
 ENTRY_POINT_GROUP = "dspy_turbo"

@@ -12,21 +12,21 @@ from typing import Any
 
 import pluggy
 
-from .. import admission, controls
 from .. import events as ev
-from ..breaker import CircuitBreaker
-from ..codec import EncodeError, register_codec
-from .config import Config, ConfigError, ConfigIssue, parse
+from ..cache import admission, controls
+from ..cache.breaker import CircuitBreaker
+from ..cache.codec import EncodeError, register_codec
+from ..cache.entry import Entry
+from ..cache.integrity import Signer
+from ..cache.keys import KEY_VERSION, KeyBuilder
+from ..cache.tiered import Tier, TieredCache
 from ..coordination import Coordinator, GuardedCoordinator, LocalCoordinator
 from ..costs import PriceTable
-from ..entry import Entry
 from ..events import Event, EventBus, describe_error
-from ..integrity import Signer
-from ..keys import KEY_VERSION, KeyBuilder
-from .plugin_manager import Registry, build_registry, call_each, make_plugin_manager
 from ..singleflight import SharedFlight, SingleFlight
 from ..stats import StatsAggregator
-from ..tiered import Tier, TieredCache
+from .config import Config, ConfigError, ConfigIssue, parse
+from .plugin_manager import Registry, build_registry, call_each, make_plugin_manager
 
 logger = logging.getLogger("dspy_turbo")
 # Tags that ``Turbo.tagged`` adds to every entry stored in its block (LM calls included).
@@ -323,7 +323,7 @@ class Turbo:
     def cached(self, fn=None, *, ttl: float | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = (),
                key=None):
         """Cache any sync or async function through this Turbo's tiers (see ``dspy_turbo.cached``)."""
-        from ..cached import cached
+        from ..cache.cached_functions import cached
 
         return cached(fn, ttl=ttl, ignore=ignore, tags=tags, turbo=self, key=key)
 
@@ -515,15 +515,15 @@ class Turbo:
     def export(self, path, *, tier=None, progress=None):
         """Write this namespace's entries (of every tier, or the ``tier`` named) to ``path`` as
         JSON lines (``.gz``: compressed; never pickle), streaming; returns a
-        :class:`dspy_turbo.transfer.Report`. See :mod:`dspy_turbo.transfer` for the format."""
-        from .. import transfer
+        :class:`dspy_turbo.cache.transfer.Report`. See :mod:`dspy_turbo.transfer` for the format."""
+        from ..cache import transfer
 
         return transfer.export(self, path, tier=tier, progress=progress)
 
     def import_(self, path, *, tier=None, progress=None):
         """Read a file written by :meth:`export` (or ``dspy-turbo export``) into the tiers (every
         tier, or the ``tier`` named), keys moved into this namespace; returns a ``Report``."""
-        from .. import transfer
+        from ..cache import transfer
 
         return transfer.import_(self, path, tier=tier, progress=progress)
 

@@ -29,7 +29,7 @@ from ..host.units import Duration
 from .host import Host
 
 if TYPE_CHECKING:
-    from ..entry import Entry
+    from ..cache.entry import Entry
 
 __all__ = ["BatchError", "BatchHost", "BatchOptions", "BatchRunner", "BatchStrategy", "Item", "Limit",
            "RateLimitSettings", "RetrySettings", "Runner"]

@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from ..cache.entry import Entry
     from ..coordination import Coordinator
-    from ..entry import Entry
     from ..events import Event
 
 __all__ = ["EventBus", "Host", "Tiers"]

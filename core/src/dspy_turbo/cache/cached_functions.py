@@ -5,7 +5,7 @@
 
 **What the key is made of.** The function itself, by what decides what it does: its
 qualified name and code, its defaults and closure cells (two closures made by one factory
-over different values are different functions; see ``dspy_turbo.keys.callable_identity``),
+over different values are different functions; see ``dspy_turbo.cache.keys.callable_identity``),
 and its bound arguments with defaults applied (``search("q")`` and ``search("q", k=5)``
 share an entry). Arguments are keyed by value; a callable argument by its code, closure
 cells, defaults, a partial's arguments, a bound method's receiver. What a function captures
@@ -36,13 +36,13 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from .. import events as ev
+from ..events import Event
 from . import controls
-from . import events as ev
-from .events import Event
 from .keys import Unkeyable, function_request, is_method, unkeyable_argument
 
 if TYPE_CHECKING:
-    from .host.turbo import Turbo
+    from ..host.turbo import Turbo
 
 
 def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (), tags: Iterable[str] = (),
@@ -57,7 +57,7 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
     def current() -> Turbo | None:
         if turbo is not None:
             return turbo
-        from .dspy_integration import active
+        from ..dspy_integration import active
 
         return active()
 

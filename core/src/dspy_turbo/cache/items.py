@@ -12,10 +12,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .programs import library_program, program_identity
+from .program_identity import library_program, program_identity
 
 if TYPE_CHECKING:
-    from .host.turbo import Turbo
+    from ..host.turbo import Turbo
 
 
 def item_key(turbo: Turbo, program: Any, inputs: dict[str, Any], prefix: str | None = None) -> str | None:
@@ -44,7 +44,7 @@ _install_lock = threading.Lock()
 def ensure_installed(turbo: Turbo) -> Callable[[], None] | None:
     """LM requests go through a Turbo only when one is installed: with none installed, this
     one is, for as long as any of its batches runs. Returns the undo, or None."""
-    from .dspy_integration import active
+    from ..dspy_integration import active
 
     with _install_lock:
         current = active()

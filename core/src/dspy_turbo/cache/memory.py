@@ -15,9 +15,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from ..host.units import ByteSize
 from .backend import BackendOptions, CacheBackend, effective_ttl
 from .entry import Entry
-from .host.units import ByteSize
 
 
 class MemoryOptions(BackendOptions):

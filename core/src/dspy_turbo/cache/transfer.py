@@ -36,8 +36,8 @@ from .entry import Entry
 from .keys import KEY_VERSION
 
 if TYPE_CHECKING:
+    from ..host.turbo import Turbo
     from .tiered import Tier
-    from .host.turbo import Turbo
 
 FORMAT = 1
 HEADER_KEY = "dspy_turbo_export"

@@ -9,7 +9,7 @@ always current). Its *completed result* is cached too, under the item key ``turb
 uses (so a result computed by either is a hit for the other), when that is sound or asked
 for, exactly as in a batch: ``item_cache`` unset caches results only for a program made
 entirely of DSPy's own code; ``item_cache=True`` for any program, at the risk that a code
-change the key cannot see (see ``dspy_turbo.programs``) serves the old answer;
+change the key cannot see (see ``dspy_turbo.cache.program_identity``) serves the old answer;
 ``item_cache=False`` never. It is a ``dspy.Module``: optimizers see the wrapped program's
 predictors, and a change they make (new demos, new instructions) changes the key. With no
 Turbo (``turbo=`` or installed), ``forward`` simply runs the program; with ``turbo=`` and
@@ -22,7 +22,7 @@ from typing import Any
 
 import dspy
 
-from .dspy_integration import active
+from ..dspy_integration import active
 
 
 class CachedModule(dspy.Module):

@@ -40,7 +40,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .host.units import parse_duration
+from ..host.units import parse_duration
 
 KEY = "dspy_turbo_cache_control"
 """The name under which a scope's control sits in DSPy's context overrides."""

@@ -1,9 +1,9 @@
 """The cache backend contract: what a tier must do. Third-party tiers implement this.
 
-A backend stores :class:`~dspy_turbo.entry.Entry` objects under string keys. In-process
+A backend stores :class:`~dspy_turbo.cache.entry.Entry` objects under string keys. In-process
 tiers may keep the objects; tiers that hold bytes store ``self.encode_entry(key, entry)``
 and read back with ``self.decode_entry(key, data)`` (never pickle): the entry's wire bytes,
-signed when ``cache.signing_key`` is set (``dspy_turbo.integrity``). The conformance suite
+signed when ``cache.signing_key`` is set (``dspy_turbo.cache.integrity``). The conformance suite
 in ``dspy_turbo.testing`` checks every rule below.
 
 Rules:
@@ -47,9 +47,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from .host.components import Component, Options
+from ..host.components import Component, Options
+from ..host.units import TTL, Duration
 from .entry import Entry
-from .host.units import TTL, Duration
 
 
 class BackendOptions(Options):
@@ -76,7 +76,7 @@ class CacheBackend(Component):
     """Set by the engine: call ``on_corrupt(key, error)`` when a stored value fails to decode
     (a foreign, truncated or planted value); the engine counts it as an error event."""
     signer = None
-    """Set by the engine when ``cache.signing_key`` is configured (a ``dspy_turbo.integrity.Signer``):
+    """Set by the engine when ``cache.signing_key`` is configured (a ``dspy_turbo.cache.integrity.Signer``):
     ``encode_entry`` signs and ``decode_entry`` verifies; a backend that stores bytes calls those."""
     in_process: ClassVar[bool] = False
     """True when ``get``/``set`` never wait on I/O (the entries live in this process's
