@@ -10,7 +10,7 @@ import dspy
 import pytest
 
 from dspy_turbo import events as ev
-from dspy_turbo.dspy_integration import DSPyCache
+from dspy_turbo.integration.dspy_cache import DSPyCache
 
 
 class EmbedderA:

@@ -11,7 +11,7 @@ from dspy.clients.cache import Cache, request_cache
 from dspy.streaming import StreamListener, StreamResponse
 
 import dspy_turbo
-from dspy_turbo.dspy_integration import DSPyCache
+from dspy_turbo.integration.dspy_cache import DSPyCache
 from dspy_turbo.offline import offline_lm
 from dspy_turbo.openai_server import OpenAIServer
 

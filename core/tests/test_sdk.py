@@ -44,10 +44,10 @@ MOVED = [
     ("dspy_turbo.host.batching", "item_key", "dspy_turbo.cache.items"),
     ("dspy_turbo.ratelimit", "RateLimitSettings", "dspy_turbo.plugin.batch"),
     ("dspy_turbo.retry", "RetrySettings", "dspy_turbo.plugin.batch"),
-    ("dspy_turbo.callpolicy", "tracking_spent", "dspy_turbo.plugin.calls"),
+    ("dspy_turbo.integration.call_dispatch", "tracking_spent", "dspy_turbo.plugin.calls"),
     # the batch machinery, moved into dspy-turbo-batching (imported only when read)
     ("dspy_turbo.host.batching", "Item", "dspy_turbo_batching.batch"),
-    ("dspy_turbo.callpolicy", "CallPolicy", "dspy_turbo_batching.policy"),
+    ("dspy_turbo.integration.call_dispatch", "CallPolicy", "dspy_turbo_batching.policy"),
     ("dspy_turbo.ratelimit", "RateLimiter", "dspy_turbo_batching.ratelimit"),
     ("dspy_turbo.retry", "RetryPolicy", "dspy_turbo_batching.retry"),
     ("dspy_turbo.retry", "is_transient", "dspy_turbo_batching.retry"),

@@ -11,7 +11,7 @@ import pytest
 
 from dspy_turbo.cache.entry import Entry
 from dspy_turbo.cache.transfer import TransferError
-from dspy_turbo.dspy_integration import DSPyCache
+from dspy_turbo.integration.dspy_cache import DSPyCache
 from dspy_turbo.offline import offline_lm
 
 MEMORY = {"cache": {"tiers": [{"type": "memory"}]}}

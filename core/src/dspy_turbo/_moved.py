@@ -112,6 +112,10 @@ MODULES: dict[str, str] = {
     "dspy_turbo.programs": "dspy_turbo.cache.program_identity",
     "dspy_turbo.cached": "dspy_turbo.cache.cached_functions",
     "dspy_turbo.cached_module": "dspy_turbo.cache.cached_module",
+    "dspy_turbo.dspy_integration": "dspy_turbo.integration.dspy_cache",
+    "dspy_turbo.callpolicy": "dspy_turbo.integration.call_dispatch",
+    "dspy_turbo.metadata_memo": "dspy_turbo.integration.metadata_memo",
+    "dspy_turbo.signature_text": "dspy_turbo.integration.signature_text",
 }
 
 

@@ -57,7 +57,7 @@ def cached(fn=None, *, ttl: float | str | None = None, ignore: Iterable[str] = (
     def current() -> Turbo | None:
         if turbo is not None:
             return turbo
-        from ..dspy_integration import active
+        from ..integration.dspy_cache import active
 
         return active()
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import dspy
 
-from ..dspy_integration import active
+from ..integration.dspy_cache import active
 
 
 class CachedModule(dspy.Module):

@@ -44,7 +44,7 @@ _install_lock = threading.Lock()
 def ensure_installed(turbo: Turbo) -> Callable[[], None] | None:
     """LM requests go through a Turbo only when one is installed: with none installed, this
     one is, for as long as any of its batches runs. Returns the undo, or None."""
-    from ..dspy_integration import active
+    from ..integration.dspy_cache import active
 
     with _install_lock:
         current = active()

@@ -134,7 +134,7 @@ class TurboBatchHost:
 
     @property
     def runs_inline(self) -> Callable[[Any], bool]:
-        from ..dspy_integration import runs_inline  # read once per batch: it is called per executor task
+        from ..integration.dspy_cache import runs_inline  # read once per batch: it is called per executor task
 
         return runs_inline
 

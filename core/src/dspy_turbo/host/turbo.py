@@ -178,7 +178,7 @@ class Turbo:
 
     def _recent_request(self, key: str | None) -> tuple[dict[str, Any], Any]:
         if key is None:
-            from ..dspy_integration import last_keyed
+            from ..integration.dspy_cache import last_keyed
 
             last = last_keyed(self)
             if last is None:
@@ -194,7 +194,7 @@ class Turbo:
     def last_key(self) -> str | None:
         """The key of the last LM request made through this Turbo in this thread or asyncio task
         (None before the first); explain it with ``explain_key(turbo.last_key())``."""
-        from ..dspy_integration import last_keyed
+        from ..integration.dspy_cache import last_keyed
 
         return last_keyed(self)
 
@@ -308,7 +308,7 @@ class Turbo:
     def install(self) -> Turbo:
         """Make this Turbo ``dspy.cache`` for every managed LM path (again, if the program
         assigned another cache meanwhile); returns self."""
-        from ..dspy_integration import install
+        from ..integration.dspy_cache import install
 
         install(self)
         return self
@@ -316,7 +316,7 @@ class Turbo:
     def uninstall(self) -> None:
         """Give DSPy back the cache it had before ``install()`` (or, if the program called
         ``dspy.configure_cache`` meanwhile, the one that call asked for)."""
-        from ..dspy_integration import uninstall
+        from ..integration.dspy_cache import uninstall
 
         uninstall(self)
 

@@ -10,7 +10,7 @@
    reported with its latency, tokens and cost. ``cache=False`` calls pass straight through,
    as in DSPy; ``rollout_id`` is part of the request, so it separates entries as in DSPy.
    Inside a batch, every real LM call also goes through the batch's rate limit and
-   retries (``callpolicy``); elsewhere that layer is a no-op. DSPy's cache read
+   retries (``call_dispatch``); elsewhere that layer is a no-op. DSPy's cache read
    (``execution._cached``) is guarded: a stored value DSPy cannot turn into an LM result
    (a foreign or older writer's value, ``42``, ``{}``) is a corrupt entry (an error
    event, removed from every tier) and the call a miss, never an exception.
@@ -69,16 +69,17 @@ import dspy.clients.execution as execution
 from dspy.clients.cache import Cache as _DSPyCache
 from dspy.dsp.utils.settings import settings as _dspy_settings
 
-from . import callpolicy, metadata_memo
-from . import events as ev
-from .cache import controls
-from .cache.codec import register_codec
-from .cache.tiered import TieredCache
-from .costs import usage_cost as _usage_cost
-from .events import Event, describe_error
+from .. import events as ev
+from ..cache import controls
+from ..cache.codec import register_codec
+from ..cache.tiered import TieredCache
+from ..costs import usage_cost as _usage_cost
+from ..events import Event, describe_error
+from . import call_dispatch as callpolicy
+from . import metadata_memo
 
 if TYPE_CHECKING:
-    from .host.turbo import Turbo
+    from ..host.turbo import Turbo
 
 logger = logging.getLogger("dspy_turbo")
 _lock = threading.RLock()

@@ -1,6 +1,6 @@
 """Each real LM call goes through the call policy of its context (``dspy_turbo.plugin.calls``).
 
-``dspy_integration`` passes every real LM call (the miss path, after the cache and
+``dspy_cache`` passes every real LM call (the miss path, after the cache and
 single-flight) through :func:`execute` / :func:`aexecute`. With a policy set (a batch's
 rate limit and retries, from dspy-turbo-batching) the policy makes the call, and what a
 successful call spent is counted for the item that made it (``calls.tracking_spent``);
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._moved import moved, moved_to_plugin
-from .costs import usage_cost
-from .plugin import calls
-from .plugin.calls import Spent, tracking_spent  # noqa: F401 (their old path)
+from .._moved import moved, moved_to_plugin
+from ..costs import usage_cost
+from ..plugin import calls
+from ..plugin.calls import Spent, tracking_spent  # noqa: F401 (their old path)
 
 _current = calls._POLICY.get
 
