@@ -186,7 +186,8 @@ def test_a_metric_sink_must_handle_events():
 
 
 def test_the_table_holds_every_event_kind_the_core_defines():
-    from dspy_turbo import alerts, events, profiling
+    from dspy_turbo.events import alerts, profiling
+    from dspy_turbo.events import bus as events
     from dspy_turbo_batching import batch, policy
     from dspy_turbo_faiss import semantic
 

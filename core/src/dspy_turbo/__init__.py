@@ -24,7 +24,7 @@ from .cache.cached_functions import cached
 from .cache.codec import Codec, DecodeError, EncodeError, register_codec
 from .cache.controls import ReplayMiss, bypass, caching, read_only, refresh
 from .cache.entry import Entry
-from .events import Event
+from .events.bus import Event
 from .hookspecs import hookimpl
 from .host.components import Component, Options
 from .host.config import ConfigError, ConfigIssue

@@ -116,6 +116,10 @@ MODULES: dict[str, str] = {
     "dspy_turbo.callpolicy": "dspy_turbo.integration.call_dispatch",
     "dspy_turbo.metadata_memo": "dspy_turbo.integration.metadata_memo",
     "dspy_turbo.signature_text": "dspy_turbo.integration.signature_text",
+    "dspy_turbo.handoff": "dspy_turbo.events.sink_queue",
+    "dspy_turbo.stats": "dspy_turbo.events.stats",
+    "dspy_turbo.alerts": "dspy_turbo.events.alerts",
+    "dspy_turbo.profiling": "dspy_turbo.events.profiling",
 }
 
 

@@ -46,7 +46,7 @@ import pluggy
 if TYPE_CHECKING:
     from .cache.backend import CacheBackend
     from .cache.entry import Entry
-    from .events import Event
+    from .events.bus import Event
     from .host.components import Component
     from .host.turbo import Turbo
     from .plugin.batch import BatchHost, BatchRunner

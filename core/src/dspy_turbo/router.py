@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 from dspy.clients.base_lm import BaseLM
 from dspy.utils.callback import with_callbacks
 
-from . import events as ev
 from .budget import Budget
 from .context import count_tokens
-from .events import Event, describe_error
+from .events import bus as ev
+from .events.bus import Event, describe_error
 from .routing import Decision, ModelSelector, ModelTier
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import dspy_turbo
 from dspy_turbo.demo import QAPipeline, build_questions
-from dspy_turbo.events import Event
+from dspy_turbo.events.bus import Event
 from dspy_turbo.offline import offline_lm
 
 

@@ -36,8 +36,8 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .. import events as ev
-from ..events import Event
+from ..events import bus as ev
+from ..events.bus import Event
 from . import controls
 from .keys import Unkeyable, function_request, is_method, unkeyable_argument
 

@@ -15,8 +15,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .. import events as ev
-from ..events import Event, EventBus, describe_error
+from ..events import bus as ev
+from ..events.bus import Event, EventBus, describe_error
 from ..host.redaction import redact_text
 from .backend import CacheBackend, effective_ttl
 from .breaker import CircuitBreaker

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..alerts import AlertMonitor, AlertRule
+from ..events.alerts import AlertMonitor, AlertRule
 from ..hookspecs import hookimpl
 from ..plugin.sections import ConfigSection
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pluggy
 
-from .. import events as ev
 from ..cache import admission, controls
 from ..cache.breaker import CircuitBreaker
 from ..cache.codec import EncodeError, register_codec
@@ -22,9 +21,10 @@ from ..cache.keys import KEY_VERSION, KeyBuilder
 from ..cache.tiered import Tier, TieredCache
 from ..coordination import Coordinator, GuardedCoordinator, LocalCoordinator
 from ..costs import PriceTable
-from ..events import Event, EventBus, describe_error
+from ..events import bus as ev
+from ..events.bus import Event, EventBus, describe_error
+from ..events.stats import StatsAggregator
 from ..singleflight import SharedFlight, SingleFlight
-from ..stats import StatsAggregator
 from .config import Config, ConfigError, ConfigIssue, parse
 from .plugin_manager import Registry, build_registry, call_each, make_plugin_manager
 
@@ -453,13 +453,13 @@ class Turbo:
 
     def profile(self, top: int = 15, sort: str = "cumulative"):
         """``with turbo.profile() as prof: ...`` then ``print(prof.table())``: cProfile's hot spots."""
-        from ..profiling import Profile
+        from ..events.profiling import Profile
 
         return Profile(self, top=top, sort=sort)
 
     def timed(self, name: str):
         """Time user code, as a decorator (sync or async) or a ``with`` block: a ``timed`` event each run."""
-        from ..profiling import Timed
+        from ..events.profiling import Timed
 
         return Timed(self, name)
 

@@ -69,12 +69,12 @@ import dspy.clients.execution as execution
 from dspy.clients.cache import Cache as _DSPyCache
 from dspy.dsp.utils.settings import settings as _dspy_settings
 
-from .. import events as ev
 from ..cache import controls
 from ..cache.codec import register_codec
 from ..cache.tiered import TieredCache
 from ..costs import usage_cost as _usage_cost
-from ..events import Event, describe_error
+from ..events import bus as ev
+from ..events.bus import Event, describe_error
 from . import call_dispatch as callpolicy
 from . import metadata_memo
 

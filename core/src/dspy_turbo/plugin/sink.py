@@ -37,7 +37,7 @@ from __future__ import annotations
 from abc import ABCMeta, abstractmethod
 from typing import ClassVar
 
-from ..events import Event
+from ..events.bus import Event
 from ..host.components import Component
 
 __all__ = ["Event", "MetricSink"]

@@ -14,8 +14,8 @@ import threading
 from collections import Counter, deque
 from typing import Any
 
-from . import events as ev
-from .events import Event
+from . import bus as ev
+from .bus import Event
 
 _SAMPLES = 20_000  # latency reservoir per kind: enough for stable p99, bounded memory
 

@@ -103,7 +103,7 @@ class EventBus:
 
         A handler with ``caller_context = True`` handles each event in a copy of the
         emitting thread's ``contextvars`` context (``handoff.ContextSinkQueue``)."""
-        from .handoff import ContextSinkQueue, SinkQueue
+        from .sink_queue import ContextSinkQueue, SinkQueue
 
         kind = ContextSinkQueue if getattr(handler, "caller_context", False) is True else SinkQueue
         queue = kind(name, handler, maxsize, self._sink_failed)

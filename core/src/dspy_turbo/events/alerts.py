@@ -29,10 +29,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from . import events as ev
-from .events import Event, EventBus
-from .host.components import Options
-from .host.units import Duration, parse_duration
+from ..host.components import Options
+from ..host.units import Duration, parse_duration
+from . import bus as ev
+from .bus import Event, EventBus
 
 logger = logging.getLogger("dspy_turbo.alerts")
 

@@ -21,11 +21,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .events import Event, describe_error
+from .bus import Event, describe_error
 from .stats import _percentiles
 
 if TYPE_CHECKING:
-    from .host.turbo import Turbo
+    from ..host.turbo import Turbo
 
 TIMED = "timed"
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")  # a label value: short, bounded, never request text
