@@ -120,6 +120,9 @@ MODULES: dict[str, str] = {
     "dspy_turbo.stats": "dspy_turbo.events.stats",
     "dspy_turbo.alerts": "dspy_turbo.events.alerts",
     "dspy_turbo.profiling": "dspy_turbo.events.profiling",
+    "dspy_turbo.singleflight": "dspy_turbo.coordination.singleflight",
+    "dspy_turbo.shared_log": "dspy_turbo.coordination.shared_log",
+    "dspy_turbo.invalidation": "dspy_turbo.coordination.invalidation",
 }
 
 

@@ -19,12 +19,12 @@ from ..cache.entry import Entry
 from ..cache.integrity import Signer
 from ..cache.keys import KEY_VERSION, KeyBuilder
 from ..cache.tiered import Tier, TieredCache
-from ..coordination import Coordinator, GuardedCoordinator, LocalCoordinator
+from ..coordination.coordinator import Coordinator, GuardedCoordinator, LocalCoordinator
+from ..coordination.singleflight import SharedFlight, SingleFlight
 from ..costs import PriceTable
 from ..events import bus as ev
 from ..events.bus import Event, EventBus, describe_error
 from ..events.stats import StatsAggregator
-from ..singleflight import SharedFlight, SingleFlight
 from .config import Config, ConfigError, ConfigIssue, parse
 from .plugin_manager import Registry, build_registry, call_each, make_plugin_manager
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..cache.entry import Entry
-    from ..coordination import Coordinator
+    from ..coordination.coordinator import Coordinator
     from ..events.bus import Event
 
 __all__ = ["EventBus", "Host", "Tiers"]

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from .coordination import CoordinationUnavailable, Coordinator
+from .coordinator import CoordinationUnavailable, Coordinator
 
 _READ_BATCH = 1000
 

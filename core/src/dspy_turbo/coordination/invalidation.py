@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .coordination import Coordinator
+from .coordinator import Coordinator
 from .shared_log import SharedLog
 
 if TYPE_CHECKING:
-    from .cache.tiered import TieredCache
+    from ..cache.tiered import TieredCache
 
 
 class InvalidationFeed(SharedLog):

@@ -24,7 +24,7 @@ from concurrent.futures import CancelledError as _FutureCancelled
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from .coordination import CoordinationUnavailable, Coordinator
+from .coordinator import CoordinationUnavailable, Coordinator
 
 T = TypeVar("T")
 
