@@ -74,7 +74,7 @@ def test_a_moved_contract_keeps_its_old_path_with_a_deprecation_warning(old, nam
 
 def test_the_model_tier_has_its_own_name_and_the_old_one_warns():
     """Two classes were called ``Tier`` (a cache tier, a routing tier); the routing one is ModelTier now."""
-    import dspy_turbo.routing as routing
+    import dspy_turbo.routing.model_selection as routing
     from dspy_turbo.plugin.selector import ModelTier
 
     with pytest.warns(DeprecationWarning, match="dspy_turbo.plugin.selector.ModelTier"):

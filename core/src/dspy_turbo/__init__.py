@@ -18,7 +18,6 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+local"
 
-from .budget import BudgetExceeded
 from .cache.backend import BackendOptions, CacheBackend
 from .cache.cached_functions import cached
 from .cache.codec import Codec, DecodeError, EncodeError, register_codec
@@ -30,7 +29,8 @@ from .host.components import Component, Options
 from .host.config import ConfigError, ConfigIssue
 from .host.plugin_manager import PluginError
 from .host.turbo import Turbo, load
-from .routing import Decision, ModelSelector
+from .routing.budget import BudgetExceeded
+from .routing.model_selection import Decision, ModelSelector
 
 _moved.keep_public_names(__name__)
 

@@ -123,6 +123,10 @@ MODULES: dict[str, str] = {
     "dspy_turbo.singleflight": "dspy_turbo.coordination.singleflight",
     "dspy_turbo.shared_log": "dspy_turbo.coordination.shared_log",
     "dspy_turbo.invalidation": "dspy_turbo.coordination.invalidation",
+    "dspy_turbo.router": "dspy_turbo.routing.router",
+    "dspy_turbo.costs": "dspy_turbo.routing.costs",
+    "dspy_turbo.budget": "dspy_turbo.routing.budget",
+    "dspy_turbo.context": "dspy_turbo.routing.context",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .cache.memory import MemoryBackend
 from .hookspecs import hookimpl
-from .routing import ComplexitySelector
+from .routing.model_selection import ComplexitySelector
 
 
 @hookimpl

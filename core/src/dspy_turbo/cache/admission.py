@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import costs
+from ..routing import costs
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:

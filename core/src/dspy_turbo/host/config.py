@@ -33,8 +33,8 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, create_model, field_validator
 
 from .._moved import moved_to_plugin
-from ..costs import CostSettings, unpriced
 from ..plugin.sections import ConfigSection
+from ..routing.costs import CostSettings, unpriced
 from .components import Component, Options
 from .plugin_manager import KNOWN_PROVIDERS, KNOWN_SECTIONS, Registry
 from .redaction import SECRET_TYPES, redact_text, scrub

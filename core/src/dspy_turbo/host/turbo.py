@@ -21,10 +21,10 @@ from ..cache.keys import KEY_VERSION, KeyBuilder
 from ..cache.tiered import Tier, TieredCache
 from ..coordination.coordinator import Coordinator, GuardedCoordinator, LocalCoordinator
 from ..coordination.singleflight import SharedFlight, SingleFlight
-from ..costs import PriceTable
 from ..events import bus as ev
 from ..events.bus import Event, EventBus, describe_error
 from ..events.stats import StatsAggregator
+from ..routing.costs import PriceTable
 from .config import Config, ConfigError, ConfigIssue, parse
 from .plugin_manager import Registry, build_registry, call_each, make_plugin_manager
 
@@ -335,7 +335,7 @@ class Turbo:
         ``lms={model: lm}`` supplies ready LMs, ``lm_factory(model, **lm_kwargs)`` builds them
         (default ``dspy.LM``); other keyword arguments are default request parameters.
         """
-        from ..router import RouterLM
+        from ..routing.router import RouterLM
 
         return RouterLM(self, **kwargs)
 
@@ -356,7 +356,7 @@ class Turbo:
 
     def routing_budget(self):
         """The routing budget shared by every router of this Turbo, or None."""
-        from ..budget import Budget
+        from ..routing.budget import Budget
 
         settings = getattr(self.model_selector().options, "budget", None)
         with self._routing_lock:

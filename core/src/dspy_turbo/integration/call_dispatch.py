@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from .._moved import moved, moved_to_plugin
-from ..costs import usage_cost
 from ..plugin import calls
 from ..plugin.calls import Spent, tracking_spent  # noqa: F401 (their old path)
+from ..routing.costs import usage_cost
 
 _current = calls._POLICY.get
 

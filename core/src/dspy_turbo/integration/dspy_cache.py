@@ -72,9 +72,9 @@ from dspy.dsp.utils.settings import settings as _dspy_settings
 from ..cache import controls
 from ..cache.codec import register_codec
 from ..cache.tiered import TieredCache
-from ..costs import usage_cost as _usage_cost
 from ..events import bus as ev
 from ..events.bus import Event, describe_error
+from ..routing.costs import usage_cost as _usage_cost
 from . import call_dispatch as callpolicy
 from . import metadata_memo
 

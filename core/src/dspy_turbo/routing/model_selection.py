@@ -26,8 +26,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from .host.components import Component, Options
-from .host.units import Duration
+from ..host.components import Component, Options
+from ..host.units import Duration
 
 
 class ModelTier(Options):

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .host.units import format_duration
+from ..host.units import format_duration
 
 
 def money(dollars: float) -> str:

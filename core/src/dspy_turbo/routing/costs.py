@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from .host.components import Options
+from ..host.components import Options
 
 if TYPE_CHECKING:
-    from .host.turbo import Turbo
+    from ..host.turbo import Turbo
 
 logger = logging.getLogger("dspy_turbo")
 

@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any
 from dspy.clients.base_lm import BaseLM
 from dspy.utils.callback import with_callbacks
 
+from ..events import bus as ev
+from ..events.bus import Event, describe_error
 from .budget import Budget
 from .context import count_tokens
-from .events import bus as ev
-from .events.bus import Event, describe_error
-from .routing import Decision, ModelSelector, ModelTier
+from .model_selection import Decision, ModelSelector, ModelTier
 
 if TYPE_CHECKING:
-    from .host.turbo import Turbo
+    from ..host.turbo import Turbo
 
 EXPECTED_OUTPUT_TOKENS = 256
 """Completion tokens assumed for a cost estimate when the call sets no ``max_tokens``."""
