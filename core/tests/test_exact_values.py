@@ -25,7 +25,7 @@ from side_by_side import SIDES, Side
 
 import dspy_turbo
 from dspy_turbo.cache.entry import Entry
-from dspy_turbo.offline import offline_lm
+from dspy_turbo.engines.offline import offline_lm
 
 # Side by side through the memory, file and redis tiers.
 pytestmark = pytest.mark.requires_plugin("file", "redis")

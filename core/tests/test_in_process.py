@@ -12,8 +12,8 @@ import dspy
 import pytest
 
 import dspy_turbo
+from dspy_turbo.engines.offline import offline_lm
 from dspy_turbo.integration.dspy_cache import runs_inline
-from dspy_turbo.offline import offline_lm
 
 
 class _Forwarding:

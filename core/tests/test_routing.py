@@ -10,7 +10,7 @@ import yaml
 
 import dspy_turbo
 from dspy_turbo import cli
-from dspy_turbo.offline import offline_lm
+from dspy_turbo.engines.offline import offline_lm
 from dspy_turbo.routing.model_selection import ComplexitySelector
 
 PROMPTS = yaml.safe_load((Path(__file__).parent / "data" / "routing_prompts.yaml").read_text())

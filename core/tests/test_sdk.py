@@ -94,7 +94,7 @@ def test_the_core_and_the_plugins_never_use_an_old_path():
         "import dspy_turbo_faiss.embedder, dspy_turbo_faiss.onnx_runtime, dspy_turbo_file.backend\n"
         "import dspy_turbo_redis.backend, dspy_turbo_redis.coordinator, dspy_turbo_prometheus.sink\n"
         "import dspy_turbo_logsink.sink, dspy_turbo_sqlite_example.backend\n"
-        "from dspy_turbo.offline import offline_lm\n"
+        "from dspy_turbo.engines.offline import offline_lm\n"
         "turbo = dspy_turbo.load({'cache': {'tiers': [{'type': 'memory'}]}})\n"
         "with dspy.context(lm=offline_lm()):\n"
         "    for strategy in ('thread', 'async'):\n"
@@ -224,7 +224,7 @@ class _RegistersFailing:
 def test_events_of_real_calls_conform_to_the_table(make_turbo):
     """A real DSPy program through a Turbo (hits, misses, stores, evictions, single-flight, a
     failing tier and its breaker, routing, a batch, a timing): every event fits its kind's row."""
-    from dspy_turbo.offline import offline_lm
+    from dspy_turbo.engines.offline import offline_lm
 
     tiers = [{"type": "memory", "max_entries": 3}, {"type": "sdk_failing"}]
     config = {"namespace": "sdk-events", "cache": {"tiers": tiers, "breaker": {"failures": 2}},

@@ -11,8 +11,8 @@ import pytest
 
 from dspy_turbo.cache.entry import Entry
 from dspy_turbo.cache.transfer import TransferError
+from dspy_turbo.engines.offline import offline_lm
 from dspy_turbo.integration.dspy_cache import DSPyCache
-from dspy_turbo.offline import offline_lm
 
 MEMORY = {"cache": {"tiers": [{"type": "memory"}]}}
 

@@ -37,7 +37,7 @@ import dspy  # noqa: E402
 import xxhash  # noqa: E402
 
 import dspy_turbo  # noqa: E402
-from dspy_turbo.offline import offline_lm  # noqa: E402
+from dspy_turbo.engines.offline import offline_lm  # noqa: E402
 from dspy_turbo.routing.context import assemble  # noqa: E402
 
 if str(Path(__file__).parent) not in sys.path:

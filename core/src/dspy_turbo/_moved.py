@@ -127,6 +127,9 @@ MODULES: dict[str, str] = {
     "dspy_turbo.costs": "dspy_turbo.routing.costs",
     "dspy_turbo.budget": "dspy_turbo.routing.budget",
     "dspy_turbo.context": "dspy_turbo.routing.context",
+    "dspy_turbo.offline": "dspy_turbo.engines.offline",
+    "dspy_turbo.openai_server": "dspy_turbo.engines.openai_server",
+    "dspy_turbo.demo": "dspy_turbo.cli.demo",
 }
 
 

@@ -10,7 +10,7 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.offline import AsyncOfflineEngine, OfflineEngine, offline_lm
+from dspy_turbo.engines.offline import AsyncOfflineEngine, OfflineEngine, offline_lm
 from dspy_turbo.plugin.batch import BatchError
 
 STRATEGIES = ["thread", "async"]

@@ -4,7 +4,7 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.offline import offline_lm
+from dspy_turbo.engines.offline import offline_lm
 
 QUESTION = "What is the capital city of France?"
 PARAPHRASE = "What's the capital of France?"

@@ -99,7 +99,7 @@ def test_redis_killed_mid_run_then_restarted(redis_server, namespace, lm):
         stats = turbo.stats()
         assert stats["errors"]["redis"] >= 2 and stats["tiers"]["redis"]["breaker"] == "open"
         turbo.uninstall()
-        with dspy.context(lm=dspy_turbo.offline.offline_lm("openai/gpt-4o-mini")):
+        with dspy.context(lm=dspy_turbo.engines.offline.offline_lm("openai/gpt-4o-mini")):
             assert answers == [reference(question=q).answer for q in questions]  # every answer is right
         turbo.install()
 

@@ -3,7 +3,7 @@
 ``turbo.batch`` (the batch machinery of dspy-turbo-batching, through ``dspy_turbo.host.batching``)
 and ``dspy_turbo.CachedModule`` store a program's completed results under the same keys, so a
 result computed by either is a hit for the other. Which programs may be served this way,
-and the identity the key is made of: :mod:`dspy_turbo.programs`.
+and the identity the key is made of: :mod:`dspy_turbo.cache.program_identity`.
 """
 
 from __future__ import annotations

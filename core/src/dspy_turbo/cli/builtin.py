@@ -155,7 +155,7 @@ def route(prompt: str, config: str | None, tier: str | None, as_json: bool) -> i
               help="a config to run it with (default: the embedded default in a fresh directory, so the first run is cold)")
 @click.option("--json", "as_json", is_flag=True, help="print the cold and warm stats as JSON instead of the table")
 def demo(questions: int, latency: float, threads: int, config: str | None, as_json: bool) -> int:
-    from .. import demo as demo_module
+    from . import demo as demo_module
 
     argv = ["--questions", str(questions), "--latency", repr(latency), "--threads", str(threads)]
     argv += ["--config", config] if config else []

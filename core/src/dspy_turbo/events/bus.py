@@ -8,7 +8,7 @@ user's program. Events carry no request text and no secrets: keys are hashes.
 
 Two kinds of handler: *synchronous* ones (the stats aggregator, so ``turbo.stats()`` is
 exact right after a call) run on the caller's thread; *background* ones (metric sinks and
-hooks) each get a bounded queue drained by their own thread (:mod:`dspy_turbo.handoff`),
+hooks) each get a bounded queue drained by their own thread (:mod:`dspy_turbo.events.sink_queue`),
 so a sink that blocks or raises never slows the program: when its queue is full the
 event is dropped and counted (``turbo.stats()["dropped_events"]``).
 """

@@ -515,7 +515,7 @@ class Turbo:
     def export(self, path, *, tier=None, progress=None):
         """Write this namespace's entries (of every tier, or the ``tier`` named) to ``path`` as
         JSON lines (``.gz``: compressed; never pickle), streaming; returns a
-        :class:`dspy_turbo.cache.transfer.Report`. See :mod:`dspy_turbo.transfer` for the format."""
+        :class:`dspy_turbo.cache.transfer.Report`. See :mod:`dspy_turbo.cache.transfer` for the format."""
         from ..cache import transfer
 
         return transfer.export(self, path, tier=tier, progress=progress)

@@ -139,7 +139,7 @@ class BatchStrategySuite:
     def batch_lm(self):
         import dspy
 
-        from dspy_turbo.offline import offline_lm
+        from dspy_turbo.engines.offline import offline_lm
 
         lm = offline_lm("openai/gpt-4o-mini", latency=0.03, jitter=0.5)  # items finish out of order
         with dspy.context(lm=lm, adapter=None):

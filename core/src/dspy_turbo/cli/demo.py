@@ -4,7 +4,7 @@ The program is a small retrieval-augmented question answerer (:class:`QAPipeline
 ``ChainOfThought`` rewrites the question into a search query, a keyword retriever picks
 facts from a tiny in-memory corpus, and a second ``ChainOfThought`` answers from them. It
 runs over ~100 questions with DSPy's own parallel runner (``Module.batch``), against the
-offline LM (:mod:`dspy_turbo.offline`): a real ``dspy.LM`` that answers deterministically
+offline LM (:mod:`dspy_turbo.engines.offline`): a real ``dspy.LM`` that answers deterministically
 after a realistic delay and reports token usage, priced as ``openai/gpt-4o-mini`` from
 the price table DSPy ships. No network, no API key.
 
@@ -42,10 +42,10 @@ from typing import Any  # noqa: E402
 import dspy  # noqa: E402
 from dspy.utils.callback import BaseCallback  # noqa: E402
 
-from .host.config import ConfigError  # noqa: E402
-from .host.plugin_manager import PluginError  # noqa: E402
-from .host.turbo import Turbo, load  # noqa: E402
-from .offline import offline_lm  # noqa: E402
+from ..engines.offline import offline_lm  # noqa: E402
+from ..host.config import ConfigError  # noqa: E402
+from ..host.plugin_manager import PluginError  # noqa: E402
+from ..host.turbo import Turbo, load  # noqa: E402
 
 MODEL = "openai/gpt-4o-mini"
 

@@ -10,7 +10,7 @@ It serves what DSPy's engines call: ``/v1/chat/completions`` and ``/v1/completio
 and streamed) and ``/v1/embeddings``. Answers are the offline LM's (``offline.render``):
 deterministic, in the format the DSPy adapter asked for, with token usage, so a real
 DSPy program parses them. It runs on asyncio (aiohttp), in a thread of its own
-(``OpenAIServer``) or as its own process (``python -m dspy_turbo.openai_server``, which
+(``OpenAIServer``) or as its own process (``python -m dspy_turbo.engines.openai_server``, which
 prints its URL and reports its own CPU per request at ``GET /stats``), so that the
 server is never what a benchmark measures.
 
@@ -331,10 +331,10 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m dspy_turbo.openai_server --latency 0.2``: prints the URL, serves until killed."""
+    """``python -m dspy_turbo.engines.openai_server --latency 0.2``: prints the URL, serves until killed."""
     from aiohttp import web
 
-    parser = argparse.ArgumentParser(prog="python -m dspy_turbo.openai_server", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dspy_turbo.engines.openai_server", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds each completion takes")

@@ -1,6 +1,6 @@
 """An offline LM for tests, examples and the demo: a real DSPy custom engine.
 
-    lm = dspy_turbo.offline.offline_lm("openai/gpt-4o-mini", latency=0.5)
+    lm = dspy_turbo.engines.offline.offline_lm("openai/gpt-4o-mini", latency=0.5)
     dspy.configure(lm=lm)
 
 It answers every DSPy signature deterministically (the same inputs always give the same
