@@ -24,11 +24,11 @@ from .cache.codec import Codec, DecodeError, EncodeError, register_codec
 from .cache.controls import ReplayMiss, bypass, caching, read_only, refresh
 from .cache.entry import Entry
 from .events.bus import Event
-from .hookspecs import hookimpl
 from .host.components import Component, Options
 from .host.config import ConfigError, ConfigIssue
 from .host.plugin_manager import PluginError
 from .host.turbo import Turbo, load
+from .plugin.hookspecs import hookimpl
 from .routing.budget import BudgetExceeded
 from .routing.model_selection import Decision, ModelSelector
 

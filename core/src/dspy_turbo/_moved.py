@@ -130,6 +130,7 @@ MODULES: dict[str, str] = {
     "dspy_turbo.offline": "dspy_turbo.engines.offline",
     "dspy_turbo.openai_server": "dspy_turbo.engines.openai_server",
     "dspy_turbo.demo": "dspy_turbo.cli.demo",
+    "dspy_turbo.hookspecs": "dspy_turbo.plugin.hookspecs",
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .cache.memory import MemoryBackend
-from .hookspecs import hookimpl
+from .plugin.hookspecs import hookimpl
 from .routing.model_selection import ComplexitySelector
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..events.alerts import AlertMonitor, AlertRule
-from ..hookspecs import hookimpl
+from ..plugin.hookspecs import hookimpl
 from ..plugin.sections import ConfigSection
 
 if TYPE_CHECKING:

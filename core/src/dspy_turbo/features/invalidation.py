@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..coordination.invalidation import InvalidationFeed
 from ..coordination.shared_log import supports_logs
-from ..hookspecs import hookimpl
+from ..plugin.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from ..host.turbo import Turbo

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..events.profiling import Timings
-from ..hookspecs import hookimpl
+from ..plugin.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from ..host.turbo import Turbo

@@ -21,7 +21,7 @@ from typing import Any
 
 import pluggy
 
-from .. import hookspecs
+from ..plugin import hookspecs
 from ..plugin.sections import ConfigSection
 from .components import KINDS, Component
 

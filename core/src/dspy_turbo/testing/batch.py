@@ -119,7 +119,7 @@ class BatchStrategySuite:
     @pytest.fixture
     def batch_turbo(self, strategy):
         import dspy_turbo
-        from dspy_turbo.hookspecs import hookimpl
+        from dspy_turbo.plugin.hookspecs import hookimpl
 
         config = {"namespace": f"suite-{uuid.uuid4().hex[:12]}", "cache": {"tiers": [{"type": "memory"}]}}
         turbo = dspy_turbo.load(config)

@@ -44,13 +44,13 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .cache.backend import CacheBackend
-    from .cache.entry import Entry
-    from .events.bus import Event
-    from .host.components import Component
-    from .host.turbo import Turbo
-    from .plugin.batch import BatchHost, BatchRunner
-    from .plugin.sections import ConfigSection
+    from ..cache.backend import CacheBackend
+    from ..cache.entry import Entry
+    from ..events.bus import Event
+    from ..host.components import Component
+    from ..host.turbo import Turbo
+    from .batch import BatchHost, BatchRunner
+    from .sections import ConfigSection
 
 PROJECT = "dspy_turbo"
 hookspec = pluggy.HookspecMarker(PROJECT)
