@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
-import importlib.util
 import os
 import sys
 import types
@@ -177,11 +176,12 @@ class _OldModulePaths:
             module.__spec__ = own
 
     def get_code(self, fullname: str):
-        """``python -m <old path>`` runs the new module."""
+        """``python -m <old path>``: warns, then runs the new module as ``__main__`` (with its own
+        package, so its relative imports are the new paths)."""
         new = MODULES[fullname]
-        _warn(_moved_message(fullname, new))
-        spec = importlib.util.find_spec(new)
-        return spec.loader.get_code(new)
+        source = (f"import runpy, warnings\nwarnings.warn({_moved_message(fullname, new)!r}, DeprecationWarning)\n"
+                  f"runpy.run_module({new!r}, run_name='__main__', alter_sys=True)\n")
+        return compile(source, f"<{fullname}: moved to {new}>", "exec")
 
 
 _FINDER = _OldModulePaths()

@@ -35,7 +35,7 @@ tier's entries and bytes. ``entries(prefix)`` enumerates what a tier holds, for
 skipping what does not decode (deleted and reported, as ``get`` does); the order is the
 backend's. The default reads ``keys(prefix)`` with ``get``; without either it raises
 ``NotImplementedError`` (the tier is then left out of listings and exports, with a message). A backend shared by several processes (Redis) may offer a
-``coordinator()`` method returning a :class:`~dspy_turbo.coordination.Coordinator`; the
+``coordinator()`` method returning a :class:`~dspy_turbo.coordination.coordinator.Coordinator`; the
 first tier that offers one coordinates single-flight and rate limits across processes.
 """
 

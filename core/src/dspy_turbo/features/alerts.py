@@ -1,5 +1,5 @@
 """Alert rules as a feature: the ``metrics.alerts`` section, its monitor on the event bus,
-the ``alerts_firing`` block of ``stats()`` (see ``dspy_turbo.alerts``)."""
+the ``alerts_firing`` block of ``stats()`` (see ``dspy_turbo.events.alerts``)."""
 
 from __future__ import annotations
 
