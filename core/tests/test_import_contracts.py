@@ -1,8 +1,8 @@
 """The import contracts of pyproject.toml ([tool.importlinter]) hold, and they catch what they forbid.
 
 Plugins import only ``dspy_turbo``, ``dspy_turbo.plugin...`` and ``dspy_turbo.testing``; the
-SDK imports no host part or feature; ``callpolicy`` does not import ``dspy_integration``; the
-core imports no plugin.
+SDK imports no host part or feature; ``integration.call_dispatch`` does not import ``integration.dspy_cache``; the
+layers of the core hold (the tiers, events, coordination, engines); the core imports no plugin.
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ class CacheSettings(Options):
 
 class MetricsSettings(Options):
     sinks: list[dict[str, Any]] = []
-    # -- monitoring: event handoff and alert rules (see handoff.py, alerts.py)
+    # -- monitoring: event handoff and alert rules (see events/sink_queue.py, events/alerts.py)
     queue_size: int = Field(default=10_000, ge=1)
     """Events each sink may have waiting (sinks drain every 50 ms); past that, events for it are dropped and counted."""
     flush_timeout: Duration = 5.0
