@@ -25,7 +25,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before dspy/lit
 import dspy  # noqa: E402
 
 import dspy_turbo  # noqa: E402
-from dspy_turbo.offline import offline_lm  # noqa: E402
+from dspy_turbo.engines.offline import offline_lm  # noqa: E402
 
 LATENCY = 0.2
 PROGRAM = dspy.Predict("question -> answer")

@@ -5,7 +5,7 @@
     python bench/bench_client_cpu.py --one turbo openai/my-selfhosted-7b --n 1000 --no-probes   # one side (callgrind)
 
 The LM is ``dspy.LM(model, api_base=..., api_key=...)`` with DSPy's default engine selection
-(native lm15 for ``openai/...``) against ``dspy_turbo.openai_server`` in its own process on
+(native lm15 for ``openai/...``) against ``dspy_turbo.engines.openai_server`` in its own process on
 loopback, latency 0; every call asks a new question, so every call is a miss and makes one
 HTTP request. Sides: plain DSPy (its memory cache) and a Turbo installed (memory tier), for
 a model name DSPy's price table knows (``openai/gpt-4o-mini``) and one it does not
@@ -98,7 +98,7 @@ class Probes:
 
 
 def _server(latency: float = 0.0):
-    proc = subprocess.Popen([sys.executable, "-m", "dspy_turbo.openai_server", "--latency", str(latency)],
+    proc = subprocess.Popen([sys.executable, "-m", "dspy_turbo.engines.openai_server", "--latency", str(latency)],
                             stdout=subprocess.PIPE, text=True)
     url = proc.stdout.readline().strip()
     if not url.startswith("http://"):

@@ -31,8 +31,8 @@ import orjson  # noqa: E402
 from dspy.clients.cache import Cache  # noqa: E402
 
 import dspy_turbo  # noqa: E402
-from dspy_turbo.dspy_integration import DSPyCache  # noqa: E402
-from dspy_turbo.offline import offline_lm, render_fields  # noqa: E402
+from dspy_turbo.engines.offline import offline_lm, render_fields  # noqa: E402
+from dspy_turbo.integration.dspy_cache import DSPyCache  # noqa: E402
 
 IGNORED = ["api_key", "api_base", "base_url"]
 MEMORY_ONLY = {"cache": {"tiers": [{"type": "memory"}]}}

@@ -5,7 +5,7 @@
     python bench/bench_http.py --sizes 512/128 --repeats 5 --model openai/my-selfhosted-model
 
 The LM is ``dspy.LM(model, api_base=..., api_key=...)`` as a user configures it, with
-DSPy's default engine selection, against ``dspy_turbo.openai_server`` running as its own
+DSPy's default engine selection, against ``dspy_turbo.engines.openai_server`` running as its own
 process on loopback (asyncio, so it is not the bottleneck; it sleeps ``--latency`` per
 request and reports its own CPU per request). Every item is a distinct question, so
 every item is a miss and makes one HTTP request.
@@ -44,7 +44,7 @@ class Server:
     """The OpenAI-compatible server in its own process (its CPU is not the client's)."""
 
     def __init__(self, latency: float):
-        self.proc = subprocess.Popen([sys.executable, "-m", "dspy_turbo.openai_server", "--latency", str(latency)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "dspy_turbo.engines.openai_server", "--latency", str(latency)],
                                      stdout=subprocess.PIPE, text=True)
         self.url = self.proc.stdout.readline().strip()
         if not self.url.startswith("http://"):

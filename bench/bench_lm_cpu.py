@@ -27,7 +27,7 @@ import dspy  # noqa: E402
 from dspy.clients.cache import Cache  # noqa: E402
 
 import dspy_turbo  # noqa: E402
-from dspy_turbo.offline import offline_lm  # noqa: E402
+from dspy_turbo.engines.offline import offline_lm  # noqa: E402
 
 WARM = 200  # calls before timing: DSPy's lazy set-up, the price table, the adapter's caches
 CYCLE = 50  # distinct questions a hit run cycles over

@@ -26,7 +26,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before dspy/lit
 import dspy  # noqa: E402
 from bench_batching import LATENCY, run_parallel, run_turbo  # noqa: E402
 
-from dspy_turbo.offline import offline_lm  # noqa: E402
+from dspy_turbo.engines.offline import offline_lm  # noqa: E402
 
 SIDES = {"async": lambda n, c: run_turbo("async", n, c), "thread": lambda n, c: run_turbo("thread", n, c),
          "parallel": run_parallel}

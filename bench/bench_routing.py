@@ -23,8 +23,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import dspy  # noqa: E402
 
 import dspy_turbo  # noqa: E402
-from dspy_turbo.context import assemble  # noqa: E402
-from dspy_turbo.offline import offline_lm  # noqa: E402
+from dspy_turbo.engines.offline import offline_lm  # noqa: E402
+from dspy_turbo.routing.context import assemble  # noqa: E402
 
 CONFIG = {"cache": {"tiers": [{"type": "memory"}]}, "routing": {"type": "complexity", "tiers": [
     {"name": "small", "model": "openai/gpt-4o-mini"}, {"name": "large", "model": "openai/gpt-4o"}]}}

@@ -3,7 +3,7 @@
     python bench/bench_sinks.py            # full run
     python bench/bench_sinks.py --quick
 
-Sinks run on background threads (dspy_turbo.handoff), so the caller only appends each
+Sinks run on background threads (dspy_turbo.events.sink_queue), so the caller only appends each
 event to a queue; but under the GIL their work is CPU the program does not get. This
 runs bench_core unchanged except that turbo's config adds a ``prometheus`` sink (no HTTP
 server) and a ``log`` sink (at the default WARNING level, so it formats nothing). The

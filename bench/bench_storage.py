@@ -28,8 +28,8 @@ from bench_core import IGNORED, Budget, Row, build_fixtures, compare, describe_v
 from dspy.clients.cache import Cache
 
 import dspy_turbo
-from dspy_turbo.dspy_integration import DSPyCache
-from dspy_turbo.entry import Entry
+from dspy_turbo.cache.entry import Entry
+from dspy_turbo.integration.dspy_cache import DSPyCache
 from dspy_turbo_file import FileBackend, FileOptions
 from dspy_turbo_redis import RedisBackend, RedisOptions
 

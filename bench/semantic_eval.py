@@ -104,7 +104,7 @@ METHODS = ("plain MiniLM + FAISS", "dspy-turbo default (guards, margin)", "with 
 
 def make_verifier(embedder):
     """The verifier with its default settings (switched on), keeping every text's words (the sets are small)."""
-    from dspy_turbo.config import SemanticVerifier
+    from dspy_turbo.host.config import SemanticVerifier
     from dspy_turbo_faiss.verifier import Verifier
 
     return Verifier(SemanticVerifier(enabled=True), embedder, kept=None)
@@ -116,7 +116,7 @@ def serve_all(stored: list[str], stored_vecs: np.ndarray, queries: list[str], qu
     ``rejection``: threshold, guards, the verifier when the default has it on, margin over the
     other neighbours, as a lookup does), what it serves with the verifier on, and what plain
     cosine would serve (top-1 >= threshold)."""
-    from dspy_turbo.config import SemanticSettings, SemanticVerifier
+    from dspy_turbo.host.config import SemanticSettings, SemanticVerifier
     from dspy_turbo_faiss.index import FaissIndex, IndexOptions
     from dspy_turbo_faiss.semantic import features, pick, rejection
 
@@ -227,7 +227,7 @@ def load_corpus(path: Path = CORPUS) -> list[dict]:
 def pair_served(pairs: list[dict], vectors: Vectors, threshold: float, verifier) -> list[tuple[bool, bool, bool]]:
     """For each pair alone (one stored, the other asked, both ways; served if either way hits):
     does plain cosine serve it, dspy-turbo's default decision, the decision with the verifier."""
-    from dspy_turbo.config import SemanticVerifier
+    from dspy_turbo.host.config import SemanticVerifier
     from dspy_turbo_faiss.semantic import rejection
 
     texts = sorted({t for p in pairs for t in (p["a"], p["b"])})
@@ -568,7 +568,7 @@ def quality_tables(para, qqp, vectors: Vectors, threshold: float, args, verdicts
 
 
 def corpus_only(args) -> int:
-    from dspy_turbo.config import SemanticSettings
+    from dspy_turbo.host.config import SemanticSettings
     from dspy_turbo_faiss.embedder import SentenceTransformerEmbedder
 
     threshold = args.threshold if args.threshold is not None else SemanticSettings.model_fields["threshold"].default
@@ -620,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{qqp_file.name}; see the data README). Skipping.")
         return 0
 
-    from dspy_turbo.config import SemanticSettings
+    from dspy_turbo.host.config import SemanticSettings
     from dspy_turbo_faiss.embedder import SentenceTransformerEmbedder
 
     threshold = args.threshold if args.threshold is not None else SemanticSettings.model_fields["threshold"].default

@@ -22,8 +22,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import dspy  # noqa: E402
 
 import dspy_turbo  # noqa: E402
-from dspy_turbo.demo import QAPipeline, build_questions  # noqa: E402
-from dspy_turbo.offline import offline_lm  # noqa: E402
+from dspy_turbo.cli.demo import QAPipeline, build_questions  # noqa: E402
+from dspy_turbo.engines.offline import offline_lm  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

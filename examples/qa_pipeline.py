@@ -24,8 +24,8 @@ from pathlib import Path  # noqa: E402
 import dspy  # noqa: E402
 
 import dspy_turbo  # noqa: E402
-from dspy_turbo.demo import QAPipeline  # noqa: E402
-from dspy_turbo.offline import offline_lm  # noqa: E402
+from dspy_turbo.cli.demo import QAPipeline  # noqa: E402
+from dspy_turbo.engines.offline import offline_lm  # noqa: E402
 
 QUESTIONS = [
     "What is the Eiffel Tower best known for?",

@@ -23,7 +23,7 @@ from pathlib import Path  # noqa: E402
 import dspy  # noqa: E402
 
 import dspy_turbo  # noqa: E402
-from dspy_turbo.offline import offline_lm  # noqa: E402
+from dspy_turbo.engines.offline import offline_lm  # noqa: E402
 
 # (user question, what we expect the cache to do)
 CONVERSATIONS = [

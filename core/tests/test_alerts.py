@@ -7,8 +7,8 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.alerts import AlertMonitor, AlertRule
-from dspy_turbo.events import Event, EventBus
+from dspy_turbo.events.alerts import AlertMonitor, AlertRule
+from dspy_turbo.events.bus import Event, EventBus
 
 
 class ListSink(dspy_turbo.Component):

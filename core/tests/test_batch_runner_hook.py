@@ -14,7 +14,7 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.batching import BatchingUnavailable
+from dspy_turbo.host.batching import BatchingUnavailable
 from dspy_turbo.plugin.batch import BatchHost
 
 MEMORY = {"cache": {"tiers": [{"type": "memory"}]}}

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 import dspy_turbo
-from dspy_turbo import plugins
+from dspy_turbo.host import plugin_manager as plugins
 
 
 def _distribution(root, name, module, code):

@@ -10,7 +10,7 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.offline import offline_lm
+from dspy_turbo.engines.offline import offline_lm
 
 # The Turbo side has a file tier, as DSPy has a disk cache.
 pytestmark = pytest.mark.requires_plugin("file")

@@ -9,8 +9,8 @@ why) and keeps caching what it can key (a function)."""
 import dspy
 import pytest
 
-from dspy_turbo import events as ev
-from dspy_turbo.dspy_integration import DSPyCache
+from dspy_turbo.events import bus as ev
+from dspy_turbo.integration.dspy_cache import DSPyCache
 
 
 class EmbedderA:

@@ -151,7 +151,7 @@ def test_the_moved_semantic_modules_import_no_plugin(old):
 
 
 def test_the_moved_semantic_cache_without_its_plugin_says_what_to_install(monkeypatch):
-    import dspy_turbo.config as config
+    import dspy_turbo.host.config as config
     import dspy_turbo.semantic as old
 
     monkeypatch.setitem(sys.modules, "dspy_turbo_faiss", None)  # as if not installed: importing it fails

@@ -7,7 +7,7 @@ import click
 
 import dspy_turbo
 from dspy_turbo.cli import build_cli
-from dspy_turbo.plugins import make_plugin_manager
+from dspy_turbo.host.plugin_manager import make_plugin_manager
 
 
 class Greeter:

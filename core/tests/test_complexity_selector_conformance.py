@@ -2,7 +2,7 @@
 
 import pytest
 
-from dspy_turbo.routing import ComplexitySelector
+from dspy_turbo.routing.model_selection import ComplexitySelector
 from dspy_turbo.testing import ModelSelectorSuite
 
 TIERS = [{"name": "small", "model": "openai/gpt-4o-mini", "max_score": 0.3},

@@ -63,7 +63,7 @@ def test_unknown_component_type_suggests_and_lists():
 
 
 def test_known_plugin_type_names_the_package(monkeypatch):
-    from dspy_turbo import plugins
+    from dspy_turbo.host import plugin_manager as plugins
 
     installed = plugins._entry_points()  # as if dspy-turbo-redis and dspy-turbo-prometheus were not installed
     monkeypatch.setattr(plugins, "_entry_points", lambda: [ep for ep in installed if ep.name not in ("redis", "prometheus")])

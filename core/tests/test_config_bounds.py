@@ -19,7 +19,7 @@ import pytest
 
 import dspy_turbo
 from dspy_turbo.cli import main as cli
-from dspy_turbo.config import MAX_DEPTH, MAX_VALUES
+from dspy_turbo.host.config import MAX_DEPTH, MAX_VALUES
 
 
 def _yaml(tmp_path, text: str):

@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 import yaml
 
-from dspy_turbo.config import ConfigError, parse
-from dspy_turbo.plugins import build_registry, make_plugin_manager
+from dspy_turbo.host.config import ConfigError, parse
+from dspy_turbo.host.plugin_manager import build_registry, make_plugin_manager
 
 # The documented configs use every distribution of the repository.
 pytestmark = pytest.mark.requires_plugin("file", "redis", "prometheus", "logsink", "batching", "faiss")

@@ -14,10 +14,10 @@ import pytest
 from pydantic import SecretStr
 
 import dspy_turbo
+from dspy_turbo.cache.memory import MemoryBackend, MemoryOptions
 from dspy_turbo.cli import main as cli
-from dspy_turbo.components import SecretURL
-from dspy_turbo.memory import MemoryBackend, MemoryOptions
-from dspy_turbo.redaction import redact_text, redact_url
+from dspy_turbo.host.components import SecretURL
+from dspy_turbo.host.redaction import redact_text, redact_url
 
 PASSWORD = "Pa55-w0rd-zq"
 TOKEN = "tok-4f9a1c"
@@ -153,8 +153,8 @@ def test_schema_defaults_are_masked(capsys):
         def dspy_turbo_cache_backends(self):
             return [WithDefaults]
 
-    from dspy_turbo.config import json_schema
-    from dspy_turbo.plugins import build_registry, make_plugin_manager
+    from dspy_turbo.host.config import json_schema
+    from dspy_turbo.host.plugin_manager import build_registry, make_plugin_manager
 
     schema = json_schema(build_registry(make_plugin_manager([Plugin()])))
     text = json.dumps(schema)

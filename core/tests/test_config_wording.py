@@ -7,7 +7,7 @@ import logging
 import pytest
 
 import dspy_turbo
-from dspy_turbo.units import parse_duration
+from dspy_turbo.host.units import parse_duration
 
 
 def _load_file(tmp_path, text):

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dspy_turbo.context import Tokenizer, assemble, count_tokens, select_demos, tokenizer_for
+from dspy_turbo.routing.context import Tokenizer, assemble, count_tokens, select_demos, tokenizer_for
 
 GPT = tokenizer_for("openai/gpt-4o-mini")
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)

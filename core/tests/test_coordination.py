@@ -1,6 +1,6 @@
 """The in-process coordinator: leases and token buckets (the Redis one is tested with the redis plugin)."""
 
-from dspy_turbo.coordination import LocalCoordinator
+from dspy_turbo.coordination.coordinator import LocalCoordinator
 
 
 class Clock:

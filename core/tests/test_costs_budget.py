@@ -6,8 +6,8 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.budget import Budget, BudgetExceeded
-from dspy_turbo.offline import offline_lm
+from dspy_turbo.engines.offline import offline_lm
+from dspy_turbo.routing.budget import Budget, BudgetExceeded
 
 TIERS = [{"name": "small", "model": "openai/gpt-4o-mini"}, {"name": "large", "model": "openai/gpt-4o"}]
 

@@ -11,9 +11,9 @@ from dspy.clients.cache import Cache, request_cache
 from dspy.streaming import StreamListener, StreamResponse
 
 import dspy_turbo
-from dspy_turbo.dspy_integration import DSPyCache
-from dspy_turbo.offline import offline_lm
-from dspy_turbo.openai_server import OpenAIServer
+from dspy_turbo.engines.offline import offline_lm
+from dspy_turbo.engines.openai_server import OpenAIServer
+from dspy_turbo.integration.dspy_cache import DSPyCache
 
 # The Turbo side is memory + file tiers, as DSPy's is memory + disk.
 pytestmark = pytest.mark.requires_plugin("file")
@@ -363,7 +363,7 @@ def _only_key(turbo):
 
 
 def _plant(turbo, key, value):
-    from dspy_turbo.entry import Entry
+    from dspy_turbo.cache.entry import Entry
 
     assert turbo.cache.put(key, Entry.create(value)) == 2
 

@@ -8,7 +8,7 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.offline import offline_lm
+from dspy_turbo.engines.offline import offline_lm
 
 
 class TwoStep(dspy.Module):

@@ -24,8 +24,8 @@ from dspy.clients.cache import request_cache
 from side_by_side import SIDES, Side
 
 import dspy_turbo
-from dspy_turbo.entry import Entry
-from dspy_turbo.offline import offline_lm
+from dspy_turbo.cache.entry import Entry
+from dspy_turbo.engines.offline import offline_lm
 
 # Side by side through the memory, file and redis tiers.
 pytestmark = pytest.mark.requires_plugin("file", "redis")

@@ -8,7 +8,7 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.events import Event
+from dspy_turbo.events.bus import Event
 
 
 def sink_plugin(*sink_classes):

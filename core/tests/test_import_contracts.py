@@ -1,8 +1,8 @@
 """The import contracts of pyproject.toml ([tool.importlinter]) hold, and they catch what they forbid.
 
 Plugins import only ``dspy_turbo``, ``dspy_turbo.plugin...`` and ``dspy_turbo.testing``; the
-SDK imports no host part or feature; ``callpolicy`` does not import ``dspy_integration``; the
-core imports no plugin.
+SDK imports no host part or feature; ``integration.call_dispatch`` does not import ``integration.dspy_cache``; the
+layers of the core hold (the tiers, events, coordination, engines); the core imports no plugin.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def test_every_plugin_in_the_repository_is_under_the_sdk_contract():
     assert set(contract["ignore_imports"]) == allowed  # no exception: every plugin uses the SDK only
 
 
-@pytest.mark.parametrize("internal", ["dspy_turbo.tiered", "dspy_turbo.semantic", "dspy_turbo.batching"])
+@pytest.mark.parametrize("internal", ["dspy_turbo.cache.tiered", "dspy_turbo.semantic", "dspy_turbo.host.batching"])
 def test_a_plugin_that_imports_a_core_internal_breaks_the_contract(tmp_path, internal):
     """A plugin package put under the same contract: its SDK imports pass, one import of an
     internal module (either import form) fails the check, naming the module and the line."""

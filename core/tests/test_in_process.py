@@ -12,8 +12,8 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.dspy_integration import runs_inline
-from dspy_turbo.offline import offline_lm
+from dspy_turbo.engines.offline import offline_lm
+from dspy_turbo.integration.dspy_cache import runs_inline
 
 
 class _Forwarding:
@@ -91,7 +91,7 @@ def test_dspy_cache_helpers_run_inline_only_when_the_installed_turbo_is_in_proce
 
 @pytest.mark.requires_plugin("batching")
 def test_an_async_batch_runs_dspys_cache_helpers_on_its_loop_thread(turbo, monkeypatch):
-    import dspy_turbo.dspy_integration as integration
+    import dspy_turbo.integration.dspy_cache as integration
 
     seen = []
     original = integration.runs_inline

@@ -12,7 +12,7 @@ import pydantic
 import pytest
 
 import dspy_turbo
-from dspy_turbo.keys import KEY_VERSION, LM_CREDENTIALS, KeyBuilder, Unkeyable
+from dspy_turbo.cache.keys import KEY_VERSION, LM_CREDENTIALS, KeyBuilder, Unkeyable
 
 REQ = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.0,
        "_fn_identifier": "dspy.clients.lm.litellm_completion"}
@@ -251,7 +251,7 @@ def test_a_function_key_is_the_same_in_every_process():
     # holds its memory address: no two processes agreed, so no shared tier ever hit.
     code = textwrap.dedent("""
         import os
-        from dspy_turbo.keys import KeyBuilder
+        from dspy_turbo.cache.keys import KeyBuilder
         ballast = [object() for _ in range(int(os.environ["BALLAST"]))]  # other addresses in each process
         def pick(items, k=3):
             inner = lambda x: x * 2

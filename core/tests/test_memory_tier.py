@@ -2,7 +2,7 @@ import pytest
 
 import dspy_turbo
 from dspy_turbo import Entry
-from dspy_turbo.memory import MemoryBackend
+from dspy_turbo.cache.memory import MemoryBackend
 from dspy_turbo.testing import CacheBackendSuite
 
 

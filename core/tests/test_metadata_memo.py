@@ -14,7 +14,7 @@ import pytest
 from dspy.clients import model_metadata
 from dspy.clients.cache import Cache
 
-from dspy_turbo import metadata_memo
+from dspy_turbo.integration import metadata_memo
 
 KNOWN, UNKNOWN = "openai/gpt-4o-mini", "openai/my-selfhosted-7b"
 DSPY_MODEL_INFO = model_metadata.model_info

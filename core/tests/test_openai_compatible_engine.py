@@ -331,7 +331,7 @@ def test_saved_and_loaded_without_the_key(openai_server, dspy_cache, tmp_path):
 def test_two_endpoints_are_never_one_cache_entry(engine, openai_server, make_turbo):
     """With a Turbo installed, the same call to two servers under one model name makes one LM
     call per server (the endpoint is part of the key), with either engine."""
-    from dspy_turbo.openai_server import OpenAIServer
+    from dspy_turbo.engines.openai_server import OpenAIServer
 
     make_turbo().install()
     program = dspy.Predict("question -> answer")

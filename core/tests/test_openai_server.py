@@ -5,7 +5,7 @@ import asyncio
 import dspy
 import pytest
 
-from dspy_turbo.openai_server import OpenAIServer
+from dspy_turbo.engines.openai_server import OpenAIServer
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"engine": "litellm"}, {"model_type": "text"}, {"model_type": "responses"}],

@@ -4,8 +4,8 @@ import dspy
 import pytest
 
 import dspy_turbo
+from dspy_turbo.cache.memory import MemoryBackend
 from dspy_turbo.cli import main as cli
-from dspy_turbo.memory import MemoryBackend
 
 
 class OtherMemory(MemoryBackend):
@@ -87,7 +87,7 @@ def test_metric_sink_component_from_yaml(make_turbo, lm):
 
 
 def test_should_store_veto_and_force(make_turbo):
-    from dspy_turbo.offline import offline_lm
+    from dspy_turbo.engines.offline import offline_lm
 
     class Policy:
         @dspy_turbo.hookimpl

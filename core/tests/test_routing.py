@@ -10,8 +10,8 @@ import yaml
 
 import dspy_turbo
 from dspy_turbo import cli
-from dspy_turbo.offline import offline_lm
-from dspy_turbo.routing import ComplexitySelector
+from dspy_turbo.engines.offline import offline_lm
+from dspy_turbo.routing.model_selection import ComplexitySelector
 
 PROMPTS = yaml.safe_load((Path(__file__).parent / "data" / "routing_prompts.yaml").read_text())
 TIERS = [{"name": "small", "model": "openai/gpt-4o-mini"}, {"name": "large", "model": "openai/gpt-4o"}]

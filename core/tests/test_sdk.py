@@ -37,17 +37,17 @@ def test_every_name_the_sdk_lists_is_there():
 
 
 MOVED = [
-    ("dspy_turbo.batching", "BatchOptions", "dspy_turbo.plugin.batch"),
-    ("dspy_turbo.batching", "BatchStrategy", "dspy_turbo.plugin.batch"),
-    ("dspy_turbo.batching", "Runner", "dspy_turbo.plugin.batch"),
-    ("dspy_turbo.batching", "BatchError", "dspy_turbo.plugin.batch"),
-    ("dspy_turbo.batching", "item_key", "dspy_turbo.items"),
+    ("dspy_turbo.host.batching", "BatchOptions", "dspy_turbo.plugin.batch"),
+    ("dspy_turbo.host.batching", "BatchStrategy", "dspy_turbo.plugin.batch"),
+    ("dspy_turbo.host.batching", "Runner", "dspy_turbo.plugin.batch"),
+    ("dspy_turbo.host.batching", "BatchError", "dspy_turbo.plugin.batch"),
+    ("dspy_turbo.host.batching", "item_key", "dspy_turbo.cache.items"),
     ("dspy_turbo.ratelimit", "RateLimitSettings", "dspy_turbo.plugin.batch"),
     ("dspy_turbo.retry", "RetrySettings", "dspy_turbo.plugin.batch"),
-    ("dspy_turbo.callpolicy", "tracking_spent", "dspy_turbo.plugin.calls"),
+    ("dspy_turbo.integration.call_dispatch", "tracking_spent", "dspy_turbo.plugin.calls"),
     # the batch machinery, moved into dspy-turbo-batching (imported only when read)
-    ("dspy_turbo.batching", "Item", "dspy_turbo_batching.batch"),
-    ("dspy_turbo.callpolicy", "CallPolicy", "dspy_turbo_batching.policy"),
+    ("dspy_turbo.host.batching", "Item", "dspy_turbo_batching.batch"),
+    ("dspy_turbo.integration.call_dispatch", "CallPolicy", "dspy_turbo_batching.policy"),
     ("dspy_turbo.ratelimit", "RateLimiter", "dspy_turbo_batching.ratelimit"),
     ("dspy_turbo.retry", "RetryPolicy", "dspy_turbo_batching.retry"),
     ("dspy_turbo.retry", "is_transient", "dspy_turbo_batching.retry"),
@@ -74,7 +74,7 @@ def test_a_moved_contract_keeps_its_old_path_with_a_deprecation_warning(old, nam
 
 def test_the_model_tier_has_its_own_name_and_the_old_one_warns():
     """Two classes were called ``Tier`` (a cache tier, a routing tier); the routing one is ModelTier now."""
-    import dspy_turbo.routing as routing
+    import dspy_turbo.routing.model_selection as routing
     from dspy_turbo.plugin.selector import ModelTier
 
     with pytest.warns(DeprecationWarning, match="dspy_turbo.plugin.selector.ModelTier"):
@@ -94,7 +94,7 @@ def test_the_core_and_the_plugins_never_use_an_old_path():
         "import dspy_turbo_faiss.embedder, dspy_turbo_faiss.onnx_runtime, dspy_turbo_file.backend\n"
         "import dspy_turbo_redis.backend, dspy_turbo_redis.coordinator, dspy_turbo_prometheus.sink\n"
         "import dspy_turbo_logsink.sink, dspy_turbo_sqlite_example.backend\n"
-        "from dspy_turbo.offline import offline_lm\n"
+        "from dspy_turbo.engines.offline import offline_lm\n"
         "turbo = dspy_turbo.load({'cache': {'tiers': [{'type': 'memory'}]}})\n"
         "with dspy.context(lm=offline_lm()):\n"
         "    for strategy in ('thread', 'async'):\n"
@@ -186,7 +186,8 @@ def test_a_metric_sink_must_handle_events():
 
 
 def test_the_table_holds_every_event_kind_the_core_defines():
-    from dspy_turbo import alerts, events, profiling
+    from dspy_turbo.events import alerts, profiling
+    from dspy_turbo.events import bus as events
     from dspy_turbo_batching import batch, policy
     from dspy_turbo_faiss import semantic
 
@@ -223,7 +224,7 @@ class _RegistersFailing:
 def test_events_of_real_calls_conform_to_the_table(make_turbo):
     """A real DSPy program through a Turbo (hits, misses, stores, evictions, single-flight, a
     failing tier and its breaker, routing, a batch, a timing): every event fits its kind's row."""
-    from dspy_turbo.offline import offline_lm
+    from dspy_turbo.engines.offline import offline_lm
 
     tiers = [{"type": "memory", "max_entries": 3}, {"type": "sdk_failing"}]
     config = {"namespace": "sdk-events", "cache": {"tiers": tiers, "breaker": {"failures": 2}},

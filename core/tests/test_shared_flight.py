@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from dspy_turbo.coordination import CoordinationUnavailable, Coordinator, LocalCoordinator
-from dspy_turbo.singleflight import SharedFlight
+from dspy_turbo.coordination.coordinator import CoordinationUnavailable, Coordinator, LocalCoordinator
+from dspy_turbo.coordination.singleflight import SharedFlight
 
 
 class Store:

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from dspy_turbo.singleflight import SingleFlight
+from dspy_turbo.coordination.singleflight import SingleFlight
 
 
 def test_threads_share_one_call_and_key_is_forgotten(run_threads):

@@ -5,7 +5,7 @@ import time
 import pytest
 
 import dspy_turbo
-from dspy_turbo.breaker import CircuitBreaker
+from dspy_turbo.cache.breaker import CircuitBreaker
 
 
 class Flaky(dspy_turbo.CacheBackend):

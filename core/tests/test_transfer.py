@@ -9,10 +9,10 @@ import time
 import dspy
 import pytest
 
-from dspy_turbo.dspy_integration import DSPyCache
-from dspy_turbo.entry import Entry
-from dspy_turbo.offline import offline_lm
-from dspy_turbo.transfer import TransferError
+from dspy_turbo.cache.entry import Entry
+from dspy_turbo.cache.transfer import TransferError
+from dspy_turbo.engines.offline import offline_lm
+from dspy_turbo.integration.dspy_cache import DSPyCache
 
 MEMORY = {"cache": {"tiers": [{"type": "memory"}]}}
 

@@ -1,6 +1,6 @@
 import pytest
 
-from dspy_turbo.units import parse_duration, parse_size, parse_ttl
+from dspy_turbo.host.units import parse_duration, parse_size, parse_ttl
 
 
 @pytest.mark.parametrize("text,seconds", [(90, 90), ("90s", 90), ("250ms", 0.25), ("5m", 300), ("2h", 7200), ("7d", 604800), ("1.5", 1.5)])

@@ -184,13 +184,18 @@ def event_table() -> dict[str, Any]:
     return dict(find(*EVENT_TABLE))
 
 
+# SDK submodules with a reference page of their own: the hooks (read from the plugin manager).
+SDK_OWN_PAGES = ("hookspecs",)
+
+
 def sdk_modules() -> list[Any]:
-    """The SDK package and its submodules, in name order."""
+    """The SDK package and its submodules, in name order (those in ``SDK_OWN_PAGES`` aside)."""
     import pkgutil
 
     package = importlib.import_module(SDK)
     return [package, *(importlib.import_module(f"{SDK}.{info.name}")
-                       for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name))]
+                       for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name)
+                       if info.name not in SDK_OWN_PAGES)]
 
 
 def event_kinds() -> dict[str, str]:

@@ -7,7 +7,7 @@
   few thousand passages; embeddings from sentence-transformers (all-MiniLM-L6-v2 from local
   disk), cached through the Turbo chunk by chunk; query results cached too.
 * rank: a hybrid re-rank (retrieval rank fused with IDF-weighted term overlap), cached.
-* context: the ranked passages fitted into a token budget (``dspy_turbo.context.assemble``,
+* context: the ranked passages fitted into a token budget (``dspy_turbo.routing.context.assemble``,
   the model's tokenizer, lowest-ranked dropped first).
 * generate: ``dspy.ChainOfThought`` on ``turbo.router()``: easy lookups go to the small tier,
   multi-step questions to the large one; every LM call is cached.
@@ -37,8 +37,8 @@ import dspy  # noqa: E402
 import xxhash  # noqa: E402
 
 import dspy_turbo  # noqa: E402
-from dspy_turbo.context import assemble  # noqa: E402
-from dspy_turbo.offline import offline_lm  # noqa: E402
+from dspy_turbo.engines.offline import offline_lm  # noqa: E402
+from dspy_turbo.routing.context import assemble  # noqa: E402
 
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))  # the example's own modules, run from anywhere

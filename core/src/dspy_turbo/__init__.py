@@ -11,24 +11,28 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import _moved  # first: it serves the old module paths (dspy_turbo.keys) from its table
+
 try:
     __version__ = version("dspy-turbo")
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+local"
 
-from .backend import BackendOptions, CacheBackend
-from .budget import BudgetExceeded
-from .cached import cached
-from .codec import Codec, DecodeError, EncodeError, register_codec
-from .components import Component, Options
-from .config import ConfigError, ConfigIssue
-from .controls import ReplayMiss, bypass, caching, read_only, refresh
-from .entry import Entry
-from .events import Event
-from .hookspecs import hookimpl
-from .plugins import PluginError
-from .routing import Decision, ModelSelector
-from .turbo import Turbo, load
+from .cache.backend import BackendOptions, CacheBackend
+from .cache.cached_functions import cached
+from .cache.codec import Codec, DecodeError, EncodeError, register_codec
+from .cache.controls import ReplayMiss, bypass, caching, read_only, refresh
+from .cache.entry import Entry
+from .events.bus import Event
+from .host.components import Component, Options
+from .host.config import ConfigError, ConfigIssue
+from .host.plugin_manager import PluginError
+from .host.turbo import Turbo, load
+from .plugin.hookspecs import hookimpl
+from .routing.budget import BudgetExceeded
+from .routing.model_selection import Decision, ModelSelector
+
+_moved.keep_public_names(__name__)
 
 __all__ = [
     "BackendOptions",
@@ -64,7 +68,10 @@ __all__ = [
 def __getattr__(name: str):
     # CachedModule subclasses dspy.Module: imported on first use, so `import dspy_turbo` stays light.
     if name == "CachedModule":
-        from .cached_module import CachedModule
+        from .cache.cached_module import CachedModule
 
         return CachedModule
+    old = _moved.old_module(__name__, name)  # a module that moved into a subpackage, by its old path
+    if old is not None:
+        return old
     raise AttributeError(f"module 'dspy_turbo' has no attribute {name!r}")

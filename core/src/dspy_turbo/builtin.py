@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .hookspecs import hookimpl
-from .memory import MemoryBackend
-from .routing import ComplexitySelector
+from .cache.memory import MemoryBackend
+from .plugin.hookspecs import hookimpl
+from .routing.model_selection import ComplexitySelector
 
 
 @hookimpl

@@ -51,8 +51,8 @@ def test_a_misspelt_key_in_its_section_is_a_config_error_with_its_path(tmp_path)
 
 
 def test_its_section_is_in_the_schema():
-    from dspy_turbo.config import json_schema
-    from dspy_turbo.plugins import build_registry, make_plugin_manager
+    from dspy_turbo.host.config import json_schema
+    from dspy_turbo.host.plugin_manager import build_registry, make_plugin_manager
 
     schema = json_schema(build_registry(make_plugin_manager()))
     assert "sqlite_example" in schema["properties"]

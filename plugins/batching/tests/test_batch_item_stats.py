@@ -6,7 +6,7 @@ from __future__ import annotations
 import dspy
 import pytest
 
-from dspy_turbo.offline import offline_lm
+from dspy_turbo.engines.offline import offline_lm
 
 STRATEGIES = ["thread", "async"]
 

@@ -10,7 +10,7 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.offline import AsyncOfflineEngine, OfflineEngine, offline_lm
+from dspy_turbo.engines.offline import AsyncOfflineEngine, OfflineEngine, offline_lm
 from dspy_turbo.plugin.batch import BatchError
 
 STRATEGIES = ["thread", "async"]
@@ -341,7 +341,7 @@ def test_an_item_raising_cancelled_error_fails_alone(make_turbo, lm, strategy):
 
 
 def test_n_candidates_take_n_requests_from_the_rate_limit(make_turbo, lm, monkeypatch):
-    from dspy_turbo import coordination
+    from dspy_turbo.coordination import coordinator as coordination
 
     taken = []
     original = coordination.LocalCoordinator.take

@@ -8,8 +8,8 @@ import pydantic
 import pytest
 
 import dspy_turbo
-from dspy_turbo.items import program_key
-from dspy_turbo.programs import Unkeyable, _sub_modules, library_program
+from dspy_turbo.cache.items import program_key
+from dspy_turbo.cache.program_identity import Unkeyable, _sub_modules, library_program
 
 
 class Shout(dspy.Module):
@@ -76,7 +76,7 @@ def test_an_unkeyable_program_still_batches_without_item_cache(turbo):
 
 
 def test_an_lm_with_cache_off_is_not_item_cached(make_turbo):
-    lm = dspy_turbo.offline.offline_lm("openai/gpt-4o-mini", cache=False)
+    lm = dspy_turbo.engines.offline.offline_lm("openai/gpt-4o-mini", cache=False)
     turbo = make_turbo()
     with dspy.context(lm=lm):
         with pytest.raises(Unkeyable):

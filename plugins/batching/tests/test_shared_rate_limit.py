@@ -10,12 +10,12 @@ import textwrap
 
 import pytest
 
-from dspy_turbo.plugins import build_registry, make_plugin_manager
+from dspy_turbo.host.plugin_manager import build_registry, make_plugin_manager
 
 WORKER = textwrap.dedent("""
     import json, sys, time
     import dspy, dspy_turbo
-    from dspy_turbo.offline import offline_lm
+    from dspy_turbo.engines.offline import offline_lm
 
     url, namespace, tag, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     turbo = dspy_turbo.load({"namespace": namespace,

@@ -10,7 +10,7 @@ def test_semantic_example(minilm, capsys):
     spec = importlib.util.spec_from_file_location("semantic_rephrase", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    from dspy_turbo.offline import offline_lm
+    from dspy_turbo.engines.offline import offline_lm
 
     stats = module.main(offline_lm("openai/gpt-4o-mini"))
     out = capsys.readouterr().out

@@ -4,8 +4,8 @@ real DSPy programs; and a judge built from the config against the loopback HTTP 
 import dspy
 import pytest
 
-from dspy_turbo.config import ConfigError
-from dspy_turbo.offline import offline_lm
+from dspy_turbo.engines.offline import offline_lm
+from dspy_turbo.host.config import ConfigError
 
 ASKED = "Why is the sky blue?"
 SAME = "What makes the sky blue?"  # MiniLM: 0.92, under the default threshold, in the gray zone

@@ -4,7 +4,7 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.offline import offline_lm
+from dspy_turbo.engines.offline import offline_lm
 
 QUESTION = "What is the capital city of France?"
 PARAPHRASE = "What's the capital of France?"
@@ -271,7 +271,7 @@ def test_a_signature_override_key_that_is_no_signature_is_a_config_error(semanti
 def test_a_corrupt_neighbour_is_removed_like_a_corrupt_exact_entry(semantic_turbo, lm, events):
     """A neighbour whose stored value DSPy cannot use is not served: it is removed from the
     tiers and the index (an error event), and the paraphrase is a miss, counted once."""
-    from dspy_turbo.entry import Entry
+    from dspy_turbo.cache.entry import Entry
 
     events.attach(semantic_turbo)
     program = dspy.Predict("question -> answer")

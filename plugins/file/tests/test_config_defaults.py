@@ -30,7 +30,7 @@ def test_a_yaml_without_tiers_persists_across_processes(tmp_path):
     config.write_text("namespace: defaults-kept\ncache:\n  ttl: 1d\n")
     program = textwrap.dedent(f"""
         import dspy, dspy_turbo
-        from dspy_turbo.offline import offline_lm
+        from dspy_turbo.engines.offline import offline_lm
         lm = offline_lm("openai/gpt-4o-mini")
         dspy.configure(lm=lm)
         with dspy_turbo.load({str(config)!r}) as turbo:
@@ -48,7 +48,7 @@ def test_a_yaml_without_tiers_persists_across_processes(tmp_path):
 
 
 def test_merge_rule():
-    from dspy_turbo.config import over_default
+    from dspy_turbo.host.config import over_default
 
     default = {"cache": {"tiers": [{"type": "memory"}, {"type": "file"}], "ttl": None}, "namespace": "d"}
     assert over_default({"cache": {"ttl": 5}}, default) == {"cache": {"tiers": default["cache"]["tiers"], "ttl": 5},

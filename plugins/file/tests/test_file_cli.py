@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 import dspy_turbo
+from dspy_turbo.cache.entry import Entry
 from dspy_turbo.cli import main
-from dspy_turbo.entry import Entry
 
 EXE = str(Path(sys.executable).with_name("dspy-turbo"))
 SECRET = "sk-live-0123456789abcdef"

@@ -16,7 +16,7 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.entry import Entry
+from dspy_turbo.cache.entry import Entry
 from dspy_turbo.testing import CacheBackendSuite
 from dspy_turbo_file import FileBackend, FileOptions
 

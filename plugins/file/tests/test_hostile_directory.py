@@ -12,8 +12,8 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.entry import Entry
-from dspy_turbo.keys import KEY_VERSION
+from dspy_turbo.cache.entry import Entry
+from dspy_turbo.cache.keys import KEY_VERSION
 from dspy_turbo_file import FileBackend, FileOptions
 
 SIGNING_KEY = "file-tier-test-signing-key-0123456789"

@@ -18,7 +18,7 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.entry import Entry
+from dspy_turbo.cache.entry import Entry
 from dspy_turbo_file import FileBackend, FileOptions
 
 QUESTIONS = [f"Which line serves station {i}?" for i in range(5)]

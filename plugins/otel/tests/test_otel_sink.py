@@ -11,7 +11,7 @@ import dspy
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
-from dspy_turbo.offline import offline_lm
+from dspy_turbo.engines.offline import offline_lm
 
 QUESTION = "What is the secret plan of Zanzibar?"
 
@@ -270,7 +270,7 @@ def test_a_tracer_provider_set_after_the_turbo_is_built_gets_the_spans():
 
     script = textwrap.dedent("""
         import dspy, dspy_turbo
-        from dspy_turbo.offline import offline_lm
+        from dspy_turbo.engines.offline import offline_lm
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor

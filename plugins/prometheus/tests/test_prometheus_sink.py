@@ -15,9 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import dspy_turbo
-from dspy_turbo.demo import QAPipeline, build_questions
-from dspy_turbo.events import Event
-from dspy_turbo.offline import offline_lm
+from dspy_turbo.cli.demo import QAPipeline, build_questions
+from dspy_turbo.engines.offline import offline_lm
+from dspy_turbo.events.bus import Event
 
 
 def scrape(url: str) -> str:
@@ -190,7 +190,7 @@ def test_joins_an_existing_registry(make_turbo, lm):
 
 WORKER = r"""
 import json, sys, dspy, dspy_turbo
-from dspy_turbo.offline import offline_lm
+from dspy_turbo.engines.offline import offline_lm
 questions = sys.argv[1].split("|")
 turbo = dspy_turbo.load({"namespace": "prom-mp", "cache": {"tiers": [{"type": "memory"}]},
                          "metrics": {"sinks": [{"type": "prometheus", "port": None}]}}).install()

@@ -72,7 +72,7 @@ def private_redis(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lm_server():
     """The OpenAI-compatible server on loopback; its URL reaches the workers inside the LM."""
-    from dspy_turbo.openai_server import OpenAIServer
+    from dspy_turbo.engines.openai_server import OpenAIServer
 
     with OpenAIServer(latency=0.05) as server:
         yield server

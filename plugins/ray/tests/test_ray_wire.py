@@ -8,7 +8,7 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.codec import DecodeError, EncodeError
+from dspy_turbo.cache.codec import DecodeError, EncodeError
 from dspy_turbo_ray import document, wire
 
 

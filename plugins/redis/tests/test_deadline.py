@@ -9,8 +9,8 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.entry import Entry
-from dspy_turbo.keys import KEY_VERSION
+from dspy_turbo.cache.entry import Entry
+from dspy_turbo.cache.keys import KEY_VERSION
 from dspy_turbo_redis import RedisBackend, RedisOptions
 
 ANSWER = {"text": "x" * 2000}  # ~2 KB: about 2.6 s through the slow link, 16 bytes per 20 ms

@@ -1,5 +1,5 @@
 """invalidate() and `dspy-turbo clear` reach the memory tiers of other processes through
-the namespace's log on Redis (dspy_turbo.invalidation)."""
+the namespace's log on Redis (dspy_turbo.coordination.invalidation)."""
 
 from __future__ import annotations
 

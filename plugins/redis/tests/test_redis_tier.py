@@ -15,8 +15,8 @@ import pytest
 import redis
 
 import dspy_turbo
-from dspy_turbo.entry import Entry
-from dspy_turbo.keys import KEY_VERSION
+from dspy_turbo.cache.entry import Entry
+from dspy_turbo.cache.keys import KEY_VERSION
 from dspy_turbo.testing import CacheBackendSuite
 
 
@@ -99,7 +99,7 @@ def test_redis_killed_mid_run_then_restarted(redis_server, namespace, lm):
         stats = turbo.stats()
         assert stats["errors"]["redis"] >= 2 and stats["tiers"]["redis"]["breaker"] == "open"
         turbo.uninstall()
-        with dspy.context(lm=dspy_turbo.offline.offline_lm("openai/gpt-4o-mini")):
+        with dspy.context(lm=dspy_turbo.engines.offline.offline_lm("openai/gpt-4o-mini")):
             assert answers == [reference(question=q).answer for q in questions]  # every answer is right
         turbo.install()
 

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 import dspy_turbo
-from dspy_turbo.keys import KEY_VERSION
+from dspy_turbo.cache.keys import KEY_VERSION
 
 KEY = "redis-tier-test-signing-key-9876543210"
 

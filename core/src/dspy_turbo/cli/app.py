@@ -15,9 +15,9 @@ from typing import Any
 
 import click
 
-from ..config import ConfigError
-from ..plugins import KNOWN_COMMANDS, PluginError, Registry, make_plugin_manager, unloaded
-from ..redaction import redact_text
+from ..host.config import ConfigError
+from ..host.plugin_manager import KNOWN_COMMANDS, PluginError, Registry, make_plugin_manager, unloaded
+from ..host.redaction import redact_text
 
 PROG = "dspy-turbo"
 CONFIG_ENV = "DSPY_TURBO_CONFIG"
@@ -62,9 +62,9 @@ class CommandGroup(click.Group):
         cache's index and embedder: no model to load)."""
         from dataclasses import replace
 
-        from ..config import parse
-        from ..plugins import build_registry
-        from ..turbo import Turbo
+        from ..host.config import parse
+        from ..host.plugin_manager import build_registry
+        from ..host.turbo import Turbo
 
         pm = make_plugin_manager()
         registry = build_registry(pm)
@@ -76,8 +76,8 @@ class CommandGroup(click.Group):
     def parse(config: str | None):
         """The validated config a command works on, nothing built (``dspy-turbo calibrate`` reads
         ``config.section(path)`` and ``config.component(path)``, the spec of a section's component)."""
-        from ..config import parse
-        from ..plugins import build_registry
+        from ..host.config import parse
+        from ..host.plugin_manager import build_registry
 
         return parse(config, build_registry(make_plugin_manager()))
 

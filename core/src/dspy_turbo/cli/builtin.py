@@ -23,7 +23,7 @@ def register(cli: CommandGroup) -> None:
 
 
 def _registry():
-    from ..plugins import build_registry, make_plugin_manager
+    from ..host.plugin_manager import build_registry, make_plugin_manager
 
     pm = make_plugin_manager()
     return pm, build_registry(pm)
@@ -36,7 +36,7 @@ def _offline_prices() -> None:
 
 @click.command(help="List the installed plugins.\n\nEach with its distribution and version, hooks and components, built-ins first.")
 def plugins() -> int:
-    from ..plugins import describe
+    from ..host.plugin_manager import describe
 
     pm, registry = _registry()
     for info in describe(pm, registry):
@@ -52,7 +52,7 @@ def plugins() -> int:
 @config_option
 @click.argument("file", required=False, metavar="[FILE]")
 def check(config: str | None, file: str | None) -> int:
-    from ..config import parse
+    from ..host.config import parse
 
     _offline_prices()  # the price check of routed models
     _, registry = _registry()
@@ -66,7 +66,7 @@ def check(config: str | None, file: str | None) -> int:
 
 @click.command(help="Print the config's JSON Schema.\n\nDraft 2020-12, with the installed components' options; for editors (yaml-language-server).")
 def schema() -> int:
-    from ..config import json_schema
+    from ..host.config import json_schema
 
     _, registry = _registry()
     click.echo(json.dumps(json_schema(registry), indent=2))
@@ -155,7 +155,7 @@ def route(prompt: str, config: str | None, tier: str | None, as_json: bool) -> i
               help="a config to run it with (default: the embedded default in a fresh directory, so the first run is cold)")
 @click.option("--json", "as_json", is_flag=True, help="print the cold and warm stats as JSON instead of the table")
 def demo(questions: int, latency: float, threads: int, config: str | None, as_json: bool) -> int:
-    from .. import demo as demo_module
+    from . import demo as demo_module
 
     argv = ["--questions", str(questions), "--latency", repr(latency), "--threads", str(threads)]
     argv += ["--config", config] if config else []

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ..redaction import redact_text, scrub
+from ..host.redaction import redact_text, scrub
 from .app import CommandGroup, config_option
 
 
@@ -46,7 +46,7 @@ def _open(config: str | None):
 
 
 def _tiers(turbo, tier: str | None):
-    from ..transfer import select_tiers
+    from ..cache.transfer import select_tiers
 
     try:
         return select_tiers(turbo, tier)
@@ -60,7 +60,7 @@ def _tiers(turbo, tier: str | None):
               help="the /metrics URL of a running process (default: the config's prometheus sink, if any)")
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
 def stats(config: str | None, url: str | None, as_json: bool) -> int:
-    from ..transfer import Report, iter_entries
+    from ..cache.transfer import Report, iter_entries
 
     turbo = _open(config)
     try:
@@ -110,7 +110,7 @@ def stats(config: str | None, url: str | None, as_json: bool) -> int:
 def _running(turbo, config: str | None, url: str | None) -> dict[str, Any] | None:
     """Hit rates of the process serving ``url`` (or the config's metric sink), or None. A
     sink class that can read them back has ``read_running`` (the prometheus sink does)."""
-    from ..config import parse
+    from ..host.config import parse
 
     if url is None:  # the command's Turbo has no sinks (see CommandGroup.load): read them from the config
         for spec in parse(config, turbo.registry).sinks:
@@ -140,7 +140,7 @@ def _read_running(cls, options, url: str | None) -> dict[str, Any] | None:
               help="print at most N entries (0: all)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object a line (the envelope without the value)")
 def ls(config: str | None, tier: str | None, tag: str | None, limit: int, as_json: bool) -> int:
-    from ..transfer import Report, iter_entries
+    from ..cache.transfer import Report, iter_entries
 
     turbo = _open(config)
     shown = 0
@@ -172,7 +172,7 @@ def ls(config: str | None, tier: str | None, tag: str | None, limit: int, as_jso
 @click.option("--value", "with_value", is_flag=True, help="also print the cached value (as its codec's JSON)")
 @click.option("--json", "as_json", is_flag=True, help="print it as JSON")
 def show(key: str, config: str | None, with_value: bool, as_json: bool) -> int:
-    from ..codec import encode_value
+    from ..cache.codec import encode_value
 
     turbo = _open(config)
     try:

@@ -1,5 +1,5 @@
 """``dspy-turbo export`` and ``import``: a namespace's entries as JSON lines (see
-``dspy_turbo.transfer`` for the format), streamed, with a progress bar on a terminal."""
+``dspy_turbo.cache.transfer`` for the format), streamed, with a progress bar on a terminal."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def export_command(config: str | None, output: str, tier: str | None, progress: 
 @click.option("--tier", metavar="NAME", default=None, help="only into this tier (default: every tier, as a store writes)")
 @click.option("--progress/--no-progress", default=None, help="a progress bar on stderr (default: when it is a terminal)")
 def import_command(file: str, config: str | None, tier: str | None, progress: bool | None) -> int:
-    from ..transfer import TransferError
+    from ..cache.transfer import TransferError
 
     turbo = CommandGroup.load(config)
     try:

@@ -1,16 +1,16 @@
 """Alert rules as a feature: the ``metrics.alerts`` section, its monitor on the event bus,
-the ``alerts_firing`` block of ``stats()`` (see ``dspy_turbo.alerts``)."""
+the ``alerts_firing`` block of ``stats()`` (see ``dspy_turbo.events.alerts``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..alerts import AlertMonitor, AlertRule
-from ..hookspecs import hookimpl
+from ..events.alerts import AlertMonitor, AlertRule
+from ..plugin.hookspecs import hookimpl
 from ..plugin.sections import ConfigSection
 
 if TYPE_CHECKING:
-    from ..turbo import Turbo
+    from ..host.turbo import Turbo
 
 PATH = "metrics.alerts"
 

@@ -1,5 +1,5 @@
 """The invalidation feed as a feature: other processes' ``invalidate()`` reaching this
-process's memory tier (``dspy_turbo.invalidation``), and its ``invalidations`` block of ``stats()``.
+process's memory tier (``dspy_turbo.coordination.invalidation``), and its ``invalidations`` block of ``stats()``.
 
 Built at start-up when the coordinator keeps logs (a redis tier) and a tier is in-process.
 """
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..hookspecs import hookimpl
-from ..invalidation import InvalidationFeed
-from ..shared_log import supports_logs
+from ..coordination.invalidation import InvalidationFeed
+from ..coordination.shared_log import supports_logs
+from ..plugin.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from ..turbo import Turbo
+    from ..host.turbo import Turbo
 
 
 @hookimpl(tryfirst=True)

@@ -1,17 +1,17 @@
 """Timings of user code as a feature: ``turbo.timings``, the ``timed`` block of ``stats()``.
 
-``turbo.timed(name)`` and ``turbo.profile()`` (``dspy_turbo.profiling``) record into it.
+``turbo.timed(name)`` and ``turbo.profile()`` (``dspy_turbo.events.profiling``) record into it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..hookspecs import hookimpl
-from ..profiling import Timings
+from ..events.profiling import Timings
+from ..plugin.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from ..turbo import Turbo
+    from ..host.turbo import Turbo
 
 
 @hookimpl(tryfirst=True)

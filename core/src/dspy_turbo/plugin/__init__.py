@@ -19,7 +19,7 @@ A plugin is a module of hook implementations, found through an entry point::
         from .backend import MyBackend      # heavy imports when the component is used
         return [MyBackend]
 
-Every hook, its arguments and how results combine: ``dspy_turbo.hookspecs``.
+Every hook, its arguments and how results combine: ``dspy_turbo.plugin.hookspecs``.
 
 **Components** are what the YAML picks with ``type:``. Each contract is a submodule, with
 its base class or protocol, and a conformance suite in ``dspy_turbo.testing``:
@@ -69,12 +69,12 @@ plugin to copy.
 from __future__ import annotations
 
 from .._moved import moved_to_plugin
-from ..hookspecs import hookimpl
 from .backend import BackendOptions, CacheBackend, DecodeError, Entry, IntegrityError, Signer, effective_ttl
 from .batch import BatchError, BatchHost, BatchOptions, BatchRunner, BatchStrategy, Item, RateLimitSettings, RetrySettings, Runner
 from .components import KINDS, Component, ComponentUnavailable, Options, SecretStr, SecretURL
 from .coordination import CoordinationUnavailable, Coordinator, LocalCoordinator
 from .events import EVENTS, Event, EventKind
+from .hookspecs import hookimpl
 from .host import EventBus, Host, Tiers
 from .sections import ConfigSection
 from .selector import BudgetSettings, Decision, ModelSelector, ModelTier, SelectorOptions

@@ -8,14 +8,14 @@ with ``self.decode_entry(key, data)`` (a versioned envelope, never pickle; signe
 :class:`DecodeError` (:class:`IntegrityError` for a bad signature): the backend deletes it,
 reports it through ``self.corrupt(key, error)`` and answers a miss. :func:`effective_ttl`
 is the TTL to store an entry with. The rules, one by one, are in ``CacheBackend``'s module
-(``dspy_turbo.backend``) and checked by ``dspy_turbo.testing.CacheBackendSuite``.
+(``dspy_turbo.cache.backend``) and checked by ``dspy_turbo.testing.CacheBackendSuite``.
 """
 
 from __future__ import annotations
 
-from ..backend import BackendOptions, CacheBackend, effective_ttl
-from ..codec import DecodeError
-from ..entry import Entry
-from ..integrity import IntegrityError, Signer
+from ..cache.backend import BackendOptions, CacheBackend, effective_ttl
+from ..cache.codec import DecodeError
+from ..cache.entry import Entry
+from ..cache.integrity import IntegrityError, Signer
 
 __all__ = ["BackendOptions", "CacheBackend", "DecodeError", "Entry", "IntegrityError", "Signer", "effective_ttl"]

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from pydantic import Field
 
 from .._moved import moved_to_plugin
-from ..components import Component, Options
-from ..units import Duration
+from ..host.components import Component, Options
+from ..host.units import Duration
 from .host import Host
 
 if TYPE_CHECKING:
-    from ..entry import Entry
+    from ..cache.entry import Entry
 
 __all__ = ["BatchError", "BatchHost", "BatchOptions", "BatchRunner", "BatchStrategy", "Item", "Limit",
            "RateLimitSettings", "RetrySettings", "Runner"]

@@ -16,8 +16,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..components import KINDS, Component, Options, SecretStr, SecretURL
-from ..redaction import SECRET_TYPES
+from ..host.components import KINDS, Component, Options, SecretStr, SecretURL
+from ..host.redaction import SECRET_TYPES
 
 __all__ = ["KINDS", "SECRET_TYPES", "Component", "ComponentUnavailable", "Options", "SecretStr", "SecretURL",
            "import_object"]

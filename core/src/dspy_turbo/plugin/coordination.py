@@ -10,7 +10,7 @@ error in the user's program. ``dspy_turbo.testing.CoordinatorSuite`` checks ever
 
 from __future__ import annotations
 
-from ..coordination import CoordinationUnavailable, Coordinator, LocalCoordinator
-from ..shared_log import SharedLog, supports_logs
+from ..coordination.coordinator import CoordinationUnavailable, Coordinator, LocalCoordinator
+from ..coordination.shared_log import SharedLog, supports_logs
 
 __all__ = ["CoordinationUnavailable", "Coordinator", "LocalCoordinator", "SharedLog", "supports_logs"]

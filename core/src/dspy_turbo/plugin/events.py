@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ..events import Event, describe_error
+from ..events.bus import Event, describe_error
 
 __all__ = ["EVENTS", "FIELDS", "Event", "EventKind", "describe_error", "problems"]
 

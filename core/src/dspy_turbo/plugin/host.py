@@ -23,9 +23,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ..coordination import Coordinator
-    from ..entry import Entry
-    from ..events import Event
+    from ..cache.entry import Entry
+    from ..coordination.coordinator import Coordinator
+    from ..events.bus import Event
 
 __all__ = ["EventBus", "Host", "Tiers"]
 

@@ -11,6 +11,6 @@ returned ``None``. ``dspy_turbo.testing.ModelSelectorSuite`` checks every rule.
 
 from __future__ import annotations
 
-from ..routing import BudgetSettings, Decision, ModelSelector, ModelTier, SelectorOptions
+from ..routing.model_selection import BudgetSettings, Decision, ModelSelector, ModelTier, SelectorOptions
 
 __all__ = ["BudgetSettings", "Decision", "ModelSelector", "ModelTier", "SelectorOptions"]

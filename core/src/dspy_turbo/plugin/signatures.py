@@ -7,6 +7,6 @@ the output field names, as DSPy's ChatAdapter and JSONAdapter write them.
 
 from __future__ import annotations
 
-from ..signature_text import input_fields, output_names
+from ..integration.signature_text import input_fields, output_names
 
 __all__ = ["input_fields", "output_names"]

@@ -37,8 +37,8 @@ from __future__ import annotations
 from abc import ABCMeta, abstractmethod
 from typing import ClassVar
 
-from ..components import Component
-from ..events import Event
+from ..events.bus import Event
+from ..host.components import Component
 
 __all__ = ["Event", "MetricSink"]
 

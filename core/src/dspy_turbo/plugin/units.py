@@ -9,7 +9,7 @@ component derives once and reuses (the file tier's default, an exported model).
 
 from __future__ import annotations
 
-from ..cache_dir import cache_dir
-from ..units import TTL, ByteSize, Duration, parse_duration, parse_size, parse_ttl
+from ..cache.directory import cache_dir
+from ..host.units import TTL, ByteSize, Duration, parse_duration, parse_size, parse_ttl
 
 __all__ = ["TTL", "ByteSize", "Duration", "cache_dir", "parse_duration", "parse_size", "parse_ttl"]

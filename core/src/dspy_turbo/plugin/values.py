@@ -10,7 +10,7 @@ cache hit's is (mutating it never changes the original).
 
 from __future__ import annotations
 
-from ..codec import DecodeError, EncodeError, decode_value, encode_value
-from ..codec import copy_any as copy_value
+from ..cache.codec import DecodeError, EncodeError, decode_value, encode_value
+from ..cache.codec import copy_any as copy_value
 
 __all__ = ["DecodeError", "EncodeError", "copy_value", "decode_value", "encode_value"]

@@ -119,7 +119,7 @@ class BatchStrategySuite:
     @pytest.fixture
     def batch_turbo(self, strategy):
         import dspy_turbo
-        from dspy_turbo.hookspecs import hookimpl
+        from dspy_turbo.plugin.hookspecs import hookimpl
 
         config = {"namespace": f"suite-{uuid.uuid4().hex[:12]}", "cache": {"tiers": [{"type": "memory"}]}}
         turbo = dspy_turbo.load(config)
@@ -139,7 +139,7 @@ class BatchStrategySuite:
     def batch_lm(self):
         import dspy
 
-        from dspy_turbo.offline import offline_lm
+        from dspy_turbo.engines.offline import offline_lm
 
         lm = offline_lm("openai/gpt-4o-mini", latency=0.03, jitter=0.5)  # items finish out of order
         with dspy.context(lm=lm, adapter=None):

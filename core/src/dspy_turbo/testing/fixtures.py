@@ -28,7 +28,7 @@ import dspy  # noqa: E402
 import pytest  # noqa: E402
 
 import dspy_turbo  # noqa: E402
-from dspy_turbo.offline import offline_lm  # noqa: E402
+from dspy_turbo.engines.offline import offline_lm  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -293,7 +293,7 @@ def fake_clock() -> FakeClock:
 def openai_server():
     """A real OpenAI-compatible server on a loopback port (``server.url`` is the ``api_base``);
     ``server.calls`` counts the completion requests it received."""
-    from dspy_turbo.openai_server import OpenAIServer
+    from dspy_turbo.engines.openai_server import OpenAIServer
 
     with OpenAIServer() as server:
         yield server
@@ -322,7 +322,7 @@ WORKER = textwrap.dedent('''
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import dspy
     import dspy_turbo
-    from dspy_turbo.offline import offline_lm
+    from dspy_turbo.engines.offline import offline_lm
 
     spec = json.loads(sys.argv[1])
     turbo = dspy_turbo.load(spec["config"]).install()

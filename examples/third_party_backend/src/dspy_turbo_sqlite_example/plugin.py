@@ -1,7 +1,7 @@
 """The plugin module that the ``dspy_turbo`` entry point names (see pyproject.toml).
 
 dspy-turbo registers this module with pluggy and calls the functions named after its hook
-specs (``dspy_turbo.hookspecs``). Keep it to hook implementations: any other callable
+specs (``dspy_turbo.plugin.hookspecs``). Keep it to hook implementations: any other callable
 named ``dspy_turbo_*`` here is reported as a misspelt hook at start-up.
 """
 

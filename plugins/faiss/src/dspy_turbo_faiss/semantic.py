@@ -62,7 +62,7 @@ logger = logging.getLogger("dspy_turbo.semantic")  # the logger's name as before
 if TYPE_CHECKING:
 
     from dspy_turbo import Turbo
-    from dspy_turbo.config import Config
+    from dspy_turbo.host.config import Config
 
     from .feature import SemanticSettings
     from .judge import Judge

@@ -1,7 +1,7 @@
 """What crosses between the batch and a Ray worker: JSON bytes, never a pickle.
 
 An item's inputs go out and its result comes back encoded by the cache's own value codec
-(``dspy_turbo.codec``: JSON with a type tag; ``dspy.Prediction``, LiteLLM responses and
+(``dspy_turbo.cache.codec``: JSON with a type tag; ``dspy.Prediction``, LiteLLM responses and
 numpy arrays keep their type). Ray moves the bytes as an opaque object, so nothing the
 worker sends can run code in the driver when it is read. A failed item comes back as its
 exception's type name, message and the worker's traceback text: a built-in exception type
