@@ -6,8 +6,8 @@ STAMP := $(VENV)/.installed
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
 # Editable installs of every distribution in the repo, plus the dev tools.
-PACKAGES := -e core -e examples/third_party_backend -e plugins/file -e plugins/redis
-SOURCES := pyproject.toml core/pyproject.toml examples/third_party_backend/pyproject.toml \
+PACKAGES := -e core -e examples/third_party_backend -e examples/third_party_index -e plugins/file -e plugins/redis
+SOURCES := pyproject.toml core/pyproject.toml examples/third_party_backend/pyproject.toml examples/third_party_index/pyproject.toml \
 	plugins/file/pyproject.toml plugins/redis/pyproject.toml
 # metric sinks (prometheus, logsink)
 PACKAGES += -e plugins/prometheus -e plugins/logsink

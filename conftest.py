@@ -16,7 +16,7 @@ pytest_plugins = ["dspy_turbo.testing.fixtures"]
 def _own_test(rel):
     parts = rel.parts
     return (parts[:2] == ("core", "tests") or (len(parts) > 2 and parts[0] == "plugins" and parts[2] == "tests")
-            or parts[:3] == ("examples", "third_party_backend", "tests"))
+            or parts[:3] in (("examples", "third_party_backend", "tests"), ("examples", "third_party_index", "tests")))
 
 
 def pytest_collection_modifyitems(config, items):

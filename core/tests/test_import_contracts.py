@@ -18,7 +18,7 @@ import tomllib
 
 # The contracts name every distribution of the repository: they are checked where all are installed.
 pytestmark = pytest.mark.requires_plugin("file", "redis", "prometheus", "logsink", "otel", "batching", "faiss", "ray",
-                                        "sqlite_example")
+                                        "sqlite_example", "numpy_index")
 
 REPO = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
@@ -55,7 +55,8 @@ def test_the_import_contracts_hold():
 
 
 def test_every_plugin_in_the_repository_is_under_the_sdk_contract():
-    packages = {p.name for pattern in ("plugins/*/src/*", "examples/third_party_backend/src/*")
+    packages = {p.name for pattern in ("plugins/*/src/*", "examples/third_party_backend/src/*",
+                                             "examples/third_party_index/src/*")
                 for p in REPO.glob(pattern) if p.is_dir() and (p / "__init__.py").exists()}
     config = _config()
     contract = next(c for c in config["contracts"] if c["id"] == SDK_CONTRACT)

@@ -67,6 +67,7 @@ CONTRACTS = {
     "problems": "dspy_turbo.plugin.events",
     "Coordinator": "dspy_turbo.plugin.coordination", "LocalCoordinator": "dspy_turbo.plugin.coordination",
     "Host": "dspy_turbo.plugin.host", "Tiers": "dspy_turbo.plugin.host", "EventBus": "dspy_turbo.plugin.host",
+    "FeatureHost": "dspy_turbo.plugin.host", "HostConfig": "dspy_turbo.plugin.host",
     "CacheBackendSuite": "dspy_turbo.testing", "SimilarityIndexSuite": "dspy_turbo.testing",
     "EmbedderSuite": "dspy_turbo.testing", "BatchStrategySuite": "dspy_turbo.testing",
     "MetricSinkSuite": "dspy_turbo.testing", "ModelSelectorSuite": "dspy_turbo.testing",

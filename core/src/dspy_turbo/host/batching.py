@@ -68,6 +68,21 @@ class TurboBatchHost:
     def key(self, request: dict[str, Any], ignored: Iterable[str] | None = None) -> str:
         return self.turbo.key(request, ignored)
 
+    @property
+    def key_prefix(self) -> str:
+        return self.turbo.key_prefix
+
+    @property
+    def default_ttl(self) -> float | None:
+        return self.turbo.default_ttl
+
+    def key_material(self, request: dict[str, Any], ignored: Iterable[str] | None = None) -> bytes:
+        return self.turbo.key_material(request, ignored)
+
+    def store(self, key: str, value: Any, *, request: dict[str, Any] | None = None, model: str | None = None,
+              ttl: float | None = None, tags: Iterable[str] = ()) -> bool:
+        return self.turbo.store(key, value, request=request, model=model, ttl=ttl, tags=tags)
+
     # -- what a batch needs
     @property
     def component_host(self) -> Turbo:

@@ -43,6 +43,8 @@ class Turbo:
         self.registry = registry
         self.namespace = self.settings.namespace
         self.keys = KeyBuilder(self.namespace, self.settings.key.include_endpoint, frozenset(self.settings.key.ignore_fields))
+        self.key_prefix = self.keys.prefix
+        """What every key of this namespace starts with (``plugin.host.Host.key_prefix``)."""
         self.singleflight = SingleFlight()
         self.singleflight_enabled = self.settings.cache.singleflight.enabled
         self.default_ttl = self.settings.cache.ttl
@@ -151,6 +153,10 @@ class Turbo:
 
     def key(self, request: dict[str, Any], ignored: Iterable[str] | None = None) -> str:
         return self.keys.key(request, ignored)
+
+    def key_material(self, request: dict[str, Any], ignored: Iterable[str] | None = None) -> bytes:
+        """The canonical bytes ``key(request)`` hashes (``plugin.host.Host.key_material``)."""
+        return self.keys.dumps(request, ignored)
 
     def explain_key(self, request: dict[str, Any] | str | None = None,
                     ignored: Iterable[str] | None = None) -> dict[str, Any]:

@@ -48,7 +48,9 @@ Shared by all of them:
 - :mod:`~dspy_turbo.plugin.units`: ``Duration``, ``TTL``, ``ByteSize`` option types and
   ``cache_dir()``;
 - :mod:`~dspy_turbo.plugin.host`: ``Host``, what ``from_options`` receives (namespace,
-  keys, tiers, event bus, coordinator);
+  keys, default TTL, tiers, ``store``, event bus, coordinator), and ``FeatureHost``, what a
+  feature's lifecycle hooks receive as ``turbo`` (also its ``config``, ``features``,
+  ``publish``): everything a plugin may read of the host, each member documented;
 - :mod:`~dspy_turbo.plugin.events`: ``Event`` and ``EVENTS``, every event kind with its
   fields;
 - :mod:`~dspy_turbo.plugin.values`: ``encode_value``/``decode_value``, the tiers' value
@@ -62,8 +64,8 @@ A component class is registered through its area's hook (``dspy_turbo_cache_back
 ``dspy_turbo_similarity_search``, ``dspy_turbo_batch_strategies``,
 ``dspy_turbo_model_selectors``, ``dspy_turbo_metric_sinks``), tested by subclassing its
 suite from ``dspy_turbo.testing``, and documented for authors on the "Writing plugins"
-pages of the docs (one page per contract). ``examples/third_party_backend`` is a complete
-plugin to copy.
+pages of the docs (one page per contract). ``examples/third_party_backend`` (a cache tier) and
+``examples/third_party_index`` (a similarity index) are complete plugins to copy.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ from .components import KINDS, Component, ComponentUnavailable, Options, SecretS
 from .coordination import CoordinationUnavailable, Coordinator, LocalCoordinator
 from .events import EVENTS, Event, EventKind
 from .hookspecs import hookimpl
-from .host import EventBus, Host, Tiers
+from .host import EventBus, FeatureHost, Host, HostConfig, Tiers
 from .sections import ConfigSection
 from .selector import BudgetSettings, Decision, ModelSelector, ModelTier, SelectorOptions
 from .similarity import Embedder, SimilarityIndex, WordVectorEmbedder
@@ -87,7 +89,7 @@ __all__ = [
     "BackendOptions", "BatchError", "BatchHost", "BatchOptions", "BatchRunner", "BatchStrategy", "BudgetSettings",
     "ByteSize", "CacheBackend", "Component",
     "ComponentUnavailable", "ConfigSection", "CoordinationUnavailable", "Coordinator", "Decision", "DecodeError", "Duration",
-    "Embedder", "Entry", "Event", "EventBus", "EventKind", "Host", "IntegrityError", "Item", "LocalCoordinator",
+    "Embedder", "Entry", "Event", "EventBus", "EventKind", "FeatureHost", "Host", "HostConfig", "IntegrityError", "Item", "LocalCoordinator",
     "MetricSink", "ModelSelector", "ModelTier", "Options", "RateLimitSettings", "RetrySettings", "Runner",
     "SecretStr", "SecretURL", "SelectorOptions", "Signer", "SimilarityIndex", "Tiers", "WordVectorEmbedder",
     "cache_dir", "effective_ttl", "hookimpl",

@@ -145,9 +145,9 @@ def calibrate_command(args, parse) -> int:
     verifier_settings = SemanticVerifier()
     if args.config:
         config = parse(args.config)
-        if config.semantic_embedder is None:
+        spec = config.component("cache.semantic.embedder")
+        if spec is None:
             raise ConfigError([ConfigIssue("cache.semantic", "no semantic cache configured")], config.source)
-        spec = config.semantic_embedder
         section = config.section("cache.semantic")
         guards, verifier_settings = section.guards, section.verifier
     else:

@@ -18,7 +18,7 @@ from dspy_turbo.plugin.events import Event, describe_error
 from dspy_turbo.plugin.units import Duration
 
 if TYPE_CHECKING:
-    from dspy_turbo import Turbo
+    from dspy_turbo.plugin.host import FeatureHost
 
 PATH = "cache.semantic"
 
@@ -135,7 +135,7 @@ def dspy_turbo_config_sections():
 
 
 @hookimpl(tryfirst=True)
-def dspy_turbo_startup(turbo: Turbo) -> None:
+def dspy_turbo_startup(turbo: FeatureHost) -> None:
     config = turbo.config
     cache = None
     if config.component(f"{PATH}.index") is not None and config.component(f"{PATH}.embedder") is not None:
@@ -145,24 +145,24 @@ def dspy_turbo_startup(turbo: Turbo) -> None:
     turbo.publish("semantic", cache)
 
 
-def _cache(turbo: Turbo):
+def _cache(turbo: FeatureHost):
     return turbo.features.get("semantic")
 
 
 @hookimpl
-def dspy_turbo_stats(turbo: Turbo) -> dict[str, Any] | None:
+def dspy_turbo_stats(turbo: FeatureHost) -> dict[str, Any] | None:
     cache = _cache(turbo)
     return None if cache is None else {"semantic": cache.snapshot()}
 
 
 @hookimpl
-def dspy_turbo_reset_stats(turbo: Turbo) -> None:
+def dspy_turbo_reset_stats(turbo: FeatureHost) -> None:
     cache = _cache(turbo)
     if cache is not None:
         cache.stats.reset()
 
 
-def _clear(turbo: Turbo, removed: dict[str, int]) -> None:
+def _clear(turbo: FeatureHost, removed: dict[str, int]) -> None:
     cache = _cache(turbo)
     if cache is None:
         return
@@ -175,20 +175,20 @@ def _clear(turbo: Turbo, removed: dict[str, int]) -> None:
 
 # trylast: the vectors go after the core's invalidation feed has told the other processes (as before the move).
 @hookimpl(trylast=True)
-def dspy_turbo_clear(turbo: Turbo, removed: dict[str, int], tier: str | None) -> None:
+def dspy_turbo_clear(turbo: FeatureHost, removed: dict[str, int], tier: str | None) -> None:
     if tier is None:
         _clear(turbo, removed)
 
 
 @hookimpl(trylast=True)
-def dspy_turbo_invalidate(turbo: Turbo, namespace: str | None, tag: str | None, tier: str | None,
+def dspy_turbo_invalidate(turbo: FeatureHost, namespace: str | None, tag: str | None, tier: str | None,
                           removed: dict[str, int]) -> None:
     if tag is None and tier is None and namespace in (None, turbo.namespace):
         _clear(turbo, removed)
 
 
 @hookimpl(trylast=True)
-def dspy_turbo_shutdown(turbo: Turbo) -> None:
+def dspy_turbo_shutdown(turbo: FeatureHost) -> None:
     cache = _cache(turbo)
     if cache is not None:
         cache.close()  # persists the index when it has a directory

@@ -31,7 +31,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dspy_turbo import Turbo
+    from dspy_turbo.plugin.host import Host
 
     from .feature import SemanticJudge
 
@@ -45,7 +45,7 @@ _PROMPT_VERSION = 1  # part of every verdict key: a new prompt judges pairs afre
 class Judge:
     """Asks the judge LM about one pair, through the verdict cache and the budget."""
 
-    def __init__(self, settings: SemanticJudge, turbo: Turbo, lm: Any = None):
+    def __init__(self, settings: SemanticJudge, turbo: Host, lm: Any = None):
         self.settings = settings
         self.turbo = turbo
         self.low, self.high = settings.gray_zone

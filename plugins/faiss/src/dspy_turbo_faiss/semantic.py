@@ -61,8 +61,7 @@ logger = logging.getLogger("dspy_turbo.semantic")  # the logger's name as before
 
 if TYPE_CHECKING:
 
-    from dspy_turbo import Turbo
-    from dspy_turbo.host.config import Config
+    from dspy_turbo.plugin.host import FeatureHost, Host, HostConfig
 
     from .feature import SemanticSettings
     from .judge import Judge
@@ -375,7 +374,7 @@ class SemanticStats:
 class SemanticCache:
     """The semantic layer of one Turbo: lookup after an exact miss, add after a store."""
 
-    def __init__(self, turbo: Turbo, settings: SemanticSettings, index: SimilarityIndex, embedder: Embedder,
+    def __init__(self, turbo: Host, settings: SemanticSettings, index: SimilarityIndex, embedder: Embedder,
                  verifier: Verifier | None = None, judge: Judge | None = None):
         self.turbo = turbo
         self.judge = judge
@@ -386,6 +385,7 @@ class SemanticCache:
         self._space = b"|" + space.encode() if space else b""  # no space named: the scopes as before
         self.verifier = verifier
         self.namespace = turbo.namespace
+        self._prefix = turbo.key_prefix.encode()
         self.batcher = MicroBatcher(embedder.embed, settings.batch_window, settings.max_batch, settings.embedding_cache)
         self.stats = SemanticStats()
         self._overrides = SignatureOverrides(settings.signatures)
@@ -398,11 +398,11 @@ class SemanticCache:
         turbo.bus.add("semantic", self._on_event)  # one handler: the exact-hit path pays one call
 
     @classmethod
-    def build(cls, turbo: Turbo, config: Config) -> SemanticCache:
-        settings = config.settings.cache.semantic
+    def build(cls, turbo: FeatureHost, config: HostConfig) -> SemanticCache:
+        settings = config.section("cache.semantic")
         parts, verifier = [], None
         try:
-            for spec in (config.semantic_index, config.semantic_embedder):
+            for spec in (config.component("cache.semantic.index"), config.component("cache.semantic.embedder")):
                 try:
                     parts.append(spec.cls.from_options(spec.options, turbo))
                 except ComponentUnavailable as exc:
@@ -469,8 +469,8 @@ class SemanticCache:
         if len(text) + 2 > limit and self.embedder.count_tokens(text) > limit:
             query.skip, query.text = "too_long", None
             return query
-        material = self.turbo.keys.dumps(masked, ignored) + b"|" + orjson.dumps(list(query.fields)) + self._space
-        query.scope = xxhash.xxh3_128_hexdigest(self.turbo.keys.prefix.encode() + material)
+        material = self.turbo.key_material(masked, ignored) + b"|" + orjson.dumps(list(query.fields)) + self._space
+        query.scope = xxhash.xxh3_128_hexdigest(self._prefix + material)
         return query
 
     def _event(self, kind: str, query: Query, request: dict[str, Any], **kwargs) -> None:

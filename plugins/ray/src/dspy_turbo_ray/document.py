@@ -47,8 +47,8 @@ def driver_document(turbo: Any) -> dict[str, Any]:
     cache["tiers"] = [_block(spec) for spec in config.tiers]
     semantic = cache.get("semantic")
     if isinstance(semantic, dict):
-        semantic["index"] = _block(config.semantic_index)
-        semantic["embedder"] = _block(config.semantic_embedder)
+        semantic["index"] = _block(config.component("cache.semantic.index"))
+        semantic["embedder"] = _block(config.component("cache.semantic.embedder"))
     if config.routing is not None:
         doc["routing"] = _block(config.routing)
     doc.pop("batching", None)
