@@ -3,6 +3,7 @@ import re
 
 import litellm
 import numpy as np
+import orjson
 import pytest
 
 from dspy_turbo import DecodeError, EncodeError, Entry
@@ -169,3 +170,22 @@ def test_nesting_deeper_than_64_levels_is_not_stored_and_shallower_is():
     assert Entry.from_bytes(Entry.create(nested(60)).to_bytes()).value == nested(60)
     with pytest.raises(EncodeError):
         Entry.create(nested(70))
+
+
+def _nested(lists: int, dicts: int) -> bytes:
+    """Plain JSON that nests ``lists`` lists inside ``dicts`` dicts, as bytes written by hand."""
+    return b'{"a":' * dicts + b"[" * lists + b"1" + b"]" * lists + b"}" * dicts
+
+
+def _planted(value: bytes) -> bytes:
+    return b'DT\x03["json",' + value + b',1.0,null,{},null,null,[]]'
+
+
+@pytest.mark.parametrize("lists, dicts", [(65, 0), (0, 65), (33, 32)])
+def test_a_plain_json_entry_nested_one_level_past_the_bound_is_a_decode_error(lists, dicts):
+    with pytest.raises(DecodeError, match="deeper"):
+        Entry.from_bytes(_planted(_nested(lists, dicts)))
+    # one level shallower, and far more brackets inside a string: read back as they are
+    shallower = (lists - 1, dicts) if lists else (lists, dicts - 1)
+    assert Entry.from_bytes(_planted(_nested(*shallower))).value == orjson.loads(_nested(*shallower))
+    assert Entry.from_bytes(_planted(b'"' + b"[{" * 500 + b'"')).value == "[{" * 500

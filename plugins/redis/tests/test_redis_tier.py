@@ -329,3 +329,43 @@ def test_the_clear_command_says_what_it_removed_per_tier(redis_url, namespace, c
         "memory: in each program's own memory, not here; running programs drop them within cache.sync_interval "
         "(told through the shared tier)",
         f"redis: removed 1 entries of namespace '{namespace}'"]
+
+
+def _planted(value: bytes) -> bytes:
+    """Entry bytes written by hand around ``value`` (a plain-JSON value as its bytes)."""
+    return b'DT\x03["json",' + value + b',1.0,null,{},null,null,[]]'
+
+
+def test_a_bulk_read_answers_planted_deep_and_truncated_entries_as_corrupt_misses_and_deletes_them(own_backend):
+    backend = own_backend("bulk-planted")
+    reported = []
+    backend.on_corrupt = lambda key, error: reported.append((key, str(error)))
+    raw = backend._client()
+    good = Entry.create({"answer": ["Paris", {"since": 987}]})
+    planted = {
+        "ns:v1:lists": _planted(b"[" * 65 + b"]" * 65),  # one level past the bound
+        "ns:v1:dicts": _planted(b'{"a":' * 65 + b"1" + b"}" * 65),
+        "ns:v1:deeper": _planted(b"[" * 5000 + b"]" * 5000),  # past msgspec's own recursion limit
+        "ns:v1:truncated": good.to_bytes()[:-7],
+        "ns:v1:pickle": pickle.dumps({"answer": "planted"}),
+    }
+    for key, blob in planted.items():
+        raw.set(backend.prefix + key, blob)
+    # At the bound, and brackets inside strings: read back as they are.
+    at_bound = _planted(b"[" * 61 + b"]" * 61)
+    in_strings = _planted(b'{"text":"' + b"[{" * 200 + b'"}')
+    raw.set(backend.prefix + "ns:v1:at-bound", at_bound)
+    raw.set(backend.prefix + "ns:v1:in-strings", in_strings)
+    backend.set("ns:v1:good", good)
+
+    found = backend.get_many(["ns:v1:good", "ns:v1:at-bound", "ns:v1:in-strings", *planted])
+    assert sorted(found) == ["ns:v1:at-bound", "ns:v1:good", "ns:v1:in-strings"]
+    assert found["ns:v1:good"].value == {"answer": ["Paris", {"since": 987}]}
+    assert found["ns:v1:in-strings"].value == {"text": "[{" * 200}
+    nested = found["ns:v1:at-bound"].value
+    for _ in range(60):
+        nested = nested[0]
+    assert nested == []
+    assert sorted(key for key, _ in reported) == sorted(planted)
+    assert all("deeper" in error for key, error in reported if key in ("ns:v1:lists", "ns:v1:dicts"))
+    assert raw.mget([backend.prefix + key for key in planted]) == [None] * len(planted), "deleted"
