@@ -434,18 +434,20 @@ def speed_rows(qqp, vectors: Vectors, threshold: float, lookups: int) -> tuple[l
             semantic = turbo.semantic
             requests = [dspy_request(adapter, signature, q) for q in asked]
             # every lookup embeds a text not seen before: the embedding cache does not help
-            timings = []
+            timings, cpu = [], []
             for request in requests[:lookups]:
                 key = turbo.key(request)
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 semantic.lookup(request, key)
                 timings.append(time.perf_counter() - started)
+                cpu.append(time.process_time() - cpu_started)
             p50 = statistics.median(timings) * 1000
             figures[f"p50_{size // 1000}k_ms"] = p50
             scope = semantic.prepare(requests[0]).scope
             approx = semantic.index.is_approximate(scope)
             rows.append((f"lookup p50, {size:,} entries ({'IVF' if approx else 'exact'})",
-                         f"{p50:.2f} ms (p95 {np.percentile(timings, 95) * 1000:.2f} ms, {len(timings)} lookups)"))
+                         f"{p50:.2f} ms (p95 {np.percentile(timings, 95) * 1000:.2f} ms, {len(timings)} lookups; CPU "
+                          f"p50 {statistics.median(cpu) * 1000:.2f} ms, load average {os.getloadavg()[0]:.1f})"))
             if semantic.verifier is not None:
                 checked = semantic.verifier.snapshot()
                 rows.append((f"  verifier, {size:,} entries", f"{checked['checks']} checks in {len(timings)} lookups, "
@@ -454,17 +456,23 @@ def speed_rows(qqp, vectors: Vectors, threshold: float, lookups: int) -> tuple[l
             if approx:
                 rows.append((f"IVF recall@1 vs exact, {size:,}", f"{ivf_recall(semantic.index, scope, base, rng):.3f}"))
             if size == 100_000:
-                rate, errors = throughput(turbo, requests[lookups:lookups + 2000], callers=32)
-                figures["throughput_32"] = rate
+                passes = semantic.batcher.batches
+                rate, errors, cpu_ms, load = throughput(turbo, requests[lookups:lookups + 2000], callers=32)
+                figures["throughput_32"], figures["cpu_ms_32"] = rate, cpu_ms
                 rows.append((f"throughput, 32 concurrent callers, {size:,} entries",
-                             f"{rate:.0f} lookups/s ({semantic.batcher.batches} embedding passes; errors {errors})"))
+                             f"{rate:.0f} lookups/s ({semantic.batcher.batches - passes} embedding passes; errors "
+                             f"{errors}); {cpu_ms:.2f} ms CPU per lookup (all threads: {os.cpu_count()} idle cores "
+                             f"would give ~{1000 * (os.cpu_count() or 1) / cpu_ms:.0f}/s), load average {load:.1f}"))
         finally:
             turbo.close()
     return rows, figures
 
 
-def throughput(turbo, requests: list[dict], callers: int) -> tuple[float, int]:
-    """Lookups per second with ``callers`` threads started together, each with its share of requests."""
+def throughput(turbo, requests: list[dict], callers: int) -> tuple[float, int, float, float]:
+    """Lookups per second with ``callers`` threads started together, each with its share of
+    requests; the errors; the process's CPU time per lookup (ms, every thread, ONNX Runtime's
+    included: what the wall-clock rate would be on idle cores is ``cores / CPU time``); and the
+    1-minute load average at the end."""
     semantic = turbo.semantic
     errors = []
     barrier = threading.Barrier(callers + 1)
@@ -481,10 +489,11 @@ def throughput(turbo, requests: list[dict], callers: int) -> tuple[float, int]:
     for t in threads:
         t.start()
     barrier.wait()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.join()
-    return len(requests) / (time.perf_counter() - started), len(errors)
+    cpu_ms = (time.process_time() - cpu) * 1000 / len(requests)
+    return len(requests) / (time.perf_counter() - started), len(errors), cpu_ms, os.getloadavg()[0]
 
 
 def ivf_recall(index, scope: str, base: np.ndarray, rng: np.random.Generator, n: int = 500) -> float:
@@ -567,12 +576,50 @@ def quality_tables(para, qqp, vectors: Vectors, threshold: float, args, verdicts
               sweep_rows(para, qqp, vectors, thresholds, verifier, qqp_name, corpus))
 
 
+def compare_precisions(para, qqp, thresholds: list[float], cache_dir: Path | None, qqp_name: str) -> int:
+    """The model's fp32 and int8 forms side by side, in one run: the default decision's paraphrase
+    precision / recall and question-pair false hits / recall at each threshold, and the lowest
+    int8 threshold whose paraphrase precision and false-hit rate are both no worse than fp32's at
+    its default (the int8 default must be at least that high)."""
+    from dspy_turbo_faiss.embedder import FP32_THRESHOLD, SentenceTransformerEmbedder
+
+    results: dict[str, dict[float, tuple]] = {}
+    defaults: dict[str, float] = {}
+    for label, quantize in (("fp32", False), ("int8", True)):
+        embedder = SentenceTransformerEmbedder(SentenceTransformerEmbedder.Options(**{**EMBEDDER, "quantize": quantize}))
+        vectors = Vectors(embedder, cache_dir / (f"q8-{embedder.runtime}-7bit-1text" if quantize else "fp32") if cache_dir else None)
+        verifier = vectors.verifier = make_verifier(embedder)
+        grid = sorted({*thresholds, FP32_THRESHOLD, embedder.default_threshold})
+        results[label] = {}
+        for t in grid:
+            _, (_, precision, recall), _ = paraphrase_rows(para, vectors, t, verifier)
+            _, (_, false, q_recall, _), _ = qqp_rows(qqp, vectors, t, verifier, name=qqp_name)
+            results[label][t] = (precision, recall, false, q_recall)
+        defaults[label] = embedder.default_threshold
+    base = results["fp32"][FP32_THRESHOLD]
+    rows = []
+    for label in ("fp32", "int8"):
+        default = defaults[label]
+        for t, (p, r, f, qr) in results[label].items():
+            ok = p >= base[0] and f <= base[2]
+            rows.append((label, f"{t:.3f}{' (default)' if t == default else ''}", f"{p:.1%} / {r:.1%}",
+                         f"{f:.2%} / {qr:.1%}", "yes" if ok else "no"))
+    table(f"fp32 and int8, the default decision (guards, margin); no worse = paraphrase precision >= {base[0]:.1%} "
+          f"and false hits <= {base[2]:.2%} (fp32 at {FP32_THRESHOLD})",
+          ("model", "threshold", "paraphrases: precision / recall", "question pairs: false hits / recall",
+           "no worse than fp32's default"), rows)
+    fit = [t for t, v in results["int8"].items() if v[0] >= base[0] and v[2] <= base[2]]
+    default = defaults["int8"]
+    print(f"\nlowest int8 threshold no worse than fp32's default on both: {min(fit) if fit else 'none in the grid'}; "
+          f"int8 default {default}: {'no worse' if default in fit else 'WORSE'}")
+    return 0 if default in fit else 1
+
+
 def corpus_only(args) -> int:
-    from dspy_turbo.host.config import SemanticSettings
     from dspy_turbo_faiss.embedder import SentenceTransformerEmbedder
 
-    threshold = args.threshold if args.threshold is not None else SemanticSettings.model_fields["threshold"].default
     embedder = SentenceTransformerEmbedder(SentenceTransformerEmbedder.Options(**EMBEDDER))
+    threshold = args.threshold if args.threshold is not None else embedder.default_threshold
     vectors = Vectors(embedder, None)
     verifier = vectors.verifier = make_verifier(embedder)
     print(f"threshold {threshold} (cosine), model all-MiniLM-L6-v2 on {embedder.runtime}")
@@ -600,7 +647,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-dspy", action="store_true", help="skip the DSPy-shaped protocols")
     parser.add_argument("--corpus-only", action="store_true",
                         help="only the near-duplicate corpus table (seconds; no shared data needed)")
-    parser.add_argument("--quantize", action="store_true", help="the embedder's int8 option (faster, vectors differ)")
+    parser.add_argument("--quantize", action="store_true", default=None,
+                        help="the embedder's int8 form (the default for the packaged model on onnx)")
+    parser.add_argument("--fp32", dest="quantize", action="store_false", help="the model's fp32 form (quantize: false)")
     parser.add_argument("--runtime", choices=("torch", "onnx"), default=None,
                         help="the embedder's runtime (default: the embedder's own default)")
     parser.add_argument("--verifier", action="store_true",
@@ -609,6 +658,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None, help="keep embeddings here between runs")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--check", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument("--compare-int8", action="store_true",
+                        help="only fp32 against int8 at the --sweep thresholds (and both defaults), one run")
     args = parser.parse_args(argv)
 
     data = Path(args.data)
@@ -620,10 +671,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{qqp_file.name}; see the data README). Skipping.")
         return 0
 
-    from dspy_turbo.host.config import SemanticSettings
     from dspy_turbo_faiss.embedder import SentenceTransformerEmbedder
 
-    threshold = args.threshold if args.threshold is not None else SemanticSettings.model_fields["threshold"].default
     para = json.loads(para_file.read_text(encoding="utf-8"))
     with gzip.open(qqp_file, "rt", encoding="utf-8") as fh:
         qqp = json.load(fh)
@@ -631,17 +680,23 @@ def main(argv: list[str] | None = None) -> int:
         qqp = [p for p in qqp if qqp_half(p) == args.qqp_half]
     if args.qqp_limit:
         qqp = random.Random(args.seed).sample(qqp, min(args.qqp_limit, len(qqp)))
-    EMBEDDER.update({"quantize": True} if args.quantize else {})
+    if args.compare_int8:
+        EMBEDDER.update({"runtime": args.runtime} if args.runtime else {})
+        cache = Path(args.cache_dir) if args.cache_dir else None
+        return compare_precisions(para, qqp, [float(x) for x in args.sweep.split(",") if x.strip()], cache,
+                                  f"qqp-{args.qqp_half}-{args.seed}")
+    EMBEDDER.update({"quantize": args.quantize} if args.quantize is not None else {})
     EMBEDDER.update({"runtime": args.runtime} if args.runtime else {})
     SEMANTIC.update({"verifier": {"enabled": True}} if args.verifier else {})
     embedder = SentenceTransformerEmbedder(SentenceTransformerEmbedder.Options(**EMBEDDER))
+    threshold = args.threshold if args.threshold is not None else embedder.default_threshold
     # fp32 vectors are the same on both runtimes; int8 ones differ between them
-    cache_dir = Path(args.cache_dir) / (f"q8-{embedder.runtime}" if args.quantize else "fp32") if args.cache_dir else None
+    cache_dir = Path(args.cache_dir) / (f"q8-{embedder.runtime}-7bit-1text" if embedder.quantize else "fp32") if args.cache_dir else None
     vectors = Vectors(embedder, cache_dir)
     verifier = vectors.verifier = make_verifier(vectors.embedder)
     settings = verifier.snapshot()
     print(f"threshold {threshold} (cosine), verifier rare_below {settings['rare_below']} min_alignment "
-          f"{settings['min_alignment']}, model all-MiniLM-L6-v2{' (int8)' if args.quantize else ''} on "
+          f"{settings['min_alignment']}, model all-MiniLM-L6-v2{' (int8)' if embedder.quantize else ' (fp32)'} on "
           f"{vectors.embedder.runtime}, {len(para)} "
           f"paraphrase pairs, {len(qqp)} question pairs ({args.qqp_half}); Turbos: verifier "
           f"{'on' if args.verifier else 'as configured by default'}")

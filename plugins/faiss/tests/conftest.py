@@ -21,7 +21,7 @@ def semantic_config():
     def make(threshold=0.9, tiers=None, **semantic):
         return {"namespace": f"sem-{uuid.uuid4().hex[:12]}", "cache": {
             "tiers": tiers or [{"type": "memory"}],
-            "semantic": {"index": {"type": "faiss"}, "embedder": {"type": "sentence-transformers"},
+            "semantic": {"index": {"type": "faiss"}, "embedder": {"type": "sentence-transformers", "quantize": False},
                          "threshold": threshold, **semantic}}}
 
     return make

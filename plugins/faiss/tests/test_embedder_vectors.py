@@ -30,7 +30,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module", params=["torch", "onnx"])
 def embedder(request):
-    return SentenceTransformerEmbedder(SentenceTransformerEmbedder.Options(runtime=request.param))
+    return SentenceTransformerEmbedder(SentenceTransformerEmbedder.Options(runtime=request.param, quantize=False))
 
 
 def cosines(a, b):
@@ -59,7 +59,8 @@ def test_onnx_is_the_default_runtime_on_cpu():
 
 def test_word_vectors_are_the_same_on_both_runtimes(minilm):
     """The verifier reads the same words and (to float16 storage) the same vectors from onnx as from torch."""
-    runs = {rt: SentenceTransformerEmbedder(SentenceTransformerEmbedder.Options(runtime=rt)) for rt in ("torch", "onnx")}
+    runs = {rt: SentenceTransformerEmbedder(SentenceTransformerEmbedder.Options(runtime=rt, quantize=False))
+            for rt in ("torch", "onnx")}
     for text in TEXTS:
         (words, torch_vectors), (onnx_words, onnx_vectors) = (runs[rt].word_vectors(text) for rt in ("torch", "onnx"))
         assert words == onnx_words and len(words) > 0

@@ -14,6 +14,8 @@ import pytest
 from dspy_turbo_faiss import onnx_runtime
 from dspy_turbo_faiss.embedder import SentenceTransformerEmbedder
 
+FP32 = SentenceTransformerEmbedder.Options(quantize=False)  # the model's own vectors
+
 TEXTS = [
     "What is the capital of France?",
     "How do I learn Python quickly if I already know some Java and a little C++ from university?",
@@ -44,12 +46,12 @@ def embedders(minilm):
         # A session an earlier test left in memory may come from an export in another test's
         # cache directory: forget it, so the export is made (or found) in this one.
         forget_sessions(mp)
-        SentenceTransformerEmbedder()  # the export, made here if this run has none yet
+        SentenceTransformerEmbedder(FP32)  # the export, made here if this run has none yet
         forget_sessions(mp)
-        light = SentenceTransformerEmbedder()
+        light = SentenceTransformerEmbedder(FP32)
         forget_sessions(mp)
         mp.setattr(onnx_runtime, "FastTokenizer", None)  # as without the tokenizers library
-        today = SentenceTransformerEmbedder()
+        today = SentenceTransformerEmbedder(FP32)
     assert light.model is None and light._fast is not None, "built from the export alone"
     assert today.model is minilm and today._fast is None
     return light, today

@@ -182,7 +182,7 @@ def test_vectors_of_another_embedder_are_never_compared(make_turbo, semantic_con
     first.close()
     config["cache"]["semantic"]["embedder"]["quantize"] = True
     second = make_turbo(config).install()
-    assert second.semantic.embedder.vector_space == "sentence-transformers/all-minilm-l6-v2|int8-onnx"
+    assert second.semantic.embedder.vector_space == "sentence-transformers/all-minilm-l6-v2|int8-onnx-7bit"
     assert len(second.semantic.index) == 1, "the old vector is still there"
     dspy.Predict("question -> answer")(question=PARAPHRASE)
     assert lm.engine.calls == 2, "but it is not searched with the int8 model's query vector"

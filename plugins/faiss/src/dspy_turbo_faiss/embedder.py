@@ -43,7 +43,46 @@ _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 _models: dict[tuple[str, str], Any] = {}
 _models_lock = threading.Lock()
 _CHUNK = 8  # texts per forward pass within one embed() call (sorted by length)
+# The default cosine threshold of each form of the packaged model, calibrated on the paraphrase and
+# question-pair sets (bench/semantic_eval.py --compare-int8): int8 moves the vectors, so it has its own,
+# chosen so that paraphrase precision and the question pairs' false-hit rate are no worse than fp32's.
+FP32_THRESHOLD = 0.95
+INT8_THRESHOLD = 0.965
+INT8_BY_DEFAULT = True  # the packaged model on onnx runs its int8 form unless quantize: false
 _TOKENS_KEPT = 1024  # texts whose token vectors are kept (float16, ~15 KB for a 20-token question)
+
+
+_runs: Any = None  # the threads int8 runs go to, one per core (made on first use)
+_runs_lock = threading.Lock()
+
+
+def int8_processors() -> str:
+    """The processors whose int8 vectors were measured equal to this one's: ``""`` for x86-64
+    with AVX2 (AVX2 and AVX-512 VNNI give the same vectors, within 3e-7 cosine), else a suffix
+    naming the class, so that its vectors sit in a vector space of their own (x86-64 without
+    AVX2 differs by up to 0.004; other architectures were not measured)."""
+    import platform
+
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64"):
+        try:
+            from numpy._core._multiarray_umath import __cpu_features__ as features
+        except ImportError:  # numpy 1
+            from numpy.core._multiarray_umath import __cpu_features__ as features
+        return "" if features.get("AVX2") else "-x86-no-avx2"
+    return f"-{machine or 'unknown'}"
+
+
+def _pool():
+    """The process's threads for one-text int8 runs, one per core (ONNX Runtime releases the GIL)."""
+    global _runs
+    with _runs_lock:
+        if _runs is None:
+            import os
+            from concurrent.futures import ThreadPoolExecutor
+
+            _runs = ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 8)), thread_name_prefix="dspy-turbo-int8")
+        return _runs
 
 
 class EmbedderOptions(Options):
@@ -56,9 +95,11 @@ class EmbedderOptions(Options):
     runtime: Literal["torch", "onnx"] | None = None
     """``onnx`` (ONNX Runtime, cpu only; package onnxruntime) or ``torch``; both give the
     model's own vectors. Default: onnx on the cpu device, torch on the others."""
-    quantize: bool = False
+    quantize: bool | None = None
     """int8 dynamic quantization of the linear layers (CPU; onnxruntime's or torch's, by ``runtime``):
-    faster, vectors differ (measure with bench/semantic_eval.py, pick the threshold with dspy-turbo calibrate)."""
+    faster, vectors differ (measure with bench/semantic_eval.py, pick the threshold with dspy-turbo calibrate).
+    Default: on for the packaged all-MiniLM-L6-v2 on onnx (its int8 form has a threshold of its own,
+    calibrated to serve no more wrong answers than fp32), off otherwise."""
 
     @field_validator("device")
     @classmethod
@@ -79,6 +120,13 @@ class EmbedderOptions(Options):
         if self.runtime is not None:
             return self.runtime
         return "onnx" if self.device == "cpu" else "torch"
+
+    @property
+    def resolved_quantize(self) -> bool:
+        """Whether the int8 form is used: ``quantize``, or its default for the model and runtime."""
+        if self.quantize is not None:
+            return self.quantize
+        return INT8_BY_DEFAULT and self.resolved_runtime == "onnx" and self.model.lower() in _PACKAGED
 
 
 def _import_sentence_transformers():
@@ -215,11 +263,12 @@ class SentenceTransformerEmbedder(Component):
     def __init__(self, options: EmbedderOptions | None = None):
         super().__init__(options)
         self.runtime = self.options.resolved_runtime
+        self.quantize = self.options.resolved_quantize  # int8 (the fallback to torch may turn a default one off)
         self.model = self.tokenizer = None  # the loaded model (torch): not needed once its export runs alone
         self._onnx = None
         if self.runtime == "onnx":
             where = resolve_model(self.options.model)
-            self._onnx = onnx_runtime.load_exported(where, int8=self.options.quantize)
+            self._onnx = onnx_runtime.load_exported(where, int8=self.quantize)
             if self._onnx is None and not onnx_runtime.is_exported(where):
                 onnx_runtime.announce_export(self.options.model)  # before torch loads: the wait starts here
         if self._onnx is None:
@@ -231,22 +280,26 @@ class SentenceTransformerEmbedder(Component):
         else:
             self.dimension, limit = onnx_runtime.dimension(self.model), int(self.model.max_seq_length or 256)
         self.max_tokens = min(limit, self.options.max_tokens) if self.options.max_tokens else limit
-        # fp32 vectors are the same on torch and onnx; int8 ones differ between the two quantizers
+        # fp32 vectors are the same on torch and onnx; int8 ones differ between the two quantizers,
+        # and onnx's between its recipes (the 7-bit one agrees across processors, the 8-bit one did not)
         model = self.options.model.lower()
         name = f"sentence-transformers/{DEFAULT_MODEL}".lower() if model in _PACKAGED else self.options.model
-        self.vector_space = f"{name}|{f'int8-{self.runtime}' if self.options.quantize else 'fp32'}"
+        int8 = f"int8-onnx-7bit{int8_processors()}" if self.runtime == "onnx" else f"int8-{self.runtime}"
+        self.vector_space = f"{name}|{int8 if self.quantize else 'fp32'}"
+        # cache.semantic.threshold when it is not set: onnx's int8 form has its own (torch's is not calibrated)
+        self.default_threshold = INT8_THRESHOLD if self.quantize and self.runtime == "onnx" else FP32_THRESHOLD
         self._tokens: OrderedDict[str, Any] = OrderedDict()  # text -> its token vectors (float16 rows)
         self._tokens_lock = threading.Lock()
         self._keep_tokens = False  # from the first word_vectors() call on: nothing to keep without a verifier
 
     def _load_model(self) -> None:
         """Load the model with torch (and, on onnx, export it when that is not done yet)."""
-        torch_int8 = self.options.quantize and self.runtime == "torch"
+        torch_int8 = self.quantize and self.runtime == "torch"
         self.model = load_model(self.options.model, self.options.device, torch_int8)
         self.tokenizer = self.model.tokenizer
         if self.runtime == "onnx":
             try:
-                self._onnx = onnx_runtime.load(self.model, self.options.model, int8=self.options.quantize,
+                self._onnx = onnx_runtime.load(self.model, self.options.model, int8=self.quantize,
                                                directory=resolve_model(self.options.model))
             except onnx_runtime.ExportFailed as exc:
                 if self.options.runtime == "onnx":
@@ -255,14 +308,21 @@ class SentenceTransformerEmbedder(Component):
                 # same vectors, slower, rather than no semantic cache at all
                 logger.warning("semantic cache embedder: %s; embedding with torch instead", exc)
                 self.runtime = "torch"
-                if self.options.quantize:
+                if self.options.quantize:  # asked for: torch's int8 (a default int8 is onnx's only)
                     self.model = load_model(self.options.model, self.options.device, True)
+                else:
+                    self.quantize = False
 
     def embed(self, texts: list[str]):
         import numpy as np
 
         if len(texts) <= 1:
             return self._forward(texts)[0]
+        if self._onnx is not None and self._onnx.int8:
+            # int8 quantizes each layer's inputs with one scale for the whole batch: a text's vector
+            # would depend on the texts it shares a pass with (up to 0.018 cosine apart). One text
+            # per run gives each text one vector; the runs go one per core, side by side.
+            return np.vstack(list(_pool().map(lambda text: self._forward([text])[0], texts)))
         # A batch is padded to its longest text: one long question among short ones would make
         # every row pay for its length. Sorted by length, chunks hold texts of similar length.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

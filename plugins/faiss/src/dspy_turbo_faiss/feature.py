@@ -90,7 +90,9 @@ class SemanticOverride(Options):
 class SemanticSettings(Options):
     index: dict[str, Any]
     embedder: dict[str, Any]
-    threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    threshold: float | None = Field(default=None, gt=0.0, le=1.0)
+    """Default: the embedder's calibrated threshold for its model and precision
+    (sentence-transformers' all-MiniLM-L6-v2: 0.95 fp32; its int8 form has its own), else 0.95."""
     # -- semantic cache (dspy_turbo_faiss.semantic) --
     fields: list[str] | None = None
     """Input fields whose values are embedded; the others must match exactly. Default: every text input."""

@@ -58,6 +58,7 @@ from .micro_batcher import MicroBatcher
 from .replication import IndexReplication, supports_logs
 
 logger = logging.getLogger("dspy_turbo.semantic")  # the logger's name as before the move
+DEFAULT_THRESHOLD = 0.95  # cache.semantic.threshold for an embedder that names none of its own
 
 if TYPE_CHECKING:
 
@@ -381,6 +382,9 @@ class SemanticCache:
         self.settings = settings
         self.index = index
         self.embedder = embedder
+        # unset: the embedder's own, calibrated for its model and precision (int8 vectors sit elsewhere)
+        self.threshold = settings.threshold if settings.threshold is not None else \
+            float(getattr(embedder, "default_threshold", None) or DEFAULT_THRESHOLD)
         space = getattr(embedder, "vector_space", "")
         self._space = b"|" + space.encode() if space else b""  # no space named: the scopes as before
         self.verifier = verifier
@@ -445,7 +449,7 @@ class SemanticCache:
         override = self._overrides.get(signature)
         if override is not None and override.threshold is not None:
             return override.threshold
-        return self.settings.threshold
+        return self.threshold
 
     def _feat(self, text: str) -> Features:
         got = self._features.get(text)
