@@ -116,7 +116,7 @@ def serve_all(stored: list[str], stored_vecs: np.ndarray, queries: list[str], qu
     ``rejection``: threshold, guards, the verifier when the default has it on, margin over the
     other neighbours, as a lookup does), what it serves with the verifier on, and what plain
     cosine would serve (top-1 >= threshold)."""
-    from dspy_turbo.host.config import SemanticSettings, SemanticVerifier
+    from dspy_turbo_faiss.feature import SemanticSettings, SemanticVerifier
     from dspy_turbo_faiss.index import FaissIndex, IndexOptions
     from dspy_turbo_faiss.semantic import features, pick, rejection
 
