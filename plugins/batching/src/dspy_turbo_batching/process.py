@@ -92,6 +92,7 @@ class ProcessRunner(Runner):
         self.error: BaseException | None = None
         self.pool: processes.Pool | None = None
         self.starter: threading.Thread | None = None
+        self.ready: Future = Future()  # done when the workers have the program (or failed to get it)
 
     # -- items
 
@@ -102,19 +103,32 @@ class ProcessRunner(Runner):
         except EncodeError as exc:
             future.set_exception(exc)
             return future
-        start = False
         with self.lock:
             if self.state == "failed":
                 future.set_exception(self.error)
                 return future
             self.queue.append((future, item, payload))
-            if self.state == "new":
-                self.state, start = "starting", True
+            start = self._starting()
         if start:
             self._begin(item)
         else:
             self._pump()
         return future
+
+    async def started(self, item: Item) -> None:
+        """Wait until the workers run this batch's program (the batch calls this before it times an item)."""
+        with self.lock:
+            start = self._starting()
+        if start:
+            self._begin(item)
+        await asyncio.shield(asyncio.wrap_future(self.ready))
+
+    def _starting(self) -> bool:
+        """Under the lock: whether the caller is the one to start the workers."""
+        if self.state == "new":
+            self.state = "starting"
+            return True
+        return False
 
     async def run(self, item: Item) -> Any:
         # wrap_future: cancelling the await cancels an item still waiting here; one in a worker finishes there
@@ -196,11 +210,13 @@ class ProcessRunner(Runner):
             for future, _, _ in waiting:
                 if future.set_running_or_notify_cancel():
                     future.set_exception(exc)
+            self.ready.set_exception(exc)
             return
         with self.lock:
             self.pool = pool
             if self.state == "starting":
                 self.state = "ready"
+        self.ready.set_result(None)
         self._pump()
 
     # -- the end

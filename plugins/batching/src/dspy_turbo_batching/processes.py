@@ -124,7 +124,7 @@ class Pool:
         if settings.start_method == "forkserver":
             # The forkserver imports DSPy once; each worker forked from it starts in milliseconds.
             # (Ignored when this process's forkserver runs already.)
-            context.set_forkserver_preload(["dspy_turbo_batching.processworker"])
+            context.set_forkserver_preload(["dspy_turbo_batching.processpreload"])
         self.processes = [Process(self, context, i, self._config, settings.processes) for i in range(settings.processes)]
         deadline = time.monotonic() + settings.start_timeout
         for process in self.processes:
