@@ -17,8 +17,9 @@ order, per-item errors, timeouts, ``max_errors``, progress, the ``batch`` event)
 - An item goes to the process its inputs hash to, so identical inputs meet in one
   process's single-flight and memory tier, in this batch and the next.
 - Items and results cross as JSON bytes (``dspy_turbo.plugin.wire``), never a pickle of
-  cache data. The program, DSPy's LM and adapter (as the batch sees them,
-  ``dspy.context`` included) go once per batch and process as cloudpickle bytes, the way
+  cache data. The program and DSPy's settings (as the batch sees them, ``dspy.context``
+  included: the LM, the adapter, callbacks, ``disable_history``...) go once per batch and
+  process as cloudpickle bytes, the way
   DSPy saves a whole program (``save_program=True``); a program that cannot be pickled
   fails the batch's items with an error that says so, before any process starts.
 - The processes (``processes``) are the Turbo's: started by its first batch with a miss,
@@ -48,6 +49,11 @@ from dspy_turbo.plugin.values import EncodeError
 from . import processes
 
 PEER = "a worker process"
+# DSPy's settings an item runs with in the worker, as the batch sees them: what decides
+# its answer and what DSPy does around each call; not the per-call state DSPy keeps there
+# (trace, usage tracker, stream, caller).
+SETTINGS = ("lm", "adapter", "rm", "callbacks", "disable_history", "track_usage", "max_history_size",
+            "max_trace_size", "warn_on_type_mismatch", "provide_traceback", "allow_tool_async_sync_conversion")
 _WORKER_DEFAULT = {"cache": {"tiers": [{"type": "memory"}]}}  # no Turbo (a runner driven on its own)
 
 
@@ -178,13 +184,14 @@ class ProcessRunner(Runner):
     def _begin(self, item: Item) -> None:
         import dspy
 
-        # The program and DSPy's LM and adapter as the batch sees them (dspy.context included)
-        shipped = (item.program, dspy.settings.lm, dspy.settings.adapter)
+        # The program and DSPy's settings as the batch sees them (dspy.context included)
+        current = dspy.settings.copy()
+        shipped = (item.program, {name: current[name] for name in SETTINGS if name in current})
         self.starter = threading.Thread(target=self._start, args=(shipped,), name="dspy-turbo-batch-process-start",
                                         daemon=True)
         self.starter.start()
 
-    def _start(self, shipped: tuple[Any, Any, Any]) -> None:
+    def _start(self, shipped: tuple[Any, dict[str, Any]]) -> None:
         import cloudpickle
 
         options = self.strategy.options
@@ -193,7 +200,14 @@ class ProcessRunner(Runner):
             try:
                 program = cloudpickle.dumps(shipped)
             except Exception as exc:
-                raise TypeError(f"the program cannot be sent to the worker processes ({type(exc).__name__}: {exc}); "
+                what = "the program"
+                try:
+                    cloudpickle.dumps(shipped[0])
+                except Exception:
+                    pass
+                else:
+                    what = "DSPy's settings (dspy.configure/dspy.context: the LM, adapter, callbacks)"
+                raise TypeError(f"{what} cannot be sent to the worker processes ({type(exc).__name__}: {exc}); "
                                 "use the 'thread' strategy, or a program without locks, open files or "
                                 "connections among its attributes") from None
             turbo = self.strategy.turbo

@@ -10,8 +10,8 @@ workers, and with a Redis tier the shared single-flight and rate-limit buckets.
 Messages are bytes on the pipe (``send_bytes``/``recv_bytes``, never ``send``/``recv``,
 which pickle): a JSON header line, then a body.
 
-- ``["load", batch, threads, policy]`` + the program, DSPy's LM and adapter as cloudpickle
-  bytes (code and settings the parent chose, the way DSPy saves a whole program; never
+- ``["load", batch, threads, policy]`` + the program and DSPy's settings as the batch saw
+  them (the LM, the adapter, callbacks...) as cloudpickle bytes (code and settings the parent chose, the way DSPy saves a whole program; never
   cache data): answered ``["loaded", batch, error]``;
 - ``["run", batch, id]`` + the item's inputs (``dspy_turbo.plugin.wire``): answered
   ``["r", id]`` + its encoded result or error, from the thread that ran it;
@@ -63,10 +63,10 @@ def _shared_limit(settings: Any, workers: int) -> Any:
 
 
 class _Batch:
-    __slots__ = ("program", "lm", "adapter", "policy")
+    __slots__ = ("program", "settings", "policy")
 
-    def __init__(self, program: Any, lm: Any, adapter: Any, policy: Any):
-        self.program, self.lm, self.adapter, self.policy = program, lm, adapter, policy
+    def __init__(self, program: Any, settings: dict[str, Any], policy: Any):
+        self.program, self.settings, self.policy = program, settings, policy
 
 
 class Worker:
@@ -110,7 +110,7 @@ class Worker:
         from .retry import RetryPolicy
 
         try:
-            program, lm, adapter = cloudpickle.loads(body)
+            program, settings = cloudpickle.loads(body)
         except Exception as exc:
             return f"the program could not be loaded in {PEER} {os.getpid()}: {type(exc).__name__}: {exc}"
         limiter = None
@@ -120,7 +120,7 @@ class Worker:
                 limit = _shared_limit(limit, self.workers)
             limiter = RateLimiter(limit, self.turbo.coordinator)
         retry = RetryPolicy(RetrySettings.model_validate(policy["retry"]))
-        self.batches[batch] = _Batch(program, lm, adapter, CallPolicy(self.turbo, limiter, retry))
+        self.batches[batch] = _Batch(program, settings, CallPolicy(self.turbo, limiter, retry))
         if self.pool is None or self.pool._max_workers < threads:  # grows with the largest batch; never shrinks
             old, self.pool = self.pool, WorkerPool(max_workers=threads, thread_name_prefix="dspy-turbo-process-item")
             if old is not None:
@@ -132,7 +132,7 @@ class Worker:
             if batch is None:
                 raise RuntimeError(f"{PEER} {os.getpid()} has no program loaded for this item")
             inputs = wire.decode_inputs(body, "the batch")
-            with dspy.context(lm=batch.lm, adapter=batch.adapter), batch.policy.active():
+            with dspy.context(**batch.settings), batch.policy.active():
                 spent = calls.tracking_spent()
                 value = batch.program(**inputs)
         except Exception as exc:
