@@ -3,6 +3,7 @@ side by side with ``dspy.Parallel``."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -227,3 +228,16 @@ def test_bad_options_are_refused_with_their_name():
         dspy_turbo.load(_config(processes=0))
     with pytest.raises(Exception, match="start_method"):
         dspy_turbo.load(_config(start_method="threads"))
+
+
+def test_two_batches_at_once_share_the_processes(picky_turbo):
+    async def both():
+        return await asyncio.gather(*(picky_turbo.abatch(Picky(), [{"question": f"{side} {i}"} for i in range(12)])
+                                      for side in ("left", "right")))
+
+    picky_turbo.batch(Picky(), [{"question": "start"}])
+    pids = _pids(picky_turbo)
+    left, right = asyncio.run(both())
+    assert [r.answer for r in left] == [f"LEFT {i}" for i in range(12)]
+    assert [r.answer for r in right] == [f"RIGHT {i}" for i in range(12)]
+    assert {r.worker for r in left + right} <= pids

@@ -95,6 +95,7 @@ class Pool:
         self.waiting: dict[int, Callable[[bytes | BaseException], None]] = {}  # item id -> its callback
         self.ready = threading.Event()
         self._start_lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self._started = False
         self._config = config
         self.processes: list[Process] = []
@@ -143,6 +144,10 @@ class Pool:
     # -- one batch's program
 
     def load(self, batch: str, threads: int, policy: dict[str, Any], program: bytes, timeout: float) -> None:
+        with self._load_lock:  # one load at a time: concurrent batches must not take each other's replies
+            self._load(batch, threads, policy, program, timeout)
+
+    def _load(self, batch: str, threads: int, policy: dict[str, Any], program: bytes, timeout: float) -> None:
         message = header("load", batch, threads, policy) + program
         for process in self.processes:
             process.send(message)

@@ -11,8 +11,9 @@ Messages are bytes on the pipe (``send_bytes``/``recv_bytes``, never ``send``/``
 which pickle): a JSON header line, then a body.
 
 - ``["load", batch, threads, policy]`` + the program and DSPy's settings as the batch saw
-  them (the LM, the adapter, callbacks...) as cloudpickle bytes (code and settings the parent chose, the way DSPy saves a whole program; never
-  cache data): answered ``["loaded", batch, error]``;
+  them (the LM, the adapter, callbacks...) as cloudpickle bytes (code and settings the
+  parent chose, the way DSPy saves a whole program; never cache data): answered
+  ``["loaded", batch, error]``;
 - ``["run", batch, id]`` + the item's inputs (``dspy_turbo.plugin.wire``): answered
   ``["r", id]`` + its encoded result or error, from the thread that ran it;
 - ``["unload", batch]``; ``["close"]``, or the pipe closing (the parent is gone): the worker
