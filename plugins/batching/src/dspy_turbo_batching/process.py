@@ -42,8 +42,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from dspy_turbo.plugin import BatchOptions, BatchStrategy, Duration, Item, Runner
-from dspy_turbo.plugin import wire, worker_config
+from dspy_turbo.plugin import BatchOptions, BatchStrategy, Duration, Item, Runner, wire, worker_config
 from dspy_turbo.plugin.values import EncodeError
 
 from . import processes
