@@ -10,9 +10,13 @@ process on loopback (asyncio, so it is not the bottleneck; it sleeps ``--latency
 request and reports its own CPU per request). Every item is a distinct question, so
 every item is a miss and makes one HTTP request.
 
-Efficiency = ideal / wall, ideal = ceil(n / c) x latency. Client CPU per call = this
-process's CPU time (all threads) during the run / n. Sides alternate (A, B, C, then
-C, B, A, ...) and the table shows medians over repeats, with the load average.
+Efficiency = ideal / wall, ideal = ceil(n / c) x latency. Client CPU per call = the CPU
+time during the run of this process (all threads) and of its worker processes (the
+``process`` strategy's; the "workers" column is their part; the server is left out) / n.
+Each turbo side keeps one Turbo for the whole run, as an application does, so what a
+strategy starts once per Turbo (worker processes) starts in the untimed warm-up. Sides
+alternate (A, B, C, then C, B, A, ...) and the table shows medians over repeats, with the
+load average.
 """
 
 from __future__ import annotations
@@ -74,9 +78,9 @@ def _examples(n: int) -> list[dspy.Example]:
     return [dspy.Example(**q).with_inputs("question") for q in _questions(n)]
 
 
-def _turbo(c: int):
+def _turbo():
     return dspy_turbo.load({"cache": {"tiers": [{"type": "memory", "max_bytes": "256MB"}]},
-                            "batching": {"type": "thread", "progress": False, "max_concurrency": c}})
+                            "batching": {"type": "thread", "progress": False}})
 
 
 def side_parallel(n: int, c: int) -> list:
@@ -88,30 +92,75 @@ def side_predict_batch(n: int, c: int) -> list:
     return PROGRAM.batch(_examples(n), num_threads=c, disable_progress_bar=True, max_errors=n)
 
 
-def side_turbo(strategy: str):
-    def run(n: int, c: int) -> list:
-        turbo = _turbo(c)
+class TurboSide:
+    """One Turbo for the whole run, as an application keeps one: what a strategy starts once per
+    Turbo (the ``process`` strategy's workers) starts in the untimed warm-up, as it would in the
+    first batch of a long-lived application."""
+
+    def __init__(self, strategy: str):
+        self.strategy = strategy
+        self.turbo = None
+
+    def __call__(self, n: int, c: int) -> list:
+        if self.turbo is None:
+            self.turbo = _turbo()
+        return self.turbo.batch(PROGRAM, _questions(n), strategy=self.strategy, max_concurrency=c)
+
+    def close(self) -> None:
+        if self.turbo is not None:
+            self.turbo.close()
+
+
+def _cpu_of_descendants(exclude: int) -> float:
+    """CPU seconds (user + system) of this process's descendants so far (worker processes, a
+    forkserver), the subtree of ``exclude`` (the LM server) left out. Linux (/proc) only; 0 elsewhere."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0.0
+    for entry in entries:
+        if not entry.isdigit():
+            continue
         try:
-            return turbo.batch(PROGRAM, _questions(n), strategy=strategy)
-        finally:
-            turbo.close()
-    return run
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
+    total, stack = 0.0, [p for p in children.get(os.getpid(), []) if p != exclude]
+    while stack:
+        pid = stack.pop()
+        total += times.get(pid, 0.0)
+        stack.extend(p for p in children.get(pid, []) if p != exclude)
+    return total
 
 
-def measure(run, n: int, c: int, server: Server) -> tuple[float, float, float | None]:
-    """(wall seconds, client CPU seconds, server CPU seconds per request) of one run."""
+def measure(run, n: int, c: int, server: Server) -> tuple[float, float, float | None, float]:
+    """(wall seconds, client CPU seconds, server CPU seconds per request, the part of the client
+    CPU spent in worker processes) of one run. The client is this process and its worker
+    processes (the ``process`` strategy's), the LM server left out."""
     gc.collect()
     server.reset()
+    workers0 = _cpu_of_descendants(server.proc.pid)
     cpu0, started = time.process_time(), time.perf_counter()
     results = run(n, c)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
+    in_workers = _cpu_of_descendants(server.proc.pid) - workers0
+    cpu += in_workers
     failed = sum(1 for r in results if r is None or isinstance(r, BaseException))
     if failed:
         raise RuntimeError(f"{failed} of {n} items failed")
     served = server.stats()
     if served["served"] != n:
         raise RuntimeError(f"the server saw {served['served']} requests for {n} items (a cache hit is not a fair run)")
-    return wall, cpu, served["cpu_per_request"]
+    return wall, cpu, served["cpu_per_request"], in_workers
 
 
 def strategies() -> list[str]:
@@ -138,7 +187,7 @@ def main() -> int:
     sizes = [tuple(int(x) for x in pair.split("/")) for pair in args.sizes.split(",")]
     names = args.strategies.split(",") if args.strategies else strategies()
     sides = {"dspy.Parallel": side_parallel, "Predict.batch": side_predict_batch,
-             **{f"turbo {s}": side_turbo(s) for s in names}}
+             **{f"turbo {s}": TurboSide(s) for s in names}}
 
     server = Server(args.latency)
     try:
@@ -149,19 +198,22 @@ def main() -> int:
                 measure(run, 32, 16, server)
             print(f"\nHTTP batch, {args.latency * 1000:.0f} ms per request, model {args.model!r}, "
                   f"median of {args.repeats}; load average before: {os.getloadavg()[0]:.2f}")
-            header = f"{'n/c':>8} {'side':>16} | {'wall s':>7} {'eff':>6} {'vs Par':>7} | {'CPU ms/call':>11} {'server':>7}"
+            header = (f"{'n/c':>8} {'side':>16} | {'wall s':>7} {'eff':>6} {'vs Par':>7} | {'CPU ms/call':>11} "
+                      f"{'workers':>7} {'server':>7}")
             print(header)
             print("-" * len(header))
             for n, c in sizes:
                 walls: dict[str, list[float]] = {name: [] for name in sides}
                 cpus: dict[str, list[float]] = {name: [] for name in sides}
                 server_cpu: dict[str, list[float]] = {name: [] for name in sides}
+                worker_cpus: dict[str, list[float]] = {name: [] for name in sides}
                 order = list(sides)
                 for repeat in range(args.repeats):
                     for name in order if repeat % 2 == 0 else reversed(order):
-                        wall, cpu, per_request = measure(sides[name], n, c, server)
+                        wall, cpu, per_request, in_workers = measure(sides[name], n, c, server)
                         walls[name].append(wall)
                         cpus[name].append(cpu)
+                        worker_cpus[name].append(in_workers)
                         if per_request is not None:
                             server_cpu[name].append(per_request)
                 ideal = math.ceil(n / c) * args.latency
@@ -169,11 +221,15 @@ def main() -> int:
                 for name in sides:
                     eff = ideal / statistics.median(walls[name])
                     cpu_ms = statistics.median(cpus[name]) / n * 1000
+                    workers_ms = statistics.median(worker_cpus[name]) / n * 1000
                     srv = statistics.median(server_cpu[name]) * 1000 if server_cpu[name] else float("nan")
                     print(f"{f'{n}/{c}':>8} {name:>16} | {statistics.median(walls[name]):7.2f} {eff:6.3f} "
-                          f"{eff / base:6.2f}x | {cpu_ms:11.2f} {srv:6.2f}ms")
+                          f"{eff / base:6.2f}x | {cpu_ms:11.2f} {workers_ms:7.2f} {srv:6.2f}ms")
             print(f"load average after: {os.getloadavg()[0]:.2f}")
     finally:
+        for side in sides.values():
+            if isinstance(side, TurboSide):
+                side.close()
         server.close()
     return 0
 

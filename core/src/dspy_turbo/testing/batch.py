@@ -14,15 +14,30 @@ installed plugin registers is registered for the test. It also drives the strate
 :class:`~dspy_turbo.plugin.batch.Runner` directly, as the batch does. Every program the
 suite runs has both ``forward`` and ``aforward``, so thread- and loop-based strategies are
 tested alike.
+
+A strategy that runs items in other processes passes the same tests: the probe counts
+across processes and the stand-in items' program is a module-level function, so both can
+be shipped. Its suite overrides ``batch_lm`` with an LM whose calls are counted wherever
+they are made (``batch_lm.engine.calls``), such as one against
+``dspy_turbo.openai_server`` (dspy-turbo-batching's ``process`` strategy does).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import tempfile
 import threading
 import time
 import uuid
+import weakref
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 import pytest
 
@@ -30,21 +45,82 @@ from ..plugin.batch import BatchOptions, BatchStrategy, Item, Runner
 
 
 class _Probe:
-    """Counts the items running at once (threads or tasks alike)."""
+    """Counts the items running at once (threads, tasks or processes alike).
+
+    The counts live in a small file, updated under an exclusive ``flock``: a strategy that
+    runs items in other processes ships the program, and this probe with it (pickled as the
+    file's path), so the counts are the same wherever the items run. Where ``fcntl`` is
+    missing (Windows) they live in this process only.
+    """
 
     def __init__(self):
-        self.lock = threading.Lock()
-        self.active = self.peak = self.started = 0
+        fd, self.path = tempfile.mkstemp(prefix="dspy-turbo-probe-")
+        os.write(fd, b"0 0 0")
+        os.close(fd)
+        weakref.finalize(self, _unlink, self.path)
+        self._lock = threading.Lock() if fcntl is None else None
+
+    def __getstate__(self):
+        if fcntl is None:
+            raise TypeError("this platform has no fcntl: the probe counts in its own process only")
+        return {"path": self.path}
+
+    def __setstate__(self, state):
+        self.path, self._lock = state["path"], None  # a copy in another process: the original removes the file
+
+    def _update(self, change: int) -> None:
+        with self._locked() as f:
+            active, peak, started = (int(x) for x in f.read().split())
+            active += change
+            if change > 0:
+                started += 1
+                peak = max(peak, active)
+            f.seek(0)
+            f.truncate()
+            f.write(f"{active} {peak} {started}".encode())
+            f.flush()  # before the lock is released
+
+    @contextlib.contextmanager
+    def _locked(self):
+        with open(self.path, "r+b") as f:
+            if self._lock is not None:
+                with self._lock:
+                    yield f
+                return
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield f
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _counts(self) -> list[int]:
+        with self._locked() as f:
+            return [int(x) for x in f.read().split()]
+
+    @property
+    def active(self) -> int:
+        return self._counts()[0]
+
+    @property
+    def peak(self) -> int:
+        return self._counts()[1]
+
+    @property
+    def started(self) -> int:
+        return self._counts()[2]
 
     def enter(self) -> None:
-        with self.lock:
-            self.active += 1
-            self.started += 1
-            self.peak = max(self.peak, self.active)
+        self._update(+1)
 
     def leave(self) -> None:
-        with self.lock:
-            self.active -= 1
+        self._update(-1)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _program(probe: _Probe):
@@ -90,23 +166,32 @@ class _Registers:
         return [self.cls]
 
 
+def _double(n: int) -> int:
+    """The stand-in items' program (a module-level function: a strategy may ship it to another process)."""
+    return n * 2
+
+
 class _Item:
-    """A stand-in item for driving a runner directly: doubles its index."""
+    """A stand-in item for driving a runner directly: doubles its index (``program(n=index)``)."""
 
     def __init__(self, index: int, seen: list):
         self.index, self.key, self.inputs, self.seen = index, None, {"n": index}, seen
 
     @property
     def program(self):
-        return None
+        return _double
 
     def call(self) -> Any:
         self.seen.append(("call", self.index))
-        return self.index * 2
+        return self.program(**self.inputs)
 
     async def acall(self) -> Any:
         self.seen.append(("acall", self.index))
-        return self.index * 2
+        return self.program(**self.inputs)
+
+    def keep(self, value: Any, usage: dict[str, int] | None = None, cost: float | None = None) -> None:
+        """What a strategy running the program elsewhere calls with the result it got back."""
+        self.seen.append(("keep", self.index))
 
 
 class BatchStrategySuite:

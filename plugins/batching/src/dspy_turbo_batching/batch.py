@@ -326,6 +326,9 @@ class Batch:
                 async with self._slots_free:
                     if self._abort.done():  # the batch is stopping: start nothing new
                         return
+                    started = getattr(runner, "started", None)
+                    if started is not None and self.options.timeout is not None:
+                        await started(item)  # the workers' start-up is not the item's running time
                     value = await self._run_timed(item)
             outcome = _Outcome(True, value)
         except asyncio.TimeoutError as exc:
