@@ -57,6 +57,7 @@ import inspect
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -618,31 +619,88 @@ def runs_inline(task: Any) -> bool:
     """For an executor that may run some tasks on the submitting thread (``WorkerPool(inline=...)``,
     a batch's event loop): True for the helpers DSPy's async LM path hands to a thread
     (``asyncio.to_thread``) when they cost less than that hand-off (two thread switches,
-    on every LM call, four times):
+    on every LM call, six times):
 
     - ``prepare`` (the call's arguments) and pricing: CPU only, once the model price map
       is loaded (its first load may fetch it over the network);
+    - the adapter's capability hints: CPU only once the price map is loaded, on DSPy's
+      native route (the LiteLLM route imports LiteLLM the first time);
+    - the native engine's target (``AsyncLM15Engine._target``): CPU only once the engine
+      has built the provider for the request's route (building it may read credentials);
     - the cache read and write, when the installed Turbo's tiers make them inline work
       (``_cache_inline``) and ``dspy.cache`` is that Turbo.
 
     Anything else (the program's own ``to_thread`` calls) goes to a thread as usual.
     """
+    context, args = None, ()
     if isinstance(task, functools.partial) and isinstance(getattr(task.func, "__self__", None), contextvars.Context):
         if not task.args:
             return False
-        task = task.args[0]  # asyncio.to_thread submits partial(context.run, fn, *args)
+        # asyncio.to_thread submits partial(context.run, fn, *args)
+        context, task, args = task.func.__self__, task.args[0], task.args[1:]
     if task is execution.prepare:
         return True
     if task is execution._price_result or task is getattr(execution, "_price_legacy", None):
-        from dspy.clients import model_metadata
-
-        return getattr(model_metadata, "_data", None) is not None
+        return _price_map_loaded()
     if task is execution._cached or task is execution._store:
         turbo = _active
         if turbo is None or turbo.integration is None:
             return False
         return dspy.__dict__.get("cache") is turbo.integration.adapter and _cache_inline(turbo, task is execution._store)
+    if task is _dspy_capabilities() and len(args) == 1:
+        return _price_map_loaded() and _capabilities_inline(args[0], context)
+    if getattr(task, "__func__", None) is _dspy_target() and len(args) == 1:
+        return _target_inline(task.__self__, args[0])
     return False
+
+
+def _price_map_loaded() -> bool:
+    from dspy.clients import model_metadata
+
+    return getattr(model_metadata, "_data", None) is not None
+
+
+def _dspy_capabilities() -> Any:
+    from dspy.clients import capabilities
+
+    return getattr(capabilities, "capabilities", None)
+
+
+def _dspy_target() -> Any:
+    try:
+        from dspy.clients.engines.lm15_engine import _Routing
+    except ImportError:
+        return None
+    return getattr(_Routing, "_target", None)
+
+
+def _capabilities_inline(lm: Any, context: contextvars.Context | None) -> bool:
+    """``capabilities(lm)`` imports nothing and reads no file: LiteLLM is imported already
+    or the call's route is DSPy's native one (what ``capabilities`` decides, ~25 µs)."""
+    if "litellm" in sys.modules:
+        return True
+    try:
+        from dspy.clients import capabilities
+        from dspy.clients.backend_selection import select_backend
+
+        scope = context.get(capabilities._planning, None) if context is not None else None
+        options = scope.options if scope is not None and scope.lm is lm else None
+        selection = select_backend(lm, options)
+    except Exception:  # the call raises it itself, on a thread as DSPy does
+        return False
+    route = selection.resolution
+    return bool(selection.native or (route is not None and route.declared))
+
+
+def _target_inline(engine: Any, request: Any) -> bool:
+    """The engine has the provider for ``request``'s route already: ``_target`` validates
+    the request and looks the provider up (building one may read credentials)."""
+    try:
+        if engine._closed:
+            return False
+        return engine.resolve(request.model).provider in engine._providers
+    except Exception:  # the call raises it itself, on a thread as DSPy does
+        return False
 
 
 def _waiter_copy(result: Any) -> Any:
