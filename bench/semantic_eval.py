@@ -104,7 +104,7 @@ METHODS = ("plain MiniLM + FAISS", "dspy-turbo default (guards, margin)", "with 
 
 def make_verifier(embedder):
     """The verifier with its default settings (switched on), keeping every text's words (the sets are small)."""
-    from dspy_turbo.host.config import SemanticVerifier
+    from dspy_turbo_faiss.feature import SemanticVerifier
     from dspy_turbo_faiss.verifier import Verifier
 
     return Verifier(SemanticVerifier(enabled=True), embedder, kept=None)
@@ -227,7 +227,7 @@ def load_corpus(path: Path = CORPUS) -> list[dict]:
 def pair_served(pairs: list[dict], vectors: Vectors, threshold: float, verifier) -> list[tuple[bool, bool, bool]]:
     """For each pair alone (one stored, the other asked, both ways; served if either way hits):
     does plain cosine serve it, dspy-turbo's default decision, the decision with the verifier."""
-    from dspy_turbo.host.config import SemanticVerifier
+    from dspy_turbo_faiss.feature import SemanticVerifier
     from dspy_turbo_faiss.semantic import rejection
 
     texts = sorted({t for p in pairs for t in (p["a"], p["b"])})
