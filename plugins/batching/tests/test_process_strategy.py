@@ -14,10 +14,11 @@ import dspy
 import pytest
 
 import dspy_turbo
-from dspy_turbo.openai_server import OpenAIServer
+from dspy_turbo.engines.openai_server import OpenAIServer
 from dspy_turbo.plugin.batch import BatchError
 from dspy_turbo.plugin.wire import RemoteItemError
 from dspy_turbo.testing import BatchStrategySuite
+from dspy_turbo.testing.processes import still_running
 from dspy_turbo_batching.process import ProcessStrategy
 
 pytestmark = pytest.mark.slow
@@ -93,26 +94,8 @@ def _pids(turbo) -> set[int]:
     return {pid for pool in processes.pools_of(turbo) for pid in pool.pids}
 
 
-def _alive(pid: int) -> bool:
-    """Running: a process that exited but is not reaped yet (a zombie) has stopped."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-
 def _gone(pids: set[int]) -> None:
-    deadline = time.monotonic() + 60  # a leaked worker stays forever; a loaded machine may take a while
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert pids and not any(_alive(pid) for pid in pids)
+    assert pids and not still_running(pids)
 
 
 class TestProcessStrategyConformance(BatchStrategySuite):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import time
 import uuid
 
 import dspy
 import pytest
 
 import dspy_turbo
+from dspy_turbo.testing.processes import still_running
 from dspy_turbo_ray import RemoteItemError
 
 # A shared cache across the workers is the redis tier; dspy.Parallel and the item cache beside it.
@@ -132,21 +132,6 @@ def test_errors_are_per_item_and_in_order(picky_turbo):
     assert {r.worker for r in quiet if r is not None} <= {r.worker for r in results[0::2]}
 
 
-def _alive(pid: int) -> bool:
-    """Running: a process that exited but is not reaped yet (a zombie) has stopped."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-
 def test_stopping_early_leaves_no_worker_running(ray_cluster, private_redis, lm_server, http_lm):
     lm_server.latency = 0.5
     try:
@@ -162,10 +147,7 @@ def test_stopping_early_leaves_no_worker_running(ray_cluster, private_redis, lm_
 
 
 def _gone(pids: set[int]) -> None:
-    deadline = time.monotonic() + 60  # a leaked worker stays forever; a loaded machine may take a while
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(pid) for pid in pids)
+    assert not still_running(pids)
 
 
 def test_reads_the_input_a_window_at_a_time(picky_turbo):
