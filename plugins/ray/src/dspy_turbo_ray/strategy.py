@@ -19,7 +19,10 @@ import asyncio
 import logging
 import math
 import os
+import queue
+import threading
 import uuid
+from concurrent.futures import Future
 from typing import Any
 
 import orjson
@@ -59,16 +62,50 @@ class RayOptions(BatchOptions):
 
 
 def connect(settings: RaySettings) -> None:
-    """Initialise Ray in this process unless it already is."""
+    """Initialise Ray in this process unless it already is.
+
+    ``ray.init`` runs on a thread that lives as long as the process: a local Ray's
+    processes (GCS, raylet) die with the *thread* that started them (Ray sets Linux's
+    parent-death signal on them, which fires when that thread ends), and a batch's threads
+    end with the batch. Started from one of them, the next batch would find Ray gone and
+    Ray would end the whole program 60 s later."""
     import ray
 
     if ray.is_initialized():
         return
     address = settings.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        _on_keeper(lambda: ray.init(address=address, ignore_reinit_error=True, log_to_driver=False))
     else:  # a local Ray of this process's own: nothing listens beyond loopback
-        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+        _on_keeper(lambda: ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, ignore_reinit_error=True,
+                                    log_to_driver=False))
+
+
+_keeper_tasks: queue.SimpleQueue = queue.SimpleQueue()
+_keeper_lock = threading.Lock()
+_keeper: threading.Thread | None = None
+
+
+def _keep() -> None:
+    while True:
+        task, done = _keeper_tasks.get()
+        try:
+            done.set_result(task())
+        except BaseException as exc:  # the caller raises it
+            done.set_exception(exc)
+
+
+def _on_keeper(task: Any) -> Any:
+    """``task()`` on the process's Ray keeper thread (a daemon, never ended: at exit Ray's
+    own atexit shutdown still finds its processes), its result or error here."""
+    global _keeper
+    with _keeper_lock:
+        if _keeper is None or not _keeper.is_alive():
+            _keeper = threading.Thread(target=_keep, name="dspy-turbo-ray-keeper", daemon=True)
+            _keeper.start()
+    done: Future = Future()
+    _keeper_tasks.put((task, done))
+    return done.result()
 
 
 class RayRunner(Runner):
