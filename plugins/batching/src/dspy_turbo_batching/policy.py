@@ -123,6 +123,43 @@ class CallPolicy:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
 
+def worker_document(options: Any) -> dict[str, Any]:
+    """A batch's rate limit and retries as JSON, for the workers of another process or host
+    (the ``process`` and ``ray`` strategies): read back there by :func:`for_worker`."""
+    return {"rate_limit": options.rate_limit.model_dump(mode="json") if options.rate_limit else None,
+            "retry": options.retry.model_dump(mode="json")}
+
+
+def for_worker(host: Any, document: dict[str, Any], workers: int) -> CallPolicy:
+    """The :class:`CallPolicy` one of ``workers`` workers applies to its share of a batch.
+
+    With a shared coordinator (a Redis tier) every worker takes from the one bucket per
+    model; without one each worker has its own bucket, so each gets 1/workers of the limit
+    and together they keep to it."""
+    from dspy_turbo.plugin.batch import RateLimitSettings, RetrySettings
+
+    limiter = None
+    if document.get("rate_limit") is not None:
+        limit = RateLimitSettings.model_validate(document["rate_limit"])
+        if not host.coordinator.shared:
+            limit = share_of_limit(limit, workers)
+        limiter = RateLimiter(limit, host.coordinator)
+    return CallPolicy(host, limiter, RetryPolicy(RetrySettings.model_validate(document["retry"])))
+
+
+def share_of_limit(settings: Any, workers: int) -> Any:
+    """``settings`` (a ``RateLimitSettings``) with every limit, per model too, divided by ``workers``."""
+    if workers <= 1:
+        return settings
+
+    def part(limit: Any) -> dict[str, Any]:
+        return {name: getattr(limit, name) / workers for name in ("requests_per_minute", "tokens_per_minute")
+                if getattr(limit, name) is not None}
+
+    return settings.model_copy(update={**part(settings), "per_model": {
+        model: limit.model_copy(update=part(limit)) for model, limit in settings.per_model.items()}})
+
+
 def _prompt_chars(call: Any) -> int:
     messages = getattr(call, "messages", None) or (getattr(call, "legacy", None) or {}).get("messages") or []
     total = len(getattr(call, "prompt", None) or "")

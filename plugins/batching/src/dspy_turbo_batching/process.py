@@ -45,6 +45,7 @@ from pydantic import Field
 from dspy_turbo.plugin import BatchOptions, BatchStrategy, Duration, Item, Runner, wire, worker_config
 from dspy_turbo.plugin.values import EncodeError
 
+from . import policy as policies
 from . import processes
 
 PEER = "a worker process"
@@ -213,9 +214,8 @@ class ProcessRunner(Runner):
             config = worker_config.encode(worker_config.driver_document(turbo) if turbo is not None else _WORKER_DEFAULT)
             pool = processes.pool_for(turbo, settings, config)
             pool.start()
-            policy = {"rate_limit": options.rate_limit.model_dump(mode="json") if options.rate_limit else None,
-                      "retry": options.retry.model_dump(mode="json")}
-            pool.load(self.batch, self.max_concurrency, policy, program, settings.start_timeout)
+            pool.load(self.batch, self.max_concurrency, policies.worker_document(options), program,
+                      settings.start_timeout)
         except BaseException as exc:
             with self.lock:
                 self.state, self.error = "failed", exc

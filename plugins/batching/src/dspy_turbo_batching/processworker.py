@@ -50,19 +50,6 @@ def split(message: bytes) -> tuple[list[Any], bytes]:
     return orjson.loads(head), body
 
 
-def _shared_limit(settings: Any, workers: int) -> Any:
-    """With no shared coordinator every worker has its own bucket: each gets 1/workers of the limit."""
-    if workers <= 1:
-        return settings
-
-    def part(limit: Any) -> dict[str, Any]:
-        return {name: getattr(limit, name) / workers for name in ("requests_per_minute", "tokens_per_minute")
-                if getattr(limit, name) is not None}
-
-    return settings.model_copy(update={**part(settings), "per_model": {
-        model: limit.model_copy(update=part(limit)) for model, limit in settings.per_model.items()}})
-
-
 class _Batch:
     __slots__ = ("program", "settings", "policy")
 
@@ -104,24 +91,13 @@ class Worker:
     def _load(self, batch: str, threads: int, policy: dict[str, Any], body: bytes) -> str | None:
         import cloudpickle
 
-        from dspy_turbo.plugin.batch import RateLimitSettings, RetrySettings
-
-        from .policy import CallPolicy
-        from .ratelimit import RateLimiter
-        from .retry import RetryPolicy
+        from . import policy as policies
 
         try:
             program, settings = cloudpickle.loads(body)
         except Exception as exc:
             return f"the program could not be loaded in {PEER} {os.getpid()}: {type(exc).__name__}: {exc}"
-        limiter = None
-        if policy.get("rate_limit") is not None:
-            limit = RateLimitSettings.model_validate(policy["rate_limit"])
-            if not self.turbo.coordinator.shared:
-                limit = _shared_limit(limit, self.workers)
-            limiter = RateLimiter(limit, self.turbo.coordinator)
-        retry = RetryPolicy(RetrySettings.model_validate(policy["retry"]))
-        self.batches[batch] = _Batch(program, settings, CallPolicy(self.turbo, limiter, retry))
+        self.batches[batch] = _Batch(program, settings, policies.for_worker(self.turbo, policy, self.workers))
         if self.pool is None or self.pool._max_workers < threads:  # grows with the largest batch; never shrinks
             old, self.pool = self.pool, WorkerPool(max_workers=threads, thread_name_prefix="dspy-turbo-process-item")
             if old is not None:

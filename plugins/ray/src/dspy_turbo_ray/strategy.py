@@ -29,6 +29,7 @@ import orjson
 from pydantic import Field
 
 from dspy_turbo.plugin import BatchOptions, BatchStrategy, Duration, Item, Options, Runner
+from dspy_turbo_batching.policy import worker_document
 
 from . import document, pools, wire
 
@@ -172,8 +173,7 @@ class RayRunner(Runner):
         except BaseException:
             pool.kill()
             raise
-        policy = orjson.dumps({"rate_limit": options.rate_limit.model_dump(mode="json") if options.rate_limit else None,
-                               "retry": options.retry.model_dump(mode="json")})
+        policy = orjson.dumps(worker_document(options))
         # The program and DSPy's LM and adapter as the batch sees them (dspy.context included)
         program, lm, adapter = ray.put(item.program), dspy.settings.lm, dspy.settings.adapter
         try:

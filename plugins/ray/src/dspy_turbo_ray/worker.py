@@ -18,23 +18,6 @@ from typing import Any
 from . import wire
 
 
-def _shared_limit(settings: Any, workers: int) -> Any:
-    """With no shared coordinator every worker has its own bucket: each gets 1/workers of the limit."""
-    if workers <= 1:
-        return settings
-
-    def part(limit: Any) -> dict[str, Any]:
-        scaled = {}
-        for name in ("requests_per_minute", "tokens_per_minute"):
-            value = getattr(limit, name)
-            if value is not None:
-                scaled[name] = value / workers
-        return scaled
-
-    return settings.model_copy(update={**part(settings),
-                                       "per_model": {m: lim.model_copy(update=part(lim)) for m, lim in settings.per_model.items()}})
-
-
 class _Batch:
     __slots__ = ("program", "lm", "adapter", "policy")
 
@@ -60,20 +43,9 @@ class BatchWorker:
         """What one batch runs: its program, DSPy's LM and adapter, its rate limit and retries."""
         import orjson
 
-        from dspy_turbo.plugin.batch import RateLimitSettings, RetrySettings
-        from dspy_turbo_batching.policy import CallPolicy
-        from dspy_turbo_batching.ratelimit import RateLimiter
-        from dspy_turbo_batching.retry import RetryPolicy
+        from dspy_turbo_batching.policy import for_worker
 
-        settings = orjson.loads(policy)
-        limiter = None
-        if settings.get("rate_limit") is not None:
-            limit = RateLimitSettings.model_validate(settings["rate_limit"])
-            if not self.turbo.coordinator.shared:
-                limit = _shared_limit(limit, self.workers)
-            limiter = RateLimiter(limit, self.turbo.coordinator)
-        policy_ = CallPolicy(self.turbo, limiter, RetryPolicy(RetrySettings.model_validate(settings["retry"])))
-        self.batches[batch] = _Batch(program, lm, adapter, policy_)
+        self.batches[batch] = _Batch(program, lm, adapter, for_worker(self.turbo, orjson.loads(policy), self.workers))
 
     def unload(self, batch: str) -> None:
         self.batches.pop(batch, None)
