@@ -29,12 +29,12 @@ from dspy_turbo.engines.offline import offline_lm  # noqa: E402
 CONVERSATIONS = [
     ("How do I reset my password?", "LM call"),
     ("How can I reset my password?", "semantic hit"),
-    ("What's the way to reset my password?", "semantic hit"),
+    ("What's the way to reset my password?", "LM call (below the threshold)"),
     ("How do I cancel my subscription?", "LM call"),
     ("How can I cancel my subscription?", "semantic hit"),
     ("Can I get a refund within 30 days?", "LM call"),
-    ("Is a refund possible within 30 days?", "semantic hit"),
-    ("Can I get a refund within 60 days?", "LM call (guard: number)"),
+    ("Can I get a refund in 30 days?", "semantic hit"),
+    ("Can I get a refund within 60 days?", "LM call (another number)"),
     ("Does the Pro plan include phone support?", "LM call"),
     ("Does the Basic plan include phone support?", "LM call (another plan)"),
 ]
@@ -74,7 +74,7 @@ def run(bot: HelpDesk, turbo: dspy_turbo.Turbo) -> dict:
         bot(question=question)
         elapsed = time.perf_counter() - started
         served = "semantic hit" if turbo.stats()["hits"].get("semantic", 0) > hits_before else "LM call"
-        print(f"{elapsed * 1000:7.1f} ms  {served:<13} (expected {expected:<24}) {question}")
+        print(f"{elapsed * 1000:7.1f} ms  {served:<13} (expected {expected:<29}) {question}")
     stats = turbo.stats()
     semantic = stats["semantic"]
     print(f"\nLM calls: {stats['lm_calls']}, semantic hits: {semantic['hits']}, guard rejections: "

@@ -17,5 +17,5 @@ def test_semantic_example(minilm, capsys):
     for line in out.splitlines()[: len(module.CONVERSATIONS)]:
         served, expected = line.split("ms", 1)[1].split("(expected")
         assert served.strip() == expected.split("(")[0].split(")")[0].strip(), line
-    assert stats["lm_calls"] == 6 and stats["semantic"]["hits"] == 4
-    assert stats["semantic"]["reasons"] == {"rejected:number": 1}
+    # at the calibrated default threshold a looser rephrasing is a miss, never a wrong answer
+    assert stats["lm_calls"] == 7 and stats["semantic"]["hits"] == 3
