@@ -171,3 +171,23 @@ def test_inputs_that_cannot_cross_fail_their_item_only(picky_turbo):
     results = picky_turbo.batch(Picky(), examples, return_exceptions=True, item_cache=False)
     assert results[0].answer == "FINE"
     assert isinstance(results[1], TypeError) and "input field 'question' cannot be sent to a Ray worker" in str(results[1])
+
+
+def test_a_batch_with_more_concurrency_replaces_an_idle_pool_that_fills_the_cluster(ray_cluster, private_redis):
+    """The first pool takes every CPU the cluster has free; a later batch asking more items
+    per worker needs workers of a bigger concurrency, which can only start once the idle
+    first pool is gone. Smaller batches then reuse the bigger pool."""
+    free = ray_cluster.available_resources().get("CPU", 0)
+    config = _config(private_redis, f"ray{uuid.uuid4().hex[:10]}")
+    config["batching"]["ray"] = {"workers": 2, "num_cpus": free / 2, "start_timeout": 60}
+    examples = [{"question": f"item {i}"} for i in range(16)]
+    with dspy_turbo.load(config) as turbo:
+        small = turbo.batch(Picky(), examples, max_concurrency=2, item_cache=False)
+        large = turbo.batch(Picky(), examples, max_concurrency=8, item_cache=False)
+        again = turbo.batch(Picky(), examples, max_concurrency=2, item_cache=False)
+    expected = [f"ITEM {i}" for i in range(16)]
+    assert [r.answer for r in small] == [r.answer for r in large] == [r.answer for r in again] == expected
+    first, bigger = {r.worker for r in small}, {r.worker for r in large}
+    assert not first & bigger  # new workers, the first pool's are gone
+    _gone(first)
+    assert {r.worker for r in again} <= bigger  # the bigger pool serves the smaller batch

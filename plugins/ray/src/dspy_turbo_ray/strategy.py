@@ -165,7 +165,10 @@ class RayRunner(Runner):
         elif isinstance(config, dict):
             config = document.encode(config)
         per_worker = max(1, math.ceil(self.max_concurrency / self.settings.workers))
-        pool = self.pool = pools.pool_for(self.strategy.turbo, self.settings, config, per_worker)
+        pool, retired = pools.pool_for(self.strategy.turbo, self.settings, config, per_worker)
+        self.pool = pool
+        if retired is not None:  # its workers hold CPUs: the new pool's may start only once they are gone
+            await loop.run_in_executor(None, retired.close)
         if pool.ready is None:
             pool.ready = asyncio.ensure_future(self._ready(pool))
         try:
@@ -205,10 +208,16 @@ class RayRunner(Runner):
             await asyncio.gather(self.starting, return_exceptions=True)
             self.broken = True  # cancelled while loading: the workers may hold the batch half-loaded
         pool, self.pool = self.pool, None
-        if pool is None or pool.dead:
+        if pool is None:
+            return
+        idle_and_replaced = pools.release(pool)
+        if pool.dead:
             return
         if self.running or self.broken:  # items of this batch may still run: they stop with their workers
             pool.kill()
+            return
+        if idle_and_replaced:  # a bigger pool took its place while this batch ran
+            await asyncio.get_running_loop().run_in_executor(None, pool.close)
             return
         try:
             await asyncio.wait_for(asyncio.gather(*[a.unload.remote(self.batch) for a in pool.actors]), 10)
