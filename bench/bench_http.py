@@ -194,8 +194,11 @@ def main() -> int:
         lm = dspy.LM(args.model, api_base=server.url, api_key="bench-not-a-secret", num_retries=0)
         dspy.configure(lm=lm)
         with dspy.context(disable_history=True):
-            for run in sides.values():  # imports, first threads, DSPy's lazy set-up: paid by no timed side
-                measure(run, 32, 16, server)
+            # imports, first threads, DSPy's lazy set-up, worker pools sized for the largest
+            # concurrency (a ray pool is started for its per-worker concurrency): paid by no timed side
+            widest = max(c for _, c in sizes)
+            for run in sides.values():
+                measure(run, widest, widest, server)
             print(f"\nHTTP batch, {args.latency * 1000:.0f} ms per request, model {args.model!r}, "
                   f"median of {args.repeats}; load average before: {os.getloadavg()[0]:.2f}")
             header = (f"{'n/c':>8} {'side':>16} | {'wall s':>7} {'eff':>6} {'vs Par':>7} | {'CPU ms/call':>11} "
