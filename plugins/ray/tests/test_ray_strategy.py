@@ -191,3 +191,12 @@ def test_a_batch_with_more_concurrency_replaces_an_idle_pool_that_fills_the_clus
     assert not first & bigger  # new workers, the first pool's are gone
     _gone(first)
     assert {r.worker for r in again} <= bigger  # the bigger pool serves the smaller batch
+
+
+def test_a_per_item_timeout_does_not_count_the_pool_starting(ray_cluster, private_redis):
+    """The first batch of a Turbo starts its workers (seconds: a process importing DSPy and
+    building a Turbo); an item's ``timeout`` counts its own running time only."""
+    examples = [{"question": f"item {i}"} for i in range(6)]
+    with dspy_turbo.load(_config(private_redis, f"ray{uuid.uuid4().hex[:10]}")) as turbo:
+        results = turbo.batch(Picky(), examples, timeout=1.0, return_exceptions=True, item_cache=False)
+    assert [getattr(r, "answer", r) for r in results] == [f"ITEM {i}" for i in range(6)]

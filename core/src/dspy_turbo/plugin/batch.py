@@ -147,6 +147,12 @@ class Runner:
         """
         raise NotImplementedError
 
+    async def started(self, item: Item) -> None:
+        """Return once the runner can start ``item`` at once: workers it starts for the batch
+        are up and hold the batch's program. With a per-item ``timeout`` the batch awaits
+        this before it starts an item's clock, so start-up (worker processes, a Ray pool) is
+        not counted as the item's running time. Runners that start nothing keep this no-op."""
+
     async def aclose(self) -> None:
         """The batch is over (finished, failed or cancelled): release threads and loops."""
 

@@ -146,6 +146,10 @@ class RayRunner(Runner):
         item.keep(value, usage=usage, cost=cost)
         return value
 
+    async def started(self, item: Item) -> None:
+        """The pool is up and holds this batch's program (the batch awaits this before it times an item)."""
+        await self._started(item)
+
     async def _started(self, item: Item) -> pools.Pool:
         if self.starting is None:
             self.starting = asyncio.ensure_future(self._start(item))
