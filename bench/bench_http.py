@@ -97,14 +97,16 @@ class TurboSide:
     Turbo (the ``process`` strategy's workers) starts in the untimed warm-up, as it would in the
     first batch of a long-lived application."""
 
-    def __init__(self, strategy: str):
-        self.strategy = strategy
+    def __init__(self, spec: str):
+        # "async" or "async:loops=4": a strategy and options for it (integers), to compare settings side by side
+        self.strategy, _, options = spec.partition(":")
+        self.options = {k: int(v) for k, v in (pair.split("=") for pair in options.split(";") if pair)}
         self.turbo = None
 
     def __call__(self, n: int, c: int) -> list:
         if self.turbo is None:
             self.turbo = _turbo()
-        return self.turbo.batch(PROGRAM, _questions(n), strategy=self.strategy, max_concurrency=c)
+        return self.turbo.batch(PROGRAM, _questions(n), strategy=self.strategy, max_concurrency=c, **self.options)
 
     def close(self) -> None:
         if self.turbo is not None:
@@ -179,7 +181,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", default="openai/gpt-4o-mini",
                         help="model name DSPy sees (an unknown one costs DSPy more per call)")
-    parser.add_argument("--strategies", default=None, help="turbo strategies to run (default: every installed one)")
+    parser.add_argument("--strategies", default=None,
+                        help="turbo strategies to run (default: every installed one); 'async:loops=1' sets options")
     parser.add_argument("--quick", action="store_true", help="256/32, one repeat")
     args = parser.parse_args()
     if args.quick:
@@ -201,7 +204,7 @@ def main() -> int:
                 measure(run, widest, widest, server)
             print(f"\nHTTP batch, {args.latency * 1000:.0f} ms per request, model {args.model!r}, "
                   f"median of {args.repeats}; load average before: {os.getloadavg()[0]:.2f}")
-            header = (f"{'n/c':>8} {'side':>16} | {'wall s':>7} {'eff':>6} {'vs Par':>7} | {'CPU ms/call':>11} "
+            header = (f"{'n/c':>8} {'side':>22} | {'wall s':>7} {'eff':>6} {'vs Par':>7} | {'CPU ms/call':>11} "
                       f"{'workers':>7} {'server':>7}")
             print(header)
             print("-" * len(header))
@@ -226,7 +229,7 @@ def main() -> int:
                     cpu_ms = statistics.median(cpus[name]) / n * 1000
                     workers_ms = statistics.median(worker_cpus[name]) / n * 1000
                     srv = statistics.median(server_cpu[name]) * 1000 if server_cpu[name] else float("nan")
-                    print(f"{f'{n}/{c}':>8} {name:>16} | {statistics.median(walls[name]):7.2f} {eff:6.3f} "
+                    print(f"{f'{n}/{c}':>8} {name:>22} | {statistics.median(walls[name]):7.2f} {eff:6.3f} "
                           f"{eff / base:6.2f}x | {cpu_ms:11.2f} {workers_ms:7.2f} {srv:6.2f}ms")
             print(f"load average after: {os.getloadavg()[0]:.2f}")
     finally:

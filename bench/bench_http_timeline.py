@@ -6,8 +6,10 @@
 The same sides and server as ``bench_http.py``. Each item records when it starts, when
 its HTTP request is written (lm15's transport, sync or async), when the response head is
 read and when it ends; the table shows per-item means (``send``: start to request,
+``pool``: the part of ``send`` spent waiting for one of the transport's connection slots,
 ``http``: request to head, ``after``: head to end) and, per slot, the time between items
-(``gap``), with wall efficiency and client CPU per call. Diagnosis only: it patches the
+(``gap``), with wall efficiency and client CPU per call. A side may carry options, as in
+``bench_http.py``: ``--strategies thread,async:loops=1``. Diagnosis only: it patches the
 transport and the batch's ``Item``, so its walls are not ``bench_http.py``'s.
 """
 
@@ -82,6 +84,23 @@ def _patch() -> None:
         _mark("head")
         return result
 
+    slot, aslot = _sync._ConnectionPool.acquire_slot, _async._AsyncConnectionPool.acquire_slot
+
+    def timed_slot(self, *args, **kwargs):
+        _mark("slot0")
+        try:
+            return slot(self, *args, **kwargs)
+        finally:
+            _mark("slot")
+
+    async def atimed_slot(self, *args, **kwargs):
+        _mark("slot0")
+        try:
+            return await aslot(self, *args, **kwargs)
+        finally:
+            _mark("slot")
+
+    _sync._ConnectionPool.acquire_slot, _async._AsyncConnectionPool.acquire_slot = timed_slot, atimed_slot
     _sync.StdlibTransport._send_request, _sync.StdlibTransport._read_head = timed_send, timed_head
     _async.StdlibAsyncTransport._send_request, _async.StdlibAsyncTransport._read_head = atimed_send, atimed_head
 
@@ -95,11 +114,11 @@ def _run(side, n: int, c: int, server: bench_http.Server) -> tuple[float, ...]:
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
     if any(r is None for r in results):
         raise RuntimeError("an item failed")
-    done = [r for r in _ITEMS if {"send", "head", "end"} <= r.keys()]
+    done = [r for r in _ITEMS if {"slot0", "slot", "send", "head", "end"} <= r.keys()]
     mean = lambda f: statistics.mean(f(r) for r in done) * 1000  # noqa: E731
     busy = sum(r["end"] - r["start"] for r in done)
-    return (wall, cpu / n * 1000, mean(lambda r: r["send"] - r["start"]), mean(lambda r: r["head"] - r["send"]),
-            mean(lambda r: r["end"] - r["head"]), (wall * c - busy) / n * 1000)
+    return (wall, cpu / n * 1000, mean(lambda r: r["send"] - r["start"]), mean(lambda r: r["slot"] - r["slot0"]),
+            mean(lambda r: r["head"] - r["send"]), mean(lambda r: r["end"] - r["head"]), (wall * c - busy) / n * 1000)
 
 
 def main() -> int:
@@ -110,7 +129,7 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.2)
     args = parser.parse_args()
     _patch()
-    sides = {s: bench_http.side_turbo(s) for s in args.strategies.split(",")}
+    sides = {s: bench_http.TurboSide(s) for s in args.strategies.split(",")}
     server = bench_http.Server(args.latency)
     try:
         dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", api_base=server.url, api_key="bench-not-a-secret", num_retries=0))
@@ -118,7 +137,7 @@ def main() -> int:
             for side in sides.values():
                 _run(side, 32, 16, server)
             print(f"load average before: {os.getloadavg()[0]:.2f}; medians of {args.repeats}, ms per item")
-            print(f"{'n/c':>8} {'side':>8} | {'eff':>6} {'CPU/call':>8} | {'send':>6} {'http':>6} {'after':>6} {'gap':>6}")
+            print(f"{'n/c':>8} {'side':>14} | {'eff':>6} {'CPU/call':>8} | {'send':>6} {'pool':>6} {'http':>6} {'after':>6} {'gap':>6}")
             for pair in args.sizes.split(","):
                 n, c = (int(x) for x in pair.split("/"))
                 runs: dict[str, list[tuple[float, ...]]] = {name: [] for name in sides}
@@ -128,8 +147,8 @@ def main() -> int:
                         runs[name].append(_run(sides[name], n, c, server))
                 ideal = math.ceil(n / c) * args.latency
                 for name, measured in runs.items():
-                    wall, cpu, send, http, after, gap = (statistics.median(m[i] for m in measured) for i in range(6))
-                    print(f"{pair:>8} {name:>8} | {ideal / wall:6.3f} {cpu:8.2f} | {send:6.1f} {http:6.1f} {after:6.1f} {gap:6.1f}")
+                    wall, cpu, send, pool, http, after, gap = (statistics.median(m[i] for m in measured) for i in range(7))
+                    print(f"{pair:>8} {name:>14} | {ideal / wall:6.3f} {cpu:8.2f} | {send:6.1f} {pool:6.1f} {http:6.1f} {after:6.1f} {gap:6.1f}")
             print(f"load average after: {os.getloadavg()[0]:.2f}")
     finally:
         server.close()
