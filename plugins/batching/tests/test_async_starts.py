@@ -8,8 +8,6 @@ import asyncio
 
 import pytest
 
-import dspy_turbo
-
 
 def _config(**batching):
     return {"cache": {"tiers": [{"type": "memory"}]}, "batching": {"type": "async", **batching}}
