@@ -189,3 +189,71 @@ def test_a_plain_json_entry_nested_one_level_past_the_bound_is_a_decode_error(li
     shallower = (lists - 1, dicts) if lists else (lists, dicts - 1)
     assert Entry.from_bytes(_planted(_nested(*shallower))).value == orjson.loads(_nested(*shallower))
     assert Entry.from_bytes(_planted(b'"' + b"[{" * 500 + b'"')).value == "[{" * 500
+
+
+def _read(result):
+    """What a read gives, comparable across ``from_bytes`` and ``from_many``."""
+    if isinstance(result, DecodeError):
+        return ("error", type(result), str(result))
+    return ("entry", result.tag, result.value, result.created_at, result.usage, result.cost, result.model, result.tags,
+            result._owned, result.to_bytes())
+
+
+def _one(blob):
+    try:
+        return Entry.from_bytes(blob)
+    except DecodeError as exc:
+        return exc
+
+
+_CURRENT = {
+    "plain": Entry.create({"answer": ["Paris", {"since": 987}]}, usage={"total_tokens": 9}, cost=0.5, model="m",
+                          tags=("x",)).to_bytes(),
+    "typed": Entry.create(model_response()).to_bytes(),
+    "tuple": Entry.create(("a", 1, {2, 3})).to_bytes(),
+    "at the bound": _planted(_nested(63, 0)),
+    "past the bound": _planted(_nested(33, 32)),
+    "brackets in a string": _planted(b'"' + b"[{" * 500 + b'"'),
+    "deep typed": b'DT\x03["typed",' + b"[" * 70 + b"1" + b"]" * 70 + b',1.0,null,{},null,null,[]]',
+    "unknown tag": _wire(3, t="litellm.ModelResponse", d={}),
+    "metadata of the wrong type": _wire(3, u={"total_tokens": "n/a"}),
+}
+_OTHER = {
+    "format 2": _wire(2),
+    "format 1": _wire(1),
+    "truncated": _CURRENT["plain"][:-7],
+    "pickle": pickle.dumps({"answer": "planted"}),
+    "bytearray": bytearray(_CURRENT["plain"]),
+    "memoryview": memoryview(_CURRENT["plain"]),
+}
+
+
+_FAST = ["plain", "typed", "tuple", "at the bound", "brackets in a string"]
+_FAST_WITH_BAD = [*_FAST, "past the bound", "deep typed", "unknown tag"]  # parse, then fail one by one
+
+
+@pytest.mark.parametrize("names, fast", [(_FAST, True), (_FAST_WITH_BAD, True), ([*_CURRENT, *_OTHER], False),
+                                         (["plain", "metadata of the wrong type"], False), (["truncated", "plain"], False),
+                                         (["plain", "format 2"], False), (["memoryview"], False), ([], True)],
+                         ids=["current", "current with bad ones", "everything", "bad metadata", "a bad parse",
+                              "an older one", "not bytes", "none"])
+def test_a_bulk_decode_answers_each_blob_as_from_bytes_does(names, fast, monkeypatch):
+    """``from_many`` (a bulk read's path) gives, blob by blob and in order, what ``from_bytes``
+    gives or raises: whichever of its paths the blobs take, and whatever their neighbours hold."""
+    from dspy_turbo.cache import entry as module
+
+    blobs = [{**_CURRENT, **_OTHER}[name] for name in names]
+    one_by_one = []
+    monkeypatch.setattr(module, "_from_bytes_or_error", lambda blob: one_by_one.append(blob) or _one(blob))
+    got = Entry.from_many(blobs)
+    assert (not one_by_one) == fast, "current-format blobs that parse are decoded together; anything else one by one"
+    assert len(got) == len(blobs)
+    for name, blob, result in zip(names, blobs, got, strict=True):
+        assert _read(result) == _read(_one(blob)), name
+
+
+def test_a_bulk_decode_gives_each_read_its_own_value():
+    blob = _CURRENT["plain"]
+    first, second = Entry.from_many([blob, blob])
+    first.copy_value()["answer"].append("changed")
+    assert second.copy_value() == {"answer": ["Paris", {"since": 987}]}

@@ -369,3 +369,27 @@ def test_a_bulk_read_answers_planted_deep_and_truncated_entries_as_corrupt_misse
     assert sorted(key for key, _ in reported) == sorted(planted)
     assert all("deeper" in error for key, error in reported if key in ("ns:v1:lists", "ns:v1:dicts"))
     assert raw.mget([backend.prefix + key for key in planted]) == [None] * len(planted), "deleted"
+
+
+def test_a_bulk_read_of_current_entries_drops_only_the_bad_ones(own_backend):
+    """Every value in the current format, so they are parsed together (``Entry.from_many``):
+    one past the depth bound or with an unknown tag is still a corrupt miss, deleted, and
+    the keys around it read as they are; a key asked twice and a missing one too."""
+    backend = own_backend("bulk-current")
+    reported = []
+    backend.on_corrupt = lambda key, error: reported.append((key, str(error)))
+    raw = backend._client()
+    bad = {"ns:v1:deep": _planted(b"[" * 65 + b"]" * 65),
+           "ns:v1:tag": b'DT\x03["pickle","x",1.0,null,{},null,null,[]]'}
+    for key, blob in bad.items():
+        raw.set(backend.prefix + key, blob)
+    for i in range(20):
+        backend.set(f"ns:v1:good{i}", Entry.create({"answer": i}))
+    keys = [f"ns:v1:good{i}" for i in range(10)] + ["ns:v1:deep", "ns:v1:good3", "ns:v1:missing", "ns:v1:tag"] + \
+        [f"ns:v1:good{i}" for i in range(10, 20)]
+    found = backend.get_many(keys)
+    assert sorted(found) == sorted(f"ns:v1:good{i}" for i in range(20))
+    assert all(found[f"ns:v1:good{i}"].value == {"answer": i} for i in range(20))
+    assert sorted(key for key, _ in reported) == sorted(bad)
+    assert "deeper" in dict(reported)["ns:v1:deep"] and "unknown value tag" in dict(reported)["ns:v1:tag"]
+    assert raw.mget([backend.prefix + key for key in bad]) == [None, None], "deleted"

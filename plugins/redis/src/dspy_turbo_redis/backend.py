@@ -258,15 +258,19 @@ class RedisBackend(CacheBackend):
         client = self._client()
         full = [self.prefix + k for k in keys]
         blobs = client.mget_nonatomic(full) if self.is_cluster else client.mget(full)
-        found = {}
         signer = self.signer
-        decode = Entry.from_bytes
-        for key, blob in zip(keys, blobs, strict=True):
-            if blob is not None:
-                try:  # inline, not a call per key: a bulk read decodes hundreds
-                    found[key] = decode(blob if signer is None else signer.verify(key, blob))
-                except DecodeError as exc:
-                    self._corrupt(key, exc)
+        if signer is not None or None in blobs:  # misses or signatures: keep the keys that have bytes to decode
+            present = []
+            for key, blob in zip(keys, blobs, strict=True):
+                if blob is not None:
+                    try:
+                        present.append((key, blob if signer is None else signer.verify(key, blob)))
+                    except DecodeError as exc:
+                        self._corrupt(key, exc)
+            keys, blobs = [key for key, _ in present], [blob for _, blob in present]
+        found = dict(zip(keys, Entry.from_many(blobs), strict=True))
+        for key in [key for key, entry in found.items() if type(entry) is not Entry]:
+            self._corrupt(key, found.pop(key))  # a miss, deleted and reported
         return found
 
     # -- writes ----------------------------------------------------------------------------
