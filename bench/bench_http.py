@@ -3,6 +3,7 @@
     python bench/bench_http.py                      # n/c = 256/32 and 512/128, 3 repeats (a few minutes)
     python bench/bench_http.py --quick              # one size, one repeat
     python bench/bench_http.py --sizes 512/128 --repeats 5 --model openai/my-selfhosted-model
+    python bench/bench_http.py --split --strategies thread,process   # beside the same work split over forked processes
 
 The LM is ``dspy.LM(model, api_base=..., api_key=...)`` as a user configures it, with
 DSPy's default engine selection, against ``dspy_turbo.engines.openai_server`` running as its own
@@ -113,6 +114,73 @@ class TurboSide:
             self.turbo.close()
 
 
+class SplitSide:
+    """What the ``process`` strategy pays for crossing processes: ``k`` processes forked (the LM
+    configured) before anything runs, each with a Turbo installed as a worker installs its
+    own, then each sent ``1/k`` of the items at ``1/k`` of the concurrency at the same moment,
+    running them as a ``thread`` batch; timed until all are done. The work a worker does per
+    item, with no items, results or program crossing a process boundary and no dispatch (and
+    a fixed split: the strategy shares one concurrency limit between its workers instead)."""
+
+    def __init__(self, processes: int):
+        self.workers = []
+        for _ in range(processes):
+            orders_r, orders_w = os.pipe()
+            replies_r, replies_w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(orders_w)
+                os.close(replies_r)
+                self._serve(os.fdopen(orders_r, "r"), os.fdopen(replies_w, "w"))
+            os.close(orders_r)
+            os.close(replies_w)
+            self.workers.append((pid, os.fdopen(orders_w, "w"), os.fdopen(replies_r, "r")))
+
+    @staticmethod
+    def _serve(orders, replies) -> None:
+        code = 0
+        turbo = None
+        try:
+            for line in orders:
+                if line == "stop\n":
+                    break
+                n, c, first = (int(x) for x in line.split())
+                questions = _questions(n)
+                gc.collect()
+                turbo = turbo or _turbo().install()  # as a worker process installs its Turbo
+                with dspy.context(disable_history=True):
+                    answers = turbo.batch(PROGRAM, questions, strategy="thread", max_concurrency=c)
+                replies.write(f"{sum(1 for a in answers if a is not None and not isinstance(a, BaseException))}\n")
+                replies.flush()
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+
+    def __call__(self, n: int, c: int) -> list:
+        k = len(self.workers)
+        shares = [n // k + (i < n % k) for i in range(k)]
+        for (_, orders, _), share, i in zip(self.workers, shares, range(k), strict=True):
+            orders.write(f"{share} {max(1, c // k)} {i}\n")
+            orders.flush()
+        done = 0
+        for pid, _, replies in self.workers:
+            line = replies.readline()
+            if not line:
+                raise RuntimeError(f"split worker {pid} died")
+            done += int(line)
+        return [True] * done + [None] * (n - done)
+
+    def close(self) -> None:
+        for pid, orders, _ in self.workers:
+            try:
+                orders.write("stop\n")
+                orders.flush()
+            except OSError:
+                pass
+            os.waitpid(pid, 0)
+
+
 def _cpu_of_descendants(exclude: int) -> float:
     """CPU seconds (user + system) of this process's descendants so far (worker processes, a
     forkserver), the subtree of ``exclude`` (the LM server) left out. Linux (/proc) only; 0 elsewhere."""
@@ -184,6 +252,8 @@ def main() -> int:
     parser.add_argument("--strategies", default=None,
                         help="turbo strategies to run (default: every installed one); 'async:loops=1' sets options")
     parser.add_argument("--quick", action="store_true", help="256/32, one repeat")
+    parser.add_argument("--split", action="store_true",
+                        help="add a side that splits a thread batch over one forked process per core, nothing crossing")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.repeats = "256/32", 1
@@ -196,6 +266,9 @@ def main() -> int:
     try:
         lm = dspy.LM(args.model, api_base=server.url, api_key="bench-not-a-secret", num_retries=0)
         dspy.configure(lm=lm)
+        if args.split:  # forked now, while this process has no threads of its own yet
+            processes = os.cpu_count() or 1
+            sides[f"split: {processes} processes"] = SplitSide(processes)
         with dspy.context(disable_history=True):
             # imports, first threads, DSPy's lazy set-up, worker pools sized for the largest
             # concurrency (a ray pool is started for its per-worker concurrency): paid by no timed side
@@ -234,7 +307,7 @@ def main() -> int:
             print(f"load average after: {os.getloadavg()[0]:.2f}")
     finally:
         for side in sides.values():
-            if isinstance(side, TurboSide):
+            if isinstance(side, (TurboSide, SplitSide)):
                 side.close()
         server.close()
     return 0
