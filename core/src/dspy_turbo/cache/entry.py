@@ -133,7 +133,7 @@ class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
         try:
             if not all(map(bytes.startswith, blobs, repeat(_HEADER))):  # TypeError for what is not bytes
                 raise ValueError
-            entries = list(map(_decode, [blob[3:] for blob in blobs]))
+            entries = list(map(_decode, (blob[3:] for blob in blobs)))  # one slice at a time: large entries are not held twice
         except Exception:
             return [_from_bytes_or_error(blob) for blob in blobs]
         out: list[Entry | DecodeError] = entries  # type: ignore[assignment]
