@@ -139,7 +139,7 @@ class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
         out: list[Entry | DecodeError] = entries  # type: ignore[assignment]
         for i, (entry, blob) in enumerate(zip(entries, blobs, strict=True)):
             tag = entry.tag
-            if tag != "json" or len(blob) - len(blob.replace(b"[", b"").replace(b"{", b"")) > MAX_DEPTH:  # _brackets
+            if tag != "json" or len(blob) - len(blob.replace(b"[", b"").replace(b"{", b"")) > MAX_DEPTH:  # _brackets(blob), inline
                 if tag != "json" and tag != "typed":
                     out[i] = DecodeError(f"unknown value tag {tag!r}")
                     continue
