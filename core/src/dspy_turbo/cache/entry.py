@@ -99,24 +99,11 @@ class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
             blob = bytes(blob)
         if blob[:3] != _HEADER:
             return cls._from_older(blob)
-        # The current format, inline: a bulk read decodes hundreds of these.
         try:
             entry = _decode(blob[3:])
         except Exception as exc:
             raise _corrupt(exc) from exc
-        tag = entry.tag
-        if tag == "json":
-            # Plain JSON is its value already, fresh from the parser: only its depth is checked,
-            # and no container nests deeper than the brackets its bytes hold.
-            if _brackets(blob) > MAX_DEPTH:
-                entry.value = decode_value(tag, entry.value)  # walks it
-        elif tag == "typed":
-            entry.value = decode_value(tag, entry.value)  # bounds its depth as it goes
-        else:
-            raise DecodeError(f"unknown value tag {tag!r}")
-        entry._blob = blob
-        entry._owned = True
-        return entry
+        return _finish(entry, blob)
 
     @classmethod
     def from_many(cls, blobs: list[bytes]) -> list[Entry | DecodeError]:
@@ -138,18 +125,10 @@ class Entry(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
             return [_from_bytes_or_error(blob) for blob in blobs]
         out: list[Entry | DecodeError] = entries  # type: ignore[assignment]
         for i, (entry, blob) in enumerate(zip(entries, blobs, strict=True)):
-            tag = entry.tag
-            if tag != "json" or len(blob) - len(blob.replace(b"[", b"").replace(b"{", b"")) > MAX_DEPTH:  # _brackets(blob), inline
-                if tag != "json" and tag != "typed":
-                    out[i] = DecodeError(f"unknown value tag {tag!r}")
-                    continue
-                try:  # a typed value, or plain JSON whose brackets do not bound its depth: walk it
-                    entry.value = decode_value(tag, entry.value)
-                except DecodeError as exc:
-                    out[i] = exc
-                    continue
-            entry._blob = blob
-            entry._owned = True
+            try:
+                _finish(entry, blob)
+            except DecodeError as exc:
+                out[i] = exc
         return out
 
     @classmethod
@@ -217,6 +196,24 @@ _decode = msgspec.json.Decoder(Entry).decode
 _FIELDS = Entry.__struct_fields__
 _WIRE_FIELDS = 8
 _INDEX = re.compile(r"\$\[(\d+)\]")
+
+
+def _finish(entry: Entry, blob: bytes) -> Entry:
+    """A current-format entry as parsed from ``blob``, made ready to read (``from_bytes`` and
+    ``from_many`` both end here); ``DecodeError`` for an unknown tag or a value nested too deep."""
+    tag = entry.tag
+    if tag == "json":
+        # Plain JSON is its value already, fresh from the parser: only its depth is checked,
+        # and no container nests deeper than the brackets its bytes hold.
+        if len(blob) - len(blob.replace(b"[", b"").replace(b"{", b"")) > MAX_DEPTH:  # _brackets(blob), inline
+            entry.value = decode_value(tag, entry.value)  # walks it
+    elif tag == "typed":
+        entry.value = decode_value(tag, entry.value)  # bounds its depth as it goes
+    else:
+        raise DecodeError(f"unknown value tag {tag!r}")
+    entry._blob = blob
+    entry._owned = True
+    return entry
 
 
 def _from_bytes_or_error(blob: bytes) -> Entry | DecodeError:
