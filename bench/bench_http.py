@@ -39,6 +39,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before dspy/lit
 os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="bench-http-dspy-"))
 
 import dspy  # noqa: E402
+from bench_process_bound import Worker  # noqa: E402  (a forked process and its pipe of orders)
 
 import dspy_turbo  # noqa: E402
 
@@ -114,6 +115,33 @@ class TurboSide:
             self.turbo.close()
 
 
+class _SplitWorker(Worker):
+    """A forked process with a Turbo installed, as a worker process installs its own, running
+    the ``thread`` batches it is sent; replies with how many items answered."""
+
+    @staticmethod
+    def _serve(orders, replies) -> None:
+        code = 0
+        try:
+            turbo = _turbo().install()
+            replies.write("ready\n")
+            replies.flush()
+            for line in orders:
+                if line == "stop\n":
+                    break
+                strategy, n, c = line.split()
+                questions = _questions(int(n))
+                gc.collect()
+                with dspy.context(disable_history=True):
+                    answers = turbo.batch(PROGRAM, questions, strategy=strategy, max_concurrency=int(c))
+                replies.write(f"{sum(1 for a in answers if a is not None and not isinstance(a, BaseException))}\n")
+                replies.flush()
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+
+
 class SplitSide:
     """What the ``process`` strategy pays for crossing processes: ``k`` processes forked (the LM
     configured) before anything runs, each with a Turbo installed as a worker installs its
@@ -123,62 +151,21 @@ class SplitSide:
     a fixed split: the strategy shares one concurrency limit between its workers instead)."""
 
     def __init__(self, processes: int):
-        self.workers = []
-        for _ in range(processes):
-            orders_r, orders_w = os.pipe()
-            replies_r, replies_w = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                os.close(orders_w)
-                os.close(replies_r)
-                self._serve(os.fdopen(orders_r, "r"), os.fdopen(replies_w, "w"))
-            os.close(orders_r)
-            os.close(replies_w)
-            self.workers.append((pid, os.fdopen(orders_w, "w"), os.fdopen(replies_r, "r")))
-
-    @staticmethod
-    def _serve(orders, replies) -> None:
-        code = 0
-        turbo = None
-        try:
-            for line in orders:
-                if line == "stop\n":
-                    break
-                n, c, first = (int(x) for x in line.split())
-                questions = _questions(n)
-                gc.collect()
-                turbo = turbo or _turbo().install()  # as a worker process installs its Turbo
-                with dspy.context(disable_history=True):
-                    answers = turbo.batch(PROGRAM, questions, strategy="thread", max_concurrency=c)
-                replies.write(f"{sum(1 for a in answers if a is not None and not isinstance(a, BaseException))}\n")
-                replies.flush()
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
+        self.workers = [_SplitWorker() for _ in range(processes)]
+        for worker in self.workers:
+            if worker.reply() != "ready":
+                raise RuntimeError(f"split worker {worker.pid} did not start")
 
     def __call__(self, n: int, c: int) -> list:
         k = len(self.workers)
-        shares = [n // k + (i < n % k) for i in range(k)]
-        for (_, orders, _), share, i in zip(self.workers, shares, range(k), strict=True):
-            orders.write(f"{share} {max(1, c // k)} {i}\n")
-            orders.flush()
-        done = 0
-        for pid, _, replies in self.workers:
-            line = replies.readline()
-            if not line:
-                raise RuntimeError(f"split worker {pid} died")
-            done += int(line)
+        for i, worker in enumerate(self.workers):
+            worker.send("thread", n // k + (i < n % k), max(1, c // k))
+        done = sum(int(worker.reply()) for worker in self.workers)
         return [True] * done + [None] * (n - done)
 
     def close(self) -> None:
-        for pid, orders, _ in self.workers:
-            try:
-                orders.write("stop\n")
-                orders.flush()
-            except OSError:
-                pass
-            os.waitpid(pid, 0)
+        for worker in self.workers:
+            worker.close()
 
 
 def _cpu_of_descendants(exclude: int) -> float:
