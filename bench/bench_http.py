@@ -117,29 +117,15 @@ class TurboSide:
 
 class _SplitWorker(Worker):
     """A forked process with a Turbo installed, as a worker process installs its own, running
-    the ``thread`` batches it is sent; replies with how many items answered."""
+    the batches it is sent; replies with how many items answered."""
 
-    @staticmethod
-    def _serve(orders, replies) -> None:
-        code = 0
-        try:
-            turbo = _turbo().install()
-            replies.write("ready\n")
-            replies.flush()
-            for line in orders:
-                if line == "stop\n":
-                    break
-                strategy, n, c = line.split()
-                questions = _questions(int(n))
-                gc.collect()
-                with dspy.context(disable_history=True):
-                    answers = turbo.batch(PROGRAM, questions, strategy=strategy, max_concurrency=int(c))
-                replies.write(f"{sum(1 for a in answers if a is not None and not isinstance(a, BaseException))}\n")
-                replies.flush()
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
+    def setup(self) -> None:
+        self.turbo = _turbo().install()
+
+    def run(self, side: str, n: int, c: int) -> int:
+        with dspy.context(disable_history=True):
+            answers = self.turbo.batch(PROGRAM, _questions(n), strategy=side, max_concurrency=c)
+        return sum(1 for a in answers if a is not None and not isinstance(a, BaseException))
 
 
 class SplitSide:

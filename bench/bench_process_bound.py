@@ -48,11 +48,10 @@ class Worker:
         self._out = os.fdopen(self._orders, "w")
         self._in = os.fdopen(self._replies, "r")
 
-    @staticmethod
-    def _serve(orders, replies) -> None:
+    def _serve(self, orders, replies) -> None:
         code = 0
         try:
-            run_turbo("async", 64, 32), run_turbo("thread", 64, 32), run_parallel(64, 32)  # warm-up
+            self.setup()
             replies.write("ready\n")
             replies.flush()
             for line in orders:
@@ -60,12 +59,20 @@ class Worker:
                     break
                 side, n, c = line.split()
                 gc.collect()
-                replies.write(f"{SIDES[side](int(n), int(c))}\n")
+                replies.write(f"{self.run(side, int(n), int(c))}\n")
                 replies.flush()
         except BaseException:
             code = 1
         finally:
             os._exit(code)
+
+    def setup(self) -> None:
+        """In the worker, before it says ready."""
+        run_turbo("async", 64, 32), run_turbo("thread", 64, 32), run_parallel(64, 32)  # warm-up
+
+    def run(self, side: str, n: int, c: int) -> object:
+        """In the worker: one order; what it returns is the reply."""
+        return SIDES[side](n, c)
 
     def send(self, side: str, n: int, c: int) -> None:
         self._out.write(f"{side} {n} {c}\n")
